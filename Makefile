@@ -1,0 +1,57 @@
+# mu — see README.md. The two main commands: `make demo` and `make test`.
+GO       ?= go
+BUILD    := build
+# Packages whose tests need an RDMA device; their test binaries are built on
+# the host and run on Soft-RoCE (natively, or inside the throwaway VM).
+RDMA_PKGS := ./cgo/verbs ./rdma/verbs ./rdma/conformance
+SOFTROCE := scripts/softroce
+
+.PHONY: all build deps test test-host test-rdma rdma-tests rdma-run demo bench bench-verbs vet clean
+
+all: build
+
+deps:
+	scripts/deps.sh
+
+build: deps
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+
+# Everything: host tests (unit, simulator, in-process fabric), then the
+# verbs integration tests on real Soft-RoCE.
+test: deps
+	$(GO) vet ./...
+	$(MAKE) test-host
+	$(MAKE) test-rdma
+
+test-host:
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Build each RDMA package's test binary on the host, then run them all where
+# rxe exists (here, or in the VM) with MU_REQUIRE_RDMA=1, so a missing device
+# fails instead of skipping.
+rdma-tests:
+	@mkdir -p $(BUILD)/rdmatest
+	@set -e; for p in $(RDMA_PKGS); do \
+	  if [ -d $$p ]; then n=$$(echo $$p | tr / _ | sed 's/^\._//'); \
+	    $(GO) test -c -o $(BUILD)/rdmatest/$$n.test $$p; fi; done
+
+test-rdma: rdma-tests
+	$(SOFTROCE)/run -- scripts/run-rdma-tests.sh $(BUILD)/rdmatest
+
+# Run CMD on Soft-RoCE: natively when this kernel has rxe, else in the VM.
+rdma-run:
+	$(SOFTROCE)/run -- $(CMD)
+
+demo: deps
+	$(GO) build -o $(BUILD)/mu ./cmd/mu
+	scripts/demo.sh
+
+bench-verbs: deps
+	$(GO) build -o $(BUILD)/mu-bench ./bench/cmd/mu-bench
+	$(SOFTROCE)/run -- $(BUILD)/mu-bench verbs
+
+clean:
+	rm -rf $(BUILD)
