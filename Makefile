@@ -50,8 +50,8 @@ demo: deps
 	scripts/demo.sh
 
 bench-verbs: deps
-	$(GO) build -o $(BUILD)/mu-bench ./bench/cmd/mu-bench
-	$(SOFTROCE)/run -- $(BUILD)/mu-bench verbs
+	cd bench && $(GO) build -o ../$(BUILD)/mu-bench-verbs ./verbs
+	$(SOFTROCE)/run -- $(BUILD)/mu-bench-verbs
 
 clean:
 	rm -rf $(BUILD)
