@@ -1,0 +1,71 @@
+# Shared helpers for the Soft-RoCE scripts. Sourced, not executed.
+
+sr_prog=${sr_prog:-$(basename "$0")}
+
+sr_die() {
+  echo "$sr_prog: $*" >&2
+  exit 1
+}
+
+sr_note() {
+  echo "$sr_prog: $*" >&2
+}
+
+sr_is_root() { [ "$(id -u)" -eq 0 ]; }
+
+sr_pkg_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# sr_install PKG... installs the Debian packages that are missing. It needs
+# root (or sudo without a password) and runs `apt-get update` when the first
+# attempt fails, since a fresh machine often has no package lists yet.
+sr_install() {
+  local need=() p
+  for p in "$@"; do
+    sr_pkg_installed "$p" || need+=("$p")
+  done
+  [ ${#need[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 ||
+    sr_die "missing packages ${need[*]} and no apt-get to install them; install them by hand"
+  local sudo=()
+  if ! sr_is_root; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      sr_die "missing packages ${need[*]}; run as root (or with passwordless sudo) so they can be installed, or install them by hand"
+    fi
+  fi
+  sr_note "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update -qq >/dev/null ||
+      sr_die "apt-get update failed; cannot install ${need[*]}"
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+      sr_die "apt-get install ${need[*]} failed"
+  fi
+}
+
+# sr_rxe_devices prints the names of the rxe devices of this kernel, one a line.
+sr_rxe_devices() {
+  local d
+  for d in /sys/class/infiniband/*; do
+    [ -e "$d" ] || continue
+    # rxe devices have no PCI parent; their driver shows in the node_desc
+    # only sometimes, so ask the rdma tool when it exists, else trust the name.
+    if [ -r "$d/parent" ] || [[ $(basename "$d") == rxe* ]]; then
+      basename "$d"
+    fi
+  done
+}
+
+# sr_kernel_has_rxe: 0 when rdma_rxe is loaded, built in, or loadable.
+sr_kernel_has_rxe() {
+  [ -d /sys/module/rdma_rxe ] && return 0
+  local kver
+  kver=$(uname -r)
+  [ -f "/lib/modules/$kver/modules.builtin" ] &&
+    grep -q '/rdma_rxe\.ko' "/lib/modules/$kver/modules.builtin" && return 0
+  command -v modinfo >/dev/null 2>&1 && modinfo rdma_rxe >/dev/null 2>&1 && return 0
+  return 1
+}
