@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+func twoNodes(t *testing.T, cfg Config) (*World, *Node, *Node) {
+	t.Helper()
+	w := New(1, cfg)
+	a, b := w.AddNode(1, 4096), w.AddNode(2, 4096)
+	w.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessAll, rdma.AccessAll})
+	return w, a, b
+}
+
+func pollOne(t *testing.T, w *World, n *Node, limitNs int64) rdma.Completion {
+	t.Helper()
+	var c [1]rdma.Completion
+	if !w.RunUntil(func() bool { return n.Poll(c[:]) == 1 }, limitNs) {
+		t.Fatalf("no completion at node %d by %d ns", n.id, limitNs)
+	}
+	return c[0]
+}
+
+func TestWriteLatencyAndVisibility(t *testing.T) {
+	w, a, b := twoNodes(t, DefaultConfig())
+	copy(a.Bytes()[0:8], "abcdefgh")
+	c := a.Conn(2, rdma.PlaneReplication)
+	if _, err := c.Post([]rdma.WorkRequest{{ID: 7, Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: 64, Length: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	var landedAt int64 = -1
+	w.RunUntil(func() bool {
+		if landedAt < 0 && string(b.Bytes()[64:72]) == "abcdefgh" {
+			landedAt = w.Now()
+		}
+		return landedAt >= 0
+	}, 1e9)
+	cq := pollOne(t, w, a, 1e9)
+	if cq.ID != 7 || cq.Status != rdma.StatusSuccess || cq.Peer != 2 || cq.Plane != rdma.PlaneReplication {
+		t.Fatalf("completion %+v", cq)
+	}
+	if landedAt < 0 || landedAt >= w.Now() {
+		t.Fatalf("data landed at %d, completion at %d: must land first", landedAt, w.Now())
+	}
+	if rt := w.Now(); rt < 13_000 || rt > 100_000 {
+		t.Fatalf("write round trip %d ns, want about 15 µs", rt)
+	}
+}
+
+func TestMedianLatencies(t *testing.T) {
+	w, a, b := twoNodes(t, DefaultConfig())
+	_ = b
+	c := a.Conn(2, rdma.PlaneBackground)
+	median := func(op rdma.Op) int64 {
+		var lat []int64
+		for i := range 201 {
+			start := w.Now()
+			if _, err := c.Post([]rdma.WorkRequest{{ID: uint64(i), Op: op, Length: 64}}); err != nil {
+				t.Fatal(err)
+			}
+			pollOne(t, w, a, w.Now()+1e9)
+			lat = append(lat, w.Now()-start)
+		}
+		for i := range lat { // insertion sort: small
+			for j := i; j > 0 && lat[j] < lat[j-1]; j-- {
+				lat[j], lat[j-1] = lat[j-1], lat[j]
+			}
+		}
+		return lat[len(lat)/2]
+	}
+	if m := median(rdma.OpWrite); m < 13_000 || m > 17_000 {
+		t.Errorf("write median %d ns, want ~15 µs", m)
+	}
+	if m := median(rdma.OpRead); m < 19_000 || m > 25_000 {
+		t.Errorf("read median %d ns, want ~22 µs", m)
+	}
+}
+
+func TestRevokeErrorsBothEndsUntilReset(t *testing.T) {
+	w, a, b := twoNodes(t, DefaultConfig())
+	ab, ba := a.Conn(2, rdma.PlaneReplication), b.Conn(1, rdma.PlaneReplication)
+	if err := ba.SetRemoteAccess(rdma.AccessRemoteRead); err != nil {
+		t.Fatal(err)
+	}
+	if b.BusyUntilNs() != w.cfg.SetAccessNs {
+		t.Fatalf("SetRemoteAccess charged until %d, want %d", b.BusyUntilNs(), w.cfg.SetAccessNs)
+	}
+	ab.Post([]rdma.WorkRequest{{ID: 1, Op: rdma.OpWrite, Length: 8}, {ID: 2, Op: rdma.OpWrite, Length: 8}})
+	c := pollOne(t, w, a, 1e9)
+	if c.ID != 1 || c.Status != rdma.StatusRemoteInvalidRequest || !errors.Is(c.Status.Err(), rdma.ErrRemoteInvalidRequest) {
+		t.Fatalf("first completion %+v", c)
+	}
+	if c := pollOne(t, w, a, 1e9); c.ID != 2 || c.Status != rdma.StatusFlushed {
+		t.Fatalf("second completion %+v", c)
+	}
+	if ab.State() != rdma.ConnError || ba.State() != rdma.ConnError {
+		t.Fatalf("states %v %v, want error both", ab.State(), ba.State())
+	}
+	ab.Post([]rdma.WorkRequest{{ID: 3, Op: rdma.OpRead, Length: 8}})
+	if c := pollOne(t, w, a, w.Now()); c.ID != 3 || c.Status != rdma.StatusFlushed {
+		t.Fatalf("post on error: %+v", c)
+	}
+	ab.Reset(rdma.AccessAll)
+	ba.Reset(rdma.AccessAll)
+	ab.Post([]rdma.WorkRequest{{ID: 4, Op: rdma.OpWrite, Length: 8}})
+	if c := pollOne(t, w, a, w.Now()+1e9); c.ID != 4 || c.Status != rdma.StatusSuccess {
+		t.Fatalf("after reset: %+v", c)
+	}
+}
+
+func TestDeadPeerRetryExceededAfterTimeout(t *testing.T) {
+	cfg := DefaultConfig().WithTransportTimeout(2_000_000)
+	w, a, _ := twoNodes(t, cfg)
+	w.Crash(2, false)
+	start := w.Now()
+	a.Conn(2, rdma.PlaneBackground).Post([]rdma.WorkRequest{{ID: 9, Op: rdma.OpRead, Length: 8}})
+	c := pollOne(t, w, a, 1e9)
+	if c.Status != rdma.StatusRetryExceeded {
+		t.Fatalf("completion %+v", c)
+	}
+	if el := w.Now() - start; el < cfg.TransportTimeoutNs || el > cfg.TransportTimeoutNs+100_000 {
+		t.Fatalf("retry exceeded after %d ns, timeout %d", el, cfg.TransportTimeoutNs)
+	}
+}
+
+type countStepper struct {
+	w     *World
+	n     *Node
+	steps []int64
+	every int64
+}
+
+func (s *countStepper) Step(now int64) int64 {
+	s.steps = append(s.steps, now)
+	if s.every == 0 {
+		return NoWake
+	}
+	return now + s.every
+}
+
+func TestStepperWakesOnTimerWriteAndCompletion(t *testing.T) {
+	w, a, b := twoNodes(t, DefaultConfig())
+	sb := &countStepper{w: w, n: b}
+	w.SetStepper(2, sb)
+	sa := &countStepper{w: w, n: a, every: 1000}
+	w.SetStepper(1, sa)
+	w.Run(10_500)
+	if len(sa.steps) != 11 || len(sb.steps) != 1 {
+		t.Fatalf("steps a=%d b=%d, want 11 and 1", len(sa.steps), len(sb.steps))
+	}
+	a.Conn(2, rdma.PlaneReplication).Post([]rdma.WorkRequest{{ID: 1, Op: rdma.OpCompareSwap, Length: 8, Compare: 0, Swap: 42}})
+	w.Run(200_000)
+	if len(sb.steps) != 2 {
+		t.Fatalf("target stepped %d times, want one more for the landing", len(sb.steps))
+	}
+	if got := binary.LittleEndian.Uint64(b.Bytes()); got != 42 {
+		t.Fatalf("swap left %d", got)
+	}
+	w.Pause(2)
+	a.Conn(2, rdma.PlaneReplication).Post([]rdma.WorkRequest{{ID: 2, Op: rdma.OpWrite, RemoteOffset: 8, Length: 8}})
+	w.Run(400_000)
+	if len(sb.steps) != 2 {
+		t.Fatalf("paused node stepped")
+	}
+	var c [4]rdma.Completion
+	if n := a.Poll(c[:]); n != 2 || c[1].Status != rdma.StatusSuccess {
+		t.Fatalf("write to paused node: %d %+v", n, c[:n])
+	}
+}
