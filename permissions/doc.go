@@ -1,0 +1,31 @@
+// Package permissions decides who may write this node's log, and asks the
+// other nodes for that right when this node wants to lead (Mu's permission
+// switch, design §3 and §2).
+//
+// The leader permission is the remote-write flag of each node's
+// replication-plane connection to the leader: a node that grants r sets
+// AccessRemoteRead|AccessRemoteWrite on its connection to r and only
+// AccessRemoteRead on every other one, so a deposed leader's next write
+// fails at the writer with StatusRemoteInvalidRequest. The fast path is
+// Conn.SetRemoteAccess (~80 µs on rxe); when it fails, or the connection is
+// in ERROR, the fallback is Conn.Reset with the intended access (~540 µs).
+// Every switch is timed with the fabric clock and counted in Stats, and
+// optionally reported to Config.OnSwitch.
+//
+// Requests and acks travel on the background plane, which is never
+// revoked, as single 8-byte RDMA writes (atomic at the target) into each
+// node's permission area. See AreaBytes for the layout.
+//
+// The Manager is driven and does no I/O of its own: the owner calls
+// Step(now) and routes completions whose work-request ID carries Tag in its
+// top 8 bits to OnCompletion.
+//
+// CPU budget: Step must run often enough to notice a request written into
+// the local area: a request waits on average half the gap between Steps
+// before it is served, so Step should run every few microseconds (Step
+// asks for PollIntervalNs, 5 µs by default; the consensus loop calls it on
+// every iteration). A Step with nothing to do is n 8-byte loads and n
+// connection-state checks; serving a request costs one SetRemoteAccess per
+// peer (tens of µs each on rxe) and one posted write. Step allocates
+// nothing.
+package permissions

@@ -1,0 +1,508 @@
+package pullscore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+// Tag is the value of the top 8 bits of every work-request ID the detector
+// posts; the owner routes completions carrying it to OnCompletion.
+const Tag uint64 = 2
+
+// MaxNodeID bounds node IDs: the alive bitmap has one bit per ID.
+const MaxNodeID = 64
+
+// Health is what a node advertises about itself in its heartbeat word.
+type Health uint8
+
+const (
+	// Healthy: eligible to lead.
+	Healthy Health = iota
+	// Degraded: alive but not preferred as leader (fail-slow disk, CE
+	// storm); it leads only when no healthy node is alive.
+	Degraded
+	// Fenced: must not lead. A fenced node stops its heartbeat, so peers
+	// also score it down, and advertises Fenced so they skip it at once.
+	Fenced
+)
+
+func (h Health) String() string {
+	switch h {
+	case Healthy:
+		return "healthy"
+	case Degraded:
+		return "degraded"
+	case Fenced:
+		return "fenced"
+	}
+	return fmt.Sprintf("health(%d)", uint8(h))
+}
+
+const (
+	heartbeatWords = 2
+	counterBits    = 56
+	counterMask    = 1<<counterBits - 1
+
+	idKindShift = 56
+	idPeerShift = 40
+	idSeqMask   = 1<<idPeerShift - 1
+)
+
+// AreaBytes is the size of the own heartbeat area: counter/health word and
+// alive-bitmap word, 8-byte aligned.
+func AreaBytes() uint64 { return heartbeatWords * 8 }
+
+// ScratchBytes is the size of the local landing area for reads of nPeers
+// peers' heartbeats (one heartbeat area per peer).
+func ScratchBytes(nPeers int) uint64 { return uint64(nPeers) * AreaBytes() }
+
+// peer is the detector's state for one peer.
+type peer struct {
+	id    rdma.NodeID
+	score Score
+	// lastCounter is the counter seen by the last successful read.
+	lastCounter uint64
+	health      Health
+	// view is the peer's last read alive bitmap.
+	view uint64
+	// inflight: a read is outstanding; missed: it has already been
+	// counted as a miss at a sample, so its completion only updates the
+	// baseline.
+	inflight, missed bool
+	seq              uint64
+	scratchOffset    uint64
+	nextResetNs      int64
+}
+
+// Stats counts what the detector did, for status pages and tests.
+type Stats struct {
+	Samples      uint64 // sampling rounds
+	ReadsPosted  uint64
+	ReadsFailed  uint64 // completions with an error status, and posts refused
+	ReadsLate    uint64 // reads still outstanding at the next sample
+	Resets       uint64 // background connections reset after an error
+	LeaderChange uint64 // times Leader's answer changed
+}
+
+// Detector is one node's pull-score failure detector and leader choice. It
+// is not safe for concurrent use: one loop calls Step, OnCompletion and the
+// queries.
+type Detector struct {
+	f        rdma.Fabric
+	cfg      Config
+	self     rdma.NodeID
+	region   []byte
+	word     *uint64 // own counter/health word
+	hbOffset uint64
+	view     *uint64 // own alive bitmap
+
+	counter uint64
+	health  Health
+	peers   []peer
+	nodes   int // peers + self
+	// warmupSamples: Leader answers only after this many samples, so that
+	// every responsive peer has had the chance to become alive first.
+	warmupSamples uint64
+
+	nextSampleNs int64
+	started      bool
+
+	leader    rdma.NodeID
+	hasLeader bool
+
+	wr    [1]rdma.WorkRequest
+	stats Stats
+}
+
+// NewDetector returns a detector for self watching peers. hbOffset and
+// scratchOffset are offsets into the local region (the same on every node);
+// the areas must be 8-byte aligned, inside the region and disjoint. peers
+// must not contain self or duplicates, and every ID must be below
+// MaxNodeID. Peers start failed at score FailBelow; see Leader for why.
+func NewDetector(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, hbOffset, scratchOffset uint64, cfg Config) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, fmt.Errorf("pullscore: fabric is nil: %w", ErrInvalidConfig)
+	}
+	if f.Self() != self {
+		return nil, fmt.Errorf("pullscore: self = %d but the fabric is node %d: %w", self, f.Self(), ErrInvalidConfig)
+	}
+	if int(self) >= MaxNodeID {
+		return nil, fmt.Errorf("pullscore: self = %d: node IDs must be below %d: %w", self, MaxNodeID, ErrInvalidConfig)
+	}
+	seen := uint64(1) << self
+	for i, p := range peers {
+		switch {
+		case int(p) >= MaxNodeID:
+			return nil, fmt.Errorf("pullscore: peers[%d] = %d: node IDs must be below %d: %w", i, p, MaxNodeID, ErrInvalidConfig)
+		case p == self:
+			return nil, fmt.Errorf("pullscore: peers[%d] = %d: is self: %w", i, p, ErrInvalidConfig)
+		case seen&(1<<p) != 0:
+			return nil, fmt.Errorf("pullscore: peers[%d] = %d: duplicate: %w", i, p, ErrInvalidConfig)
+		}
+		seen |= 1 << p
+	}
+	region := f.Region().Bytes()
+	if err := checkArea("hbOffset", hbOffset, AreaBytes(), region); err != nil {
+		return nil, err
+	}
+	if err := checkArea("scratchOffset", scratchOffset, ScratchBytes(len(peers)), region); err != nil {
+		return nil, err
+	}
+	if hbOffset < scratchOffset+ScratchBytes(len(peers)) && scratchOffset < hbOffset+AreaBytes() {
+		return nil, fmt.Errorf("pullscore: hbOffset %d and scratchOffset %d: areas overlap: %w", hbOffset, scratchOffset, ErrInvalidConfig)
+	}
+	sorted := slices.Clone(peers)
+	slices.Sort(sorted)
+	d := &Detector{
+		f:             f,
+		cfg:           cfg,
+		self:          self,
+		region:        region,
+		word:          word(region, hbOffset),
+		hbOffset:      hbOffset,
+		view:          word(region, hbOffset+8),
+		nodes:         len(peers) + 1,
+		warmupSamples: uint64(cfg.HitsToRecover()),
+		peers:         make([]peer, len(sorted)),
+	}
+	for i, id := range sorted {
+		d.peers[i] = peer{
+			id:            id,
+			score:         NewScore(cfg, cfg.FailBelow, false),
+			scratchOffset: scratchOffset + uint64(i)*AreaBytes(),
+		}
+	}
+	d.publish()
+	return d, nil
+}
+
+func checkArea(field string, off, n uint64, region []byte) error {
+	if off%8 != 0 {
+		return fmt.Errorf("pullscore: %s = %d: must be 8-byte aligned: %w", field, off, ErrInvalidConfig)
+	}
+	if off > uint64(len(region)) || n > uint64(len(region))-off {
+		return fmt.Errorf("pullscore: %s = %d: %d bytes do not fit in the %d-byte region: %w", field, off, n, len(region), ErrInvalidConfig)
+	}
+	if n > 0 && uintptr(unsafe.Pointer(&region[off]))%8 != 0 {
+		return fmt.Errorf("pullscore: %s = %d: the region is not 8-byte aligned in memory: %w", field, off, ErrInvalidConfig)
+	}
+	return nil
+}
+
+// word returns the 8-byte word at off in region for atomic access. The
+// caller has checked alignment and bounds.
+func word(region []byte, off uint64) *uint64 {
+	return (*uint64)(unsafe.Pointer(&region[off]))
+}
+
+// BackgroundAccess is the access the detector restores when it resets a
+// background connection: peers read heartbeats and write permission
+// requests and acks through it, and it is never revoked.
+const BackgroundAccess = rdma.AccessRemoteRead | rdma.AccessRemoteWrite
+
+// Step does the work due at now: it moves the own counter (unless fenced),
+// and when a sample is due posts one read of each peer's heartbeat on the
+// background plane, counting a miss for each peer whose previous read has
+// not returned (no read is stacked on an outstanding one). A background
+// connection found in ERROR is reset, at most once per ResetIntervalNs.
+// Step returns the absolute time at which it next wants to run.
+func (d *Detector) Step(now int64) (nextWakeNs int64) {
+	if !d.started {
+		d.started = true
+		d.nextSampleNs = now
+	}
+	if d.health != Fenced {
+		d.counter++
+		atomic.StoreUint64(d.word, d.heartbeat())
+	}
+	if now >= d.nextSampleNs {
+		d.sample(now)
+		d.nextSampleNs += d.cfg.ReadIntervalNs
+		if d.nextSampleNs <= now {
+			// Step ran late by more than an interval: resume the cadence
+			// from now instead of bursting the missed samples.
+			d.nextSampleNs = now + d.cfg.ReadIntervalNs
+		}
+		d.update()
+	}
+	return min(d.nextSampleNs, now+d.cfg.BeatIntervalNs)
+}
+
+func (d *Detector) heartbeat() uint64 {
+	return uint64(d.health)<<counterBits | d.counter&counterMask
+}
+
+func (d *Detector) sample(now int64) {
+	d.stats.Samples++
+	for i := range d.peers {
+		p := &d.peers[i]
+		conn := d.f.Conn(p.id, rdma.PlaneBackground)
+		if p.inflight {
+			if !p.missed {
+				p.missed = true
+				d.stats.ReadsLate++
+			}
+			p.score.Observe(false)
+			if conn != nil && conn.State() == rdma.ConnError {
+				d.reset(p, conn, now)
+			}
+			continue
+		}
+		if conn == nil {
+			p.score.Observe(false)
+			continue
+		}
+		if conn.State() == rdma.ConnError {
+			p.score.Observe(false)
+			d.reset(p, conn, now)
+			continue
+		}
+		p.seq++
+		d.wr[0] = rdma.WorkRequest{
+			ID:           Tag<<idKindShift | uint64(i)<<idPeerShift | p.seq&idSeqMask,
+			Op:           rdma.OpRead,
+			LocalOffset:  p.scratchOffset,
+			RemoteOffset: d.hbOffset,
+			Length:       uint32(AreaBytes()),
+		}
+		if n, err := conn.Post(d.wr[:]); n != 1 || err != nil {
+			d.stats.ReadsFailed++
+			p.score.Observe(false)
+			if errors.Is(err, rdma.ErrConnError) {
+				d.reset(p, conn, now)
+			}
+			continue
+		}
+		d.stats.ReadsPosted++
+		p.inflight, p.missed = true, false
+	}
+}
+
+// reset cycles a background connection found in ERROR, rate-limited
+// because a Reset costs hundreds of microseconds on rxe. An outstanding
+// read is flushed by the reset; bumping seq makes its completion stale.
+func (d *Detector) reset(p *peer, conn rdma.Conn, now int64) {
+	if now < p.nextResetNs {
+		return
+	}
+	p.nextResetNs = now + d.cfg.ResetIntervalNs
+	d.stats.Resets++
+	_ = conn.Reset(BackgroundAccess) // on failure the next sample retries
+	p.inflight, p.missed = false, false
+	p.seq++
+}
+
+// OnCompletion takes a completion whose ID carries Tag; others are ignored,
+// as are completions of reads the detector no longer waits for.
+func (d *Detector) OnCompletion(c rdma.Completion) {
+	if c.ID>>idKindShift != Tag {
+		return
+	}
+	i := int(c.ID >> idPeerShift & 0xff)
+	if i >= len(d.peers) {
+		return
+	}
+	p := &d.peers[i]
+	if !p.inflight || c.ID&idSeqMask != p.seq&idSeqMask {
+		return
+	}
+	p.inflight = false
+	scored := !p.missed
+	if c.Status != rdma.StatusSuccess {
+		d.stats.ReadsFailed++
+		if scored {
+			p.score.Observe(false)
+			d.update()
+		}
+		return
+	}
+	w0 := atomic.LoadUint64(word(d.region, p.scratchOffset))
+	counter := w0 & counterMask
+	moved := counter != p.lastCounter
+	p.lastCounter = counter
+	p.health = Health(w0 >> counterBits)
+	p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
+	if scored {
+		p.score.Observe(moved)
+	}
+	d.update()
+}
+
+// update republishes the own alive bitmap and recomputes the leader.
+func (d *Detector) update() {
+	d.publish()
+	l, ok := d.computeLeader()
+	if l != d.leader || ok != d.hasLeader {
+		d.leader, d.hasLeader = l, ok
+		d.stats.LeaderChange++
+	}
+}
+
+func (d *Detector) publish() {
+	atomic.StoreUint64(d.view, d.ownView())
+}
+
+// ownView is the bitmap of the nodes this node sees alive and not fenced.
+func (d *Detector) ownView() uint64 {
+	var v uint64
+	if d.health != Fenced {
+		v |= 1 << d.self
+	}
+	for i := range d.peers {
+		p := &d.peers[i]
+		if p.score.Alive() && p.health != Fenced {
+			v |= 1 << p.id
+		}
+	}
+	return v
+}
+
+// computeLeader implements Leader. A candidate X is supported when at
+// least a majority of the cluster sees it alive, counting the views this
+// node can trust: its own, and the last read views of the peers it sees
+// alive; a candidate this node cannot see itself also votes for itself
+// (it is alive in its own view unless fenced), since its view cannot be
+// read. Using the majority instead of the local verdict alone is what
+// makes nodes agree under partial connectivity (A–B cut, both reach C:
+// everyone, A and B included, settles on the lowest of them), and a node
+// in a minority partition answers no leader instead of itself.
+func (d *Detector) computeLeader() (rdma.NodeID, bool) {
+	if d.stats.Samples < d.warmupSamples {
+		return 0, false
+	}
+	majority := d.nodes/2 + 1
+	own := d.ownView()
+	var healthyID, degradedID rdma.NodeID
+	healthyOK, degradedOK := false, false
+	consider := func(id rdma.NodeID, h Health, known bool) {
+		if h == Fenced || (h == Healthy && healthyOK) || (h == Degraded && degradedOK) {
+			return
+		}
+		bit := uint64(1) << id
+		votes := 0
+		if own&bit != 0 {
+			votes++
+		}
+		for i := range d.peers {
+			p := &d.peers[i]
+			if p.score.Alive() && p.view&bit != 0 {
+				votes++
+			}
+		}
+		if !known {
+			votes++
+		}
+		if votes < majority {
+			return
+		}
+		if h == Healthy {
+			healthyID, healthyOK = id, true
+		} else {
+			degradedID, degradedOK = id, true
+		}
+	}
+	selfDone := false
+	for i := range d.peers {
+		p := &d.peers[i]
+		if !selfDone && d.self < p.id {
+			consider(d.self, d.health, true)
+			selfDone = true
+		}
+		consider(p.id, p.health, p.score.Alive())
+	}
+	if !selfDone {
+		consider(d.self, d.health, true)
+	}
+	if healthyOK {
+		return healthyID, true
+	}
+	return degradedID, degradedOK
+}
+
+// Leader returns the node that should lead: the lowest-id node that a
+// majority sees alive and that is healthy, or, when no healthy node
+// qualifies, the lowest-id degraded one; fenced nodes never qualify. Self
+// counts as alive unless fenced.
+//
+// Boot: peers start failed (score FailBelow), and Leader answers false
+// until HitsToRecover samples have been taken (200 µs with the defaults).
+// Starting peers alive would name a dead peer leader at boot; starting them
+// failed without the warm-up would make every node name itself leader until
+// its peers recover. With the warm-up, every responsive peer is alive by
+// the first answer, so the first answer is the steady one.
+func (d *Detector) Leader() (rdma.NodeID, bool) { return d.leader, d.hasLeader }
+
+func (d *Detector) find(id rdma.NodeID) *peer {
+	for i := range d.peers {
+		if d.peers[i].id == id {
+			return &d.peers[i]
+		}
+	}
+	return nil
+}
+
+// Alive reports this node's own verdict on id: for a peer, its score's
+// verdict; for self, true unless fenced. Unknown IDs are not alive.
+func (d *Detector) Alive(id rdma.NodeID) bool {
+	if id == d.self {
+		return d.health != Fenced
+	}
+	if p := d.find(id); p != nil {
+		return p.score.Alive()
+	}
+	return false
+}
+
+// Score is id's current score, ScoreMax for self (0 when fenced), and -1
+// for an unknown ID.
+func (d *Detector) Score(id rdma.NodeID) int {
+	if id == d.self {
+		if d.health == Fenced {
+			return 0
+		}
+		return d.cfg.ScoreMax
+	}
+	if p := d.find(id); p != nil {
+		return p.score.Value()
+	}
+	return -1
+}
+
+// PeerHealth is the health id advertised in its last successfully read
+// heartbeat (Healthy before the first read), or the own health for self.
+func (d *Detector) PeerHealth(id rdma.NodeID) Health {
+	if id == d.self {
+		return d.health
+	}
+	if p := d.find(id); p != nil {
+		return p.health
+	}
+	return Healthy
+}
+
+// Health is the own advertised health.
+func (d *Detector) Health() Health { return d.health }
+
+// SetHealth sets the health this node advertises. Fenced stops the
+// counter, so peers also score this node down, and advertises Fenced in the
+// same word, so they skip it as leader with their next read; setting
+// another health again restarts the beat.
+func (d *Detector) SetHealth(h Health) {
+	d.health = h
+	atomic.StoreUint64(d.word, d.heartbeat())
+	d.update()
+}
+
+// Stats returns the counters.
+func (d *Detector) Stats() Stats { return d.stats }
+
+// Config returns the configuration in use.
+func (d *Detector) Config() Config { return d.cfg }

@@ -1,0 +1,34 @@
+// Package pullscore is mu's first failure-detection layer (design §4): every
+// node increments a heartbeat counter in its own registered region, and
+// every node RDMA-reads every peer's heartbeat on a fixed cadence. A peer's
+// score (0..ScoreMax) rises when its counter moved and falls when it did
+// not, when the read failed, or when the read had not returned by the next
+// sample; the score's hysteresis turns it into an alive/failed verdict.
+// Health (healthy, degraded, fenced) travels in the same heartbeat word, so
+// a peer learns it with the read that proves the node alive. From the
+// verdicts, Leader picks the lowest-id node that is alive and healthy.
+//
+// The detector is driven and does no I/O of its own: no goroutines, no wall
+// clock. The owner calls Step(now), which posts reads on the background
+// plane and stores into the local region, and routes completions whose
+// work-request ID carries Tag in its top 8 bits to OnCompletion.
+//
+// Region layout (the same offsets on every node; the owner of the region
+// layout chooses them): at hbOffset, AreaBytes() bytes of the own heartbeat;
+// at scratchOffset, ScratchBytes(len(peers)) bytes where reads of peers land.
+// The heartbeat is two 8-byte words, each stored atomically and read
+// whole by the NIC: word 0 = health<<56 | counter (56 bits); word 1 =
+// bitmap of the node IDs this node sees alive (bit id), which lets every
+// node agree on a leader under partial connectivity. All nodes of a cluster
+// share byte order, and node IDs are below MaxNodeID.
+//
+// CPU budget: Step must run at least every BeatIntervalNs (10 µs by
+// default; Step's return value says when) and should run within a few
+// microseconds of each sample time, because a late sample delays every
+// verdict by as much. One sample costs one posted read per peer (with the
+// defaults and 4 peers: 100 000 reads/s, each a single Post crossing) plus
+// a few loads and stores; Step allocates nothing. The consensus loop that
+// polls completions calls Step on every iteration, which keeps the counter
+// moving exactly as long as that loop is alive — the point of pull-score:
+// a stuck loop stops its own heartbeat.
+package pullscore
