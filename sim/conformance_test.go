@@ -31,7 +31,7 @@ func (c simCluster) WaitUntil(cond func() bool, limitNs int64) bool {
 func (c simCluster) RetryExceededAfterNs() int64 { return c.w.Config().TransportTimeoutNs }
 
 func TestConformance(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
+	Seeds(t, 3, func(t *testing.T, seed uint64) {
 		conformance.Run(t, simBackend{seed: seed})
-	}
+	})
 }
