@@ -237,7 +237,6 @@ func TestBootstrapThreeNodes(t *testing.T) {
 	}
 }
 
-
 // rawListener accepts one connection and hands it to script.
 func rawListener(t *testing.T, script func(c net.Conn)) string {
 	t.Helper()
