@@ -44,6 +44,10 @@ func (h Health) String() string {
 }
 
 const (
+	// warmupExtraSamples: after its own verdicts settle, a node needs one
+	// more sample (plus a read) to see its peers' settled views.
+	warmupExtraSamples = 2
+
 	heartbeatWords = 2
 	counterBits    = 56
 	counterMask    = 1<<counterBits - 1
@@ -115,8 +119,9 @@ type Detector struct {
 	leader    rdma.NodeID
 	hasLeader bool
 
-	wr    [1]rdma.WorkRequest
-	stats Stats
+	states []NodeState // ChooseLeader's input, reused
+	wr     [1]rdma.WorkRequest
+	stats  Stats
 }
 
 // NewDetector returns a detector for self watching peers. hbOffset and
@@ -170,8 +175,9 @@ func NewDetector(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, hbOffset,
 		hbOffset:      hbOffset,
 		view:          word(region, hbOffset+8),
 		nodes:         len(peers) + 1,
-		warmupSamples: uint64(cfg.HitsToRecover()),
+		warmupSamples: uint64(cfg.HitsToRecover() + warmupExtraSamples),
 		peers:         make([]peer, len(sorted)),
+		states:        make([]NodeState, 0, len(sorted)+1),
 	}
 	for i, id := range sorted {
 		d.peers[i] = peer{
@@ -365,66 +371,84 @@ func (d *Detector) ownView() uint64 {
 	return v
 }
 
-// computeLeader implements Leader. A candidate X is supported when at
-// least a majority of the cluster sees it alive, counting the views this
-// node can trust: its own, and the last read views of the peers it sees
-// alive; a candidate this node cannot see itself also votes for itself
-// (it is alive in its own view unless fenced), since its view cannot be
-// read. Using the majority instead of the local verdict alone is what
-// makes nodes agree under partial connectivity (A–B cut, both reach C:
-// everyone, A and B included, settles on the lowest of them), and a node
-// in a minority partition answers no leader instead of itself.
+// computeLeader implements Leader over the detector's state.
 func (d *Detector) computeLeader() (rdma.NodeID, bool) {
 	if d.stats.Samples < d.warmupSamples {
 		return 0, false
 	}
-	majority := d.nodes/2 + 1
 	own := d.ownView()
-	var healthyID, degradedID rdma.NodeID
-	healthyOK, degradedOK := false, false
-	consider := func(id rdma.NodeID, h Health, known bool) {
-		if h == Fenced || (h == Healthy && healthyOK) || (h == Degraded && degradedOK) {
-			return
-		}
-		bit := uint64(1) << id
-		votes := 0
-		if own&bit != 0 {
-			votes++
-		}
-		for i := range d.peers {
-			p := &d.peers[i]
-			if p.score.Alive() && p.view&bit != 0 {
-				votes++
-			}
-		}
-		if !known {
-			votes++
-		}
-		if votes < majority {
-			return
-		}
-		if h == Healthy {
-			healthyID, healthyOK = id, true
-		} else {
-			degradedID, degradedOK = id, true
-		}
-	}
+	st := d.states[:0]
+	// The own view is always current, so self is Seen even when fenced
+	// (Health keeps a fenced self from being chosen).
+	self := NodeState{ID: d.self, Health: d.health, Seen: true, View: own}
 	selfDone := false
 	for i := range d.peers {
 		p := &d.peers[i]
 		if !selfDone && d.self < p.id {
-			consider(d.self, d.health, true)
+			st = append(st, self)
 			selfDone = true
 		}
-		consider(p.id, p.health, p.score.Alive())
+		st = append(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view})
 	}
 	if !selfDone {
-		consider(d.self, d.health, true)
+		st = append(st, self)
 	}
-	if healthyOK {
-		return healthyID, true
+	return ChooseLeader(st)
+}
+
+// NodeState is what a node knows about one cluster member (itself
+// included) when it chooses a leader.
+type NodeState struct {
+	ID     rdma.NodeID
+	Health Health // last advertised
+	// Seen: alive in the local node's own verdict (always true for self,
+	// whose own view is current).
+	Seen bool
+	// View is the member's alive bitmap (bit id set when it sees id alive
+	// and not fenced); used only when Seen, for a view not seen fresh
+	// cannot be trusted.
+	View uint64
+}
+
+// ChooseLeader picks the leader from the states of every member (sorted by
+// ID, self included). A member X is supported when at least a majority of
+// the members vote for it: each Seen member whose View contains X votes,
+// and X votes for itself when it is not Seen (its view cannot be read, but
+// a live node always sees itself). The leader is the lowest supported
+// Healthy member, else the lowest supported Degraded one; Fenced members
+// never lead.
+//
+// Counting others' views instead of the local verdict alone is what makes
+// nodes agree under partial connectivity: with A–B cut and both reaching
+// C, B does not see A but C's view does, so B also names A, and nobody
+// ping-pongs. A node in a minority partition gets no majority for anyone
+// and answers false instead of naming itself.
+func ChooseLeader(states []NodeState) (rdma.NodeID, bool) {
+	majority := len(states)/2 + 1
+	degraded, degradedOK := rdma.NodeID(0), false
+	for _, x := range states {
+		if x.Health == Fenced || x.Health == Degraded && degradedOK {
+			continue
+		}
+		bit := uint64(1) << x.ID
+		votes := 0
+		if !x.Seen {
+			votes++
+		}
+		for _, v := range states {
+			if v.Seen && v.View&bit != 0 {
+				votes++
+			}
+		}
+		if votes < majority {
+			continue
+		}
+		if x.Health == Healthy {
+			return x.ID, true
+		}
+		degraded, degradedOK = x.ID, true
 	}
-	return degradedID, degradedOK
+	return degraded, degradedOK
 }
 
 // Leader returns the node that should lead: the lowest-id node that a
@@ -433,7 +457,9 @@ func (d *Detector) computeLeader() (rdma.NodeID, bool) {
 // counts as alive unless fenced.
 //
 // Boot: peers start failed (score FailBelow), and Leader answers false
-// until HitsToRecover samples have been taken (200 µs with the defaults).
+// until HitsToRecover+2 samples have been taken (280 µs with the
+// defaults): enough for every responsive peer to become alive here and for
+// this node to read the peers' settled views.
 // Starting peers alive would name a dead peer leader at boot; starting them
 // failed without the warm-up would make every node name itself leader until
 // its peers recover. With the warm-up, every responsive peer is alive by
