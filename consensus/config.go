@@ -1,0 +1,159 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+// Index is a log position. The first entry is 1; 0 means none.
+type Index uint64
+
+// Config tunes a Replica. Start from DefaultConfig and set Members.
+type Config struct {
+	// Members are all replicas of the cluster, including this one. Between
+	// 3 and 15; ids unique.
+	Members []rdma.NodeID
+	// LogSlots is the ring capacity. A follower that falls more than
+	// LogSlots behind the leader is restored from a snapshot.
+	LogSlots int
+	// MaxPayloadBytes bounds one slot's payload: a batch of proposals, each
+	// framed by a 4-byte length.
+	MaxPayloadBytes int
+	// MaxInflightSlots bounds slots written but not yet committed.
+	MaxInflightSlots int
+	// ReadWindowSlots is how many slots a new leader reads from each peer
+	// per recovery round.
+	ReadWindowSlots int
+	// MaxBulkWriteBytes bounds one catch-up write.
+	MaxBulkWriteBytes int
+	// SubmitQueue is the number of proposals that may wait for the driver.
+	SubmitQueue int
+	// SnapshotMaxBytes is the largest state-machine snapshot the region can
+	// carry to a follower that fell off the log. 0 disables snapshots.
+	SnapshotMaxBytes int
+
+	// CommitPropagationNs: an idle leader writes the commit word to each
+	// follower this long after its commit index last advanced without a
+	// slot write carrying it. Bounds how stale a follower's commit is.
+	CommitPropagationNs int64
+	// ElectionTimeoutNs: a step of leader change (permission, prepare,
+	// recovery) that has not reached a majority by then is restarted.
+	ElectionTimeoutNs int64
+	// HeaderPollNs: how often a leader reads followers' headers to learn
+	// their applied position (log reclamation, catch-up).
+	HeaderPollNs int64
+	// CorruptConfirmNs: a committed slot that fails its checksum is re-read
+	// after this delay before the replica fences itself, so an in-flight
+	// rewrite by a new leader is not taken for corruption.
+	CorruptConfirmNs int64
+	// MaxIdleNs caps the time between Steps the replica asks for.
+	MaxIdleNs int64
+	// LeaderStableNs: a replica must be the detector's choice for this long
+	// before it starts a leader change; damps ping-pong when scores flap.
+	LeaderStableNs int64
+
+	// Rejoining marks a replica restarted without its log. It neither
+	// leads nor counts in a recovery quorum until a leader has caught it up.
+	Rejoining bool
+
+	// OnLeaderChange, OnCommit and OnCorruption are called from Step on the
+	// driving goroutine; they must not block and must not call Step.
+	OnLeaderChange func(LeaderChange)
+	OnCommit       func(Index)
+	OnCorruption   func(CorruptionReport)
+}
+
+// LeaderChange reports this replica gaining or losing leadership.
+type LeaderChange struct {
+	Leader     bool   // true when this replica became leader
+	Proposal   uint64 // proposal number of the new term (when Leader)
+	FirstIndex Index  // first index this leader will propose (when Leader)
+	AtNs       int64
+}
+
+// CorruptionReport describes a committed slot whose checksum failed.
+type CorruptionReport struct {
+	Index Index
+	AtNs  int64
+}
+
+// DefaultConfig returns settings for a small cluster on Soft-RoCE-class
+// latency. Members must still be set.
+func DefaultConfig() Config {
+	return Config{
+		LogSlots:            1024,
+		MaxPayloadBytes:     4096,
+		MaxInflightSlots:    64,
+		ReadWindowSlots:     32,
+		MaxBulkWriteBytes:   256 << 10,
+		SubmitQueue:         1024,
+		SnapshotMaxBytes:    1 << 20,
+		CommitPropagationNs: 5_000,
+		ElectionTimeoutNs:   2_000_000,
+		HeaderPollNs:        50_000,
+		CorruptConfirmNs:    20_000,
+		MaxIdleNs:           100_000,
+		LeaderStableNs:      0,
+	}
+}
+
+// ErrInvalidConfig is wrapped by every Validate error.
+var ErrInvalidConfig = errors.New("consensus: invalid config")
+
+func cfgErr(field, rule string, args ...any) error {
+	return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, fmt.Sprintf(rule, args...))
+}
+
+// Validate checks floors and cross-field rules and names the field at fault.
+func (c *Config) Validate() error {
+	n := len(c.Members)
+	if n < 3 || n > 15 {
+		return cfgErr("Members", "must list 3..15 replicas, got %d", n)
+	}
+	for i, a := range c.Members {
+		for _, b := range c.Members[i+1:] {
+			if a == b {
+				return cfgErr("Members", "lists node %d twice", a)
+			}
+		}
+	}
+	switch {
+	case c.LogSlots < 16:
+		return cfgErr("LogSlots", "must be >= 16, got %d", c.LogSlots)
+	case c.MaxPayloadBytes < 16 || c.MaxPayloadBytes > 1<<24:
+		return cfgErr("MaxPayloadBytes", "must be in 16..16MiB, got %d", c.MaxPayloadBytes)
+	case c.MaxInflightSlots < 1 || c.MaxInflightSlots > c.LogSlots/2:
+		return cfgErr("MaxInflightSlots", "must be in 1..LogSlots/2 (%d), got %d", c.LogSlots/2, c.MaxInflightSlots)
+	case c.ReadWindowSlots < 1 || c.ReadWindowSlots > c.LogSlots/2:
+		return cfgErr("ReadWindowSlots", "must be in 1..LogSlots/2 (%d), got %d", c.LogSlots/2, c.ReadWindowSlots)
+	case c.MaxBulkWriteBytes < c.MaxPayloadBytes+64:
+		return cfgErr("MaxBulkWriteBytes", "must hold one slot (>= %d), got %d", c.MaxPayloadBytes+64, c.MaxBulkWriteBytes)
+	case c.SubmitQueue < 1:
+		return cfgErr("SubmitQueue", "must be >= 1, got %d", c.SubmitQueue)
+	case c.SnapshotMaxBytes < 0:
+		return cfgErr("SnapshotMaxBytes", "must be >= 0, got %d", c.SnapshotMaxBytes)
+	case c.CommitPropagationNs < 1:
+		return cfgErr("CommitPropagationNs", "must be > 0, got %d", c.CommitPropagationNs)
+	case c.ElectionTimeoutNs < 1_000:
+		return cfgErr("ElectionTimeoutNs", "must be >= 1000 ns, got %d", c.ElectionTimeoutNs)
+	case c.HeaderPollNs < 1:
+		return cfgErr("HeaderPollNs", "must be > 0, got %d", c.HeaderPollNs)
+	case c.CorruptConfirmNs < 0:
+		return cfgErr("CorruptConfirmNs", "must be >= 0, got %d", c.CorruptConfirmNs)
+	case c.MaxIdleNs < 1:
+		return cfgErr("MaxIdleNs", "must be > 0, got %d", c.MaxIdleNs)
+	case c.CommitPropagationNs > c.MaxIdleNs*1000:
+		return cfgErr("CommitPropagationNs", "must be <= 1000*MaxIdleNs, got %d", c.CommitPropagationNs)
+	case c.LeaderStableNs < 0:
+		return cfgErr("LeaderStableNs", "must be >= 0, got %d", c.LeaderStableNs)
+	}
+	return nil
+}
+
+// MaxProposalBytes is the largest payload Propose accepts under c.
+func (c *Config) MaxProposalBytes() int { return c.MaxPayloadBytes - batchFrameBytes }
+
+// RegionBytes is the region size a fabric must register for c.
+func (c *Config) RegionBytes() uint64 { l := NewLayout(*c); return l.TotalBytes }

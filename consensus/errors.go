@@ -1,0 +1,42 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+var (
+	// ErrNotLeader: this replica is not the leader; the proposal was not
+	// written anywhere. A *NotLeaderError carries who is.
+	ErrNotLeader = errors.New("consensus: not the leader")
+	// ErrLeadershipLost: leadership was lost after the proposal was written;
+	// it may or may not commit.
+	ErrLeadershipLost = errors.New("consensus: leadership lost, outcome unknown")
+	// ErrFenced: the replica fenced itself (checksum failure or operator)
+	// and refuses proposals.
+	ErrFenced = errors.New("consensus: replica fenced")
+	// ErrTooLarge: the proposal exceeds Config.MaxProposalBytes.
+	ErrTooLarge = errors.New("consensus: proposal too large")
+	// ErrQueueFull: SubmitQueue proposals are already waiting.
+	ErrQueueFull = errors.New("consensus: submission queue full")
+	// ErrStopped: the replica was closed.
+	ErrStopped = errors.New("consensus: replica stopped")
+)
+
+// NotLeaderError is returned when a proposal reaches a replica that does not
+// lead. Leader is the detector's current choice, valid when Known.
+type NotLeaderError struct {
+	Leader rdma.NodeID
+	Known  bool
+}
+
+func (e *NotLeaderError) Error() string {
+	if !e.Known {
+		return "consensus: not the leader (leader unknown)"
+	}
+	return fmt.Sprintf("consensus: not the leader (leader is node %d)", e.Leader)
+}
+
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

@@ -1,0 +1,668 @@
+package consensus
+
+import (
+	"hash/crc32"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+// Offsets of staging words inside a peer's staging line: the local source
+// of small writes, one per purpose so a write in flight is never changed.
+const (
+	stageMinProposal = 0
+	stageCommit      = 8
+	stageCaughtUp    = 16
+)
+
+// peerSnapshotPosting: snapshot writes are in flight.
+const peerSnapshotPosting peerState = 10
+
+// degradeHold is how long a replica that failed to lead with a majority
+// stays degraded, so peers elect someone else instead of waiting on it.
+func (r *Replica) degradeHold() int64 { return 4 * r.cfg.ElectionTimeoutNs }
+
+// retryNs spaces retries to a failed peer so an errored connection is not
+// hammered in a tight loop while the permission manager repairs it.
+func (r *Replica) retryNs() int64 { return r.cfg.HeaderPollNs }
+
+func (r *Replica) alivePeers() int {
+	n := 0
+	for i := range r.peers {
+		if r.det.Alive(r.peers[i].id) {
+			n++
+		}
+	}
+	return n
+}
+
+// stepRole runs the role's work and the transitions between roles.
+func (r *Replica) stepRole(now int64) (wake int64) {
+	if r.fenced {
+		return 0
+	}
+	if r.rejoining && le.Uint64(r.region[hdrCaughtUp:]) != 0 {
+		r.rejoining = false
+		le.PutUint64(r.region[hdrFlags:], 0)
+	}
+	// A replica that cannot see a majority, lost its log, or recently
+	// failed to lead advertises itself degraded so peers prefer another.
+	seesQuorum := r.alivePeers()+1 >= r.q
+	h := HealthHealthy
+	if r.rejoining || r.behind || !seesQuorum || now < r.degradeUntil {
+		h = HealthDegraded
+	}
+	if h != r.health {
+		r.setHealth(h)
+	}
+	ldr, ok := r.det.Leader()
+	want := ok && ldr == r.self && !r.rejoining && !r.behind && seesQuorum
+	switch r.role {
+	case roleFollower:
+		if !want {
+			r.wantSince = 0
+			return 0
+		}
+		if r.wantSince == 0 {
+			r.wantSince = now
+		}
+		if now-r.wantSince < r.cfg.LeaderStableNs {
+			return r.wantSince + r.cfg.LeaderStableNs
+		}
+		r.startElection(now, true)
+		return r.electionStep(now)
+	case roleCandidate:
+		if !want {
+			r.stepDown()
+			return 0
+		}
+		return r.electionStep(now)
+	default:
+		if !want {
+			r.stepDown()
+			return 0
+		}
+		return r.leaderStep(now)
+	}
+}
+
+func (r *Replica) resetPeers() {
+	for i := range r.peers {
+		p := &r.peers[i]
+		p.gen++
+		p.state = peerIdle
+		p.since = r.now
+		p.commitInflight, p.headerInflight = false, false
+		p.hdrOK, p.prepOK, p.windowOK, p.failed = false, false, false, false
+		p.windowParts = 0
+	}
+	r.snapBusy = false
+}
+
+func (r *Replica) startElection(now int64, fresh bool) {
+	r.role = roleCandidate
+	r.stats.Elections++
+	r.resetPeers()
+	r.el.phase = phPermission
+	r.el.epoch = r.perms.Request(now)
+	r.lastRequestAt = now
+	r.el.phaseAt = now
+	if fresh {
+		r.el.startAt = now
+	}
+}
+
+// giveUp ends a leadership attempt that cannot reach a majority.
+func (r *Replica) giveUp(now int64) {
+	r.degradeUntil = now + r.degradeHold()
+	r.stepDown()
+	r.setHealth(HealthDegraded)
+}
+
+// electionStep drives a leader change: permission from a majority, read
+// min_proposal, write a higher unique proposal, read the undecided slots
+// from a majority and adopt the highest accepted value of each.
+func (r *Replica) electionStep(now int64) (wake int64) {
+	if now-r.el.startAt > 3*r.cfg.ElectionTimeoutNs {
+		r.giveUp(now)
+		return 0
+	}
+	if now-r.el.phaseAt > r.cfg.ElectionTimeoutNs {
+		r.startElection(now, false)
+	}
+	wake = r.el.phaseAt + r.cfg.ElectionTimeoutNs + 1
+	switch r.el.phase {
+	case phPermission:
+		granted := 0
+		for i := range r.peers {
+			if r.perms.GrantedBy(r.el.epoch, r.peers[i].id) {
+				granted++
+			}
+		}
+		if granted+1 < r.q {
+			return wake
+		}
+		for i := range r.peers {
+			p := &r.peers[i]
+			if r.perms.GrantedBy(r.el.epoch, p.id) {
+				r.postHeaderRead(p)
+			}
+		}
+		r.el.phase, r.el.phaseAt = phReadMin, now
+	case phReadMin:
+		ok := 0
+		maxSeen := le.Uint64(r.region[hdrMinProposal:])
+		for i := range r.peers {
+			p := &r.peers[i]
+			if p.hdrOK && !p.rejoining {
+				ok++
+				maxSeen = max(maxSeen, p.minProposal)
+			}
+		}
+		if ok+1 < r.q {
+			return wake
+		}
+		prop := r.nextProposal(maxSeen)
+		r.el.proposal = prop
+		le.PutUint64(r.region[hdrMinProposal:], prop)
+		for i := range r.peers {
+			p := &r.peers[i]
+			if !p.hdrOK || p.rejoining {
+				continue
+			}
+			st := r.lay.stage(p.member)
+			le.PutUint64(r.region[st+stageMinProposal:], prop)
+			r.post(p, rdma.WorkRequest{ID: makeWRID(wrMinProposal, p.member, p.gen, 0), Op: rdma.OpWrite,
+				LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
+		}
+		r.el.phase, r.el.phaseAt = phWriteMin, now
+	case phWriteMin:
+		ok := 0
+		for i := range r.peers {
+			if r.peers[i].prepOK {
+				ok++
+			}
+		}
+		if ok+1 < r.q {
+			return wake
+		}
+		r.el.start = max(r.commit, r.applied) + 1
+		r.el.cursor = r.el.start
+		for i := range r.peers {
+			p := &r.peers[i]
+			r.el.members[p.member] = p.prepOK
+			if p.prepOK {
+				r.postWindow(p, r.el.cursor)
+			}
+		}
+		r.el.phase, r.el.phaseAt = phRecover, now
+	case phRecover:
+		ok := 0
+		for i := range r.peers {
+			p := &r.peers[i]
+			if r.el.members[p.member] && p.windowOK {
+				ok++
+			}
+		}
+		if ok+1 < r.q {
+			return wake
+		}
+		full, end, abort := r.adoptWindow()
+		if abort {
+			r.startElection(now, false)
+			return wake
+		}
+		if r.behind {
+			r.stepDown()
+			return 0
+		}
+		if !full {
+			r.enterLeading(now, end)
+			return r.leaderStep(now)
+		}
+		r.el.cursor = end
+		for i := range r.peers {
+			p := &r.peers[i]
+			r.el.members[p.member] = r.el.members[p.member] && p.windowOK
+			if r.el.members[p.member] {
+				r.postWindow(p, r.el.cursor)
+			}
+		}
+		r.el.phaseAt = now
+	}
+	return wake
+}
+
+// nextProposal is the smallest proposal above seen that belongs to this
+// replica: proposals are member index + 1 + k*n, unique per replica.
+func (r *Replica) nextProposal(seen uint64) uint64 {
+	n := uint64(r.n)
+	p := seen/n*n + uint64(r.selfIdx) + 1
+	for p <= seen {
+		p += n
+	}
+	return p
+}
+
+func (r *Replica) postHeaderRead(p *peer) {
+	p.headerInflight = true
+	p.hdrOK = false
+	r.post(p, rdma.WorkRequest{ID: makeWRID(wrHeaderRead, p.member, p.gen, 0), Op: rdma.OpRead,
+		LocalOffset: r.lay.readHeader(p.member), RemoteOffset: 0, Length: headerBytes})
+}
+
+// postWindow reads ReadWindowSlots slots starting at index cursor from p,
+// in two reads when the window wraps around the ring.
+func (r *Replica) postWindow(p *peer, cursor uint64) {
+	w := uint64(r.cfg.ReadWindowSlots)
+	c := r.lay.LogSlots
+	stride := r.lay.SlotStrideBytes
+	pos := cursor % c
+	first := min(w, c-pos)
+	local := r.lay.readWindow(p.member)
+	r.wr[0] = rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 0), Op: rdma.OpRead,
+		LocalOffset: local, RemoteOffset: r.lay.SlotOffset(cursor), Length: uint32(first * stride)}
+	n := 1
+	if first < w {
+		r.wr[1] = rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 1), Op: rdma.OpRead,
+			LocalOffset: local + first*stride, RemoteOffset: r.lay.LogOffset, Length: uint32((w - first) * stride)}
+		n = 2
+	}
+	p.windowOK = false
+	p.windowParts = n
+	if _, err := p.conn.Post(r.wr[:n]); err != nil {
+		r.stats.OpErrors++
+		r.peerFailed(p)
+	}
+}
+
+// adoptWindow decides, for each index of the window just read, the value
+// with the highest accepted proposal among this replica and the peers that
+// answered, and writes it into the local log under the new proposal. It
+// stops at the first index no one holds (end). abort means the round must
+// be redone (a peer's slot failed its checksum).
+func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
+	w := uint64(r.cfg.ReadWindowSlots)
+	stride := r.lay.SlotStrideBytes
+	maxP := r.cfg.MaxPayloadBytes
+	for k := uint64(0); k < w; k++ {
+		i := r.el.cursor + k
+		var best []byte
+		var bestProp uint64
+		have, fromOwn := false, false
+		own, st := decodeSlot(r.slotBuf(i), i, maxP)
+		if st == slotOK {
+			best, bestProp, have, fromOwn = own.payload, own.proposal, true, true
+		}
+		for j := range r.peers {
+			p := &r.peers[j]
+			if !r.el.members[p.member] || !p.windowOK {
+				continue
+			}
+			off := r.lay.readWindow(p.member) + k*stride
+			v, pst := decodeSlot(r.region[off:off+stride], i, maxP)
+			switch pst {
+			case slotOK:
+				if !have || v.proposal > bestProp {
+					best, bestProp, have, fromOwn = v.payload, v.proposal, true, false
+				}
+			case slotReplaced:
+				// A majority member reused this position: the index was
+				// decided and reclaimed while this replica lagged by more
+				// than the log. It must be restored before it can lead.
+				r.behind = true
+				return false, i, false
+			case slotCorrupt:
+				r.stats.CorruptSlots++
+				return false, i, true
+			}
+		}
+		if !have {
+			return false, i, false
+		}
+		buf := r.slotBuf(i)
+		if fromOwn {
+			sealSlot(buf, i, r.el.proposal, r.commit, len(best))
+		} else {
+			encodeSlot(buf, i, r.el.proposal, r.commit, best)
+		}
+	}
+	return true, r.el.cursor + w, false
+}
+
+func (r *Replica) enterLeading(now int64, end uint64) {
+	r.role = roleLeader
+	r.proposal = r.el.proposal
+	r.next = end
+	r.commitAt = now
+	r.noQuorumSince = 0
+	r.stats.LeaderTerms++
+	for i := range r.peers {
+		p := &r.peers[i]
+		if r.el.members[p.member] && p.windowOK {
+			r.startCatchup(p, min(p.applied+1, r.el.start))
+		} else {
+			p.gen++
+			p.state = peerIdle
+			p.since = now
+		}
+	}
+	r.isLeader.Store(true)
+	if r.cfg.OnLeaderChange != nil {
+		r.cfg.OnLeaderChange(LeaderChange{Leader: true, Proposal: r.proposal, FirstIndex: Index(end), AtNs: now})
+	}
+}
+
+func (r *Replica) stepDown() {
+	was := r.role == roleLeader
+	r.role = roleFollower
+	r.isLeader.Store(false)
+	r.wantSince = 0
+	r.resetPeers()
+	for r.wLen > 0 {
+		w := r.waiters[r.wHead]
+		r.wHead = (r.wHead + 1) % len(r.waiters)
+		r.wLen--
+		r.deliver(w.cell, w.index, ErrLeadershipLost)
+	}
+	r.scanPos = r.applied + 1
+	if was && r.cfg.OnLeaderChange != nil {
+		r.cfg.OnLeaderChange(LeaderChange{Leader: false, AtNs: r.now})
+	}
+}
+
+// onLeaderHeader reacts to a follower's header read while leading.
+func (r *Replica) onLeaderHeader(p *peer) {
+	switch p.state {
+	case peerHeaderWait:
+		r.startCatchup(p, p.applied+1)
+	case peerSnapshotSent:
+		if p.applied >= p.snapIndex {
+			r.startCatchup(p, p.applied+1)
+		}
+	}
+}
+
+// startCatchup writes the follower's missing range [from, next) in bulk,
+// then marks it replicating: every later slot follows on the same
+// connection, so it never has a gap.
+func (r *Replica) startCatchup(p *peer, from uint64) {
+	to := r.next - 1
+	if from > to+1 {
+		from = to + 1
+	}
+	if from <= to {
+		if _, st := decodeSlot(r.slotBuf(from), from, r.cfg.MaxPayloadBytes); st != slotOK || to-from >= r.lay.LogSlots {
+			p.state = peerNeedSnapshot
+			p.since = r.now
+			return
+		}
+		if !r.postRange(p, from, to) {
+			return
+		}
+		r.stats.CatchUps++
+	}
+	st := r.lay.stage(p.member)
+	le.PutUint64(r.region[st+stageCaughtUp:], max(to, 1))
+	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrCaughtUp, p.member, p.gen, 0), Op: rdma.OpWrite,
+		LocalOffset: st + stageCaughtUp, RemoteOffset: hdrCaughtUp, Length: 8}) {
+		return
+	}
+	p.state = peerReplicating
+	p.since = r.now
+	p.sent = to
+	p.acked = from - 1
+	p.hintSent = 0
+	p.headerAt = r.now
+}
+
+// postRange posts bulk writes of own slots [from, to] to p, split at the
+// ring's end and at MaxBulkWriteBytes, in ascending order.
+func (r *Replica) postRange(p *peer, from, to uint64) bool {
+	c := r.lay.LogSlots
+	stride := r.lay.SlotStrideBytes
+	maxSlots := max(1, uint64(r.cfg.MaxBulkWriteBytes)/stride)
+	for i := from; i <= to; {
+		pos := i % c
+		n := min(to-i+1, c-pos, maxSlots)
+		last := i + n - 1
+		if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, last), Op: rdma.OpWrite,
+			LocalOffset: r.lay.SlotOffset(i), RemoteOffset: r.lay.SlotOffset(i), Length: uint32(n * stride)}) {
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+func (r *Replica) granted(p *peer) bool { return r.perms.GrantedBy(r.el.epoch, p.id) }
+
+// leaderStep is the leader's work: keep followers caught up, write new
+// slots, commit on a majority, tell idle followers the commit index, and
+// read followers' headers for log reclamation.
+func (r *Replica) leaderStep(now int64) (wake int64) {
+	live := 1
+	needGrant := false
+	for i := range r.peers {
+		p := &r.peers[i]
+		switch p.state {
+		case peerIdle:
+			if now-p.since < r.retryNs() {
+				wake = minWake(wake, p.since+r.retryNs())
+				continue
+			}
+			if !r.granted(p) {
+				needGrant = needGrant || r.det.Alive(p.id)
+				continue
+			}
+			if p.conn.State() != rdma.ConnReady {
+				p.since = now
+				continue
+			}
+			p.state = peerHeaderWait
+			p.since = now
+			r.postHeaderRead(p)
+		case peerHeaderWait:
+			if now-p.since > r.cfg.ElectionTimeoutNs {
+				r.peerFailed(p)
+			}
+		case peerReplicating:
+			live++
+			if !p.headerInflight && now-p.headerAt >= r.cfg.HeaderPollNs {
+				r.postHeaderRead(p)
+			}
+		case peerNeedSnapshot:
+			r.startSnapshot(p)
+		case peerSnapshotSent:
+			if now-p.since > r.cfg.ElectionTimeoutNs {
+				p.state = peerNeedSnapshot
+			} else if !p.headerInflight && now-p.headerAt >= r.cfg.HeaderPollNs {
+				r.postHeaderRead(p)
+			}
+		}
+	}
+	if needGrant && now-r.lastRequestAt > r.cfg.ElectionTimeoutNs {
+		// A peer came back (or restarted) and has not granted this term:
+		// ask again; peers already granting us keep doing so.
+		r.el.epoch = r.perms.Request(now)
+		r.lastRequestAt = now
+	}
+	if live < r.q {
+		if r.noQuorumSince == 0 {
+			r.noQuorumSince = now
+		} else if now-r.noQuorumSince > r.cfg.ElectionTimeoutNs {
+			r.giveUp(now)
+			return 0
+		}
+		wake = minWake(wake, r.noQuorumSince+r.cfg.ElectionTimeoutNs+1)
+	} else {
+		r.noQuorumSince = 0
+	}
+	r.proposeQueued()
+	r.advanceCommit()
+	r.applyCommitted()
+	for i := range r.peers {
+		p := &r.peers[i]
+		if p.state != peerReplicating || r.commit <= p.hintSent || p.commitInflight {
+			continue
+		}
+		if due := r.commitAt + r.cfg.CommitPropagationNs; now < due {
+			wake = minWake(wake, due)
+			continue
+		}
+		st := r.lay.stage(p.member)
+		le.PutUint64(r.region[st+stageCommit:], r.commit)
+		if r.post(p, rdma.WorkRequest{ID: makeWRID(wrCommitWord, p.member, p.gen, 0), Op: rdma.OpWrite,
+			LocalOffset: st + stageCommit, RemoteOffset: hdrCommit, Length: 8}) {
+			p.hintSent = r.commit
+			p.commitInflight = true
+			r.stats.CommitWords++
+		}
+	}
+	return wake
+}
+
+func minWake(a, b int64) int64 {
+	if a == 0 || b < a {
+		return b
+	}
+	return a
+}
+
+// reclaimable reports whether index may be written: the ring position's
+// previous occupant (index - LogSlots) must be applied here and on every
+// live follower. Followers the detector thinks dead, or whose header has
+// not been read recently, do not hold the log back; they get a snapshot.
+func (r *Replica) reclaimable(index uint64) bool {
+	if index <= r.lay.LogSlots {
+		return true
+	}
+	old := index - r.lay.LogSlots
+	if r.applied < old {
+		return false
+	}
+	for i := range r.peers {
+		p := &r.peers[i]
+		if p.applied >= old || !r.det.Alive(p.id) || r.now-p.headerAt > 10*r.cfg.HeaderPollNs {
+			continue
+		}
+		if p.state == peerReplicating && !p.headerInflight {
+			r.postHeaderRead(p) // learn its progress sooner
+		}
+		return false
+	}
+	return true
+}
+
+// proposeQueued drains queued proposals into new slots (a batch per slot)
+// and writes each slot to every replicating follower: the fast path.
+func (r *Replica) proposeQueued() {
+	ring := r.ring
+	maxP := r.cfg.MaxPayloadBytes
+	for r.next-1-r.commit < uint64(r.cfg.MaxInflightSlots) {
+		ring.mu.Lock()
+		if ring.qLen == 0 {
+			ring.mu.Unlock()
+			return
+		}
+		if !r.reclaimable(r.next) {
+			ring.mu.Unlock()
+			r.stats.ReclaimStalls++
+			return
+		}
+		i := r.next
+		buf := r.slotBuf(i)
+		pay := buf[slotHeaderBytes : slotHeaderBytes+maxP]
+		n := 0
+		for {
+			id, ok := ring.peek()
+			if !ok {
+				break
+			}
+			c := &ring.cells[id]
+			if n+batchFrameBytes+c.n > maxP {
+				break
+			}
+			le.PutUint32(pay[n:], uint32(c.n))
+			copy(pay[n+batchFrameBytes:], c.buf[:c.n])
+			n += batchFrameBytes + c.n
+			ring.pop()
+			r.waiters[(r.wHead+r.wLen)%len(r.waiters)] = waiter{index: i, cell: id}
+			r.wLen++
+		}
+		ring.mu.Unlock()
+		total := sealSlot(buf, i, r.proposal, r.commit, n)
+		r.next++
+		off := r.lay.SlotOffset(i)
+		for j := range r.peers {
+			p := &r.peers[j]
+			if p.state != peerReplicating {
+				continue
+			}
+			if r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, i), Op: rdma.OpWrite,
+				LocalOffset: off, RemoteOffset: off, Length: uint32(total)}) {
+				p.sent = i
+				p.hintSent = max(p.hintSent, r.commit)
+			}
+		}
+	}
+}
+
+// advanceCommit sets the commit index to the highest index that a
+// majority (counting this leader) has completed.
+func (r *Replica) advanceCommit() {
+	r.acks[0] = r.next - 1
+	k := 1
+	for i := range r.peers {
+		p := &r.peers[i]
+		if p.state == peerReplicating {
+			r.acks[k] = p.acked
+		} else {
+			r.acks[k] = 0
+		}
+		k++
+	}
+	if c := quorumIndex(r.acks[:k], r.q, r.scratch); c > r.commit {
+		r.commit = c
+		r.commitAt = r.now
+	}
+}
+
+// startSnapshot pushes a state-machine snapshot to a follower that fell off
+// the log: bytes first, then the header whose canary makes it visible.
+func (r *Replica) startSnapshot(p *peer) {
+	if r.snapBusy || r.cfg.SnapshotMaxBytes == 0 || p.conn.State() != rdma.ConnReady ||
+		r.now-p.since < r.retryNs() {
+		return
+	}
+	data, err := r.sm.Snapshot()
+	if err != nil || uint64(len(data)) > r.lay.SnapshotMaxBytes {
+		p.since = r.now
+		return
+	}
+	idx := r.applied
+	area := r.lay.SnapshotOffset
+	h := r.region[area : area+snapHeaderBytes]
+	copy(r.region[area+snapHeaderBytes:], data)
+	le.PutUint64(h[snapIndexOff:], idx)
+	le.PutUint64(h[snapLenOff:], uint64(len(data)))
+	le.PutUint32(h[snapCRCOff:], crc32.Checksum(data, castagnoli))
+	le.PutUint32(h[snapCanaryOff:], canaryFor(idx)^snapshotCanaryMix)
+	chunk := uint64(r.cfg.MaxBulkWriteBytes)
+	for off := uint64(0); off < uint64(len(data)); off += chunk {
+		n := min(chunk, uint64(len(data))-off)
+		o := area + snapHeaderBytes + off
+		if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSnapData, p.member, p.gen, 0), Op: rdma.OpWrite,
+			LocalOffset: o, RemoteOffset: o, Length: uint32(n)}) {
+			return
+		}
+	}
+	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSnapHeader, p.member, p.gen, 0), Op: rdma.OpWrite,
+		LocalOffset: area, RemoteOffset: area, Length: snapHeaderBytes}) {
+		return
+	}
+	r.snapBusy = true
+	p.snapIndex = idx
+	p.state = peerSnapshotPosting
+	p.since = r.now
+	r.stats.SnapshotsSent++
+}

@@ -1,0 +1,644 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"sync/atomic"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+var le = binary.LittleEndian
+
+type role uint8
+
+const (
+	roleFollower role = iota
+	roleCandidate
+	roleLeader
+)
+
+func (r role) String() string {
+	switch r {
+	case roleFollower:
+		return "follower"
+	case roleCandidate:
+		return "candidate"
+	case roleLeader:
+		return "leader"
+	}
+	return "role(?)"
+}
+
+// peerState is the leader's view of one follower's replication.
+type peerState uint8
+
+const (
+	peerIdle         peerState = iota // not replicating; catch up when granted
+	peerHeaderWait                    // header read posted before catch-up
+	peerReplicating                   // every new slot is written to it
+	peerNeedSnapshot                  // fell off the log; waiting to push a snapshot
+	peerSnapshotSent                  // snapshot posted; waiting for it to restore
+)
+
+type peer struct {
+	id     rdma.NodeID
+	member int // index in Config.Members: staging and scratch position
+	conn   rdma.Conn
+	gen    uint8 // bumps whenever outstanding work must be ignored
+
+	state    peerState
+	acked    uint64 // highest index whose write completed (this gen)
+	sent     uint64 // highest index posted (this gen)
+	hintSent uint64 // highest commit index the peer was told
+	since    int64  // when state was entered
+
+	commitInflight bool
+	headerInflight bool
+	headerAt       int64 // last successful header read
+	applied        uint64
+	minProposal    uint64
+	rejoining      bool
+	snapIndex      uint64
+
+	// election round flags
+	hdrOK, prepOK, windowOK, failed bool
+	windowParts                     int
+}
+
+// election is the progress of a leader change.
+type election struct {
+	phase    uint8
+	epoch    uint64
+	phaseAt  int64
+	startAt  int64
+	proposal uint64
+	start    uint64 // S: first index recovered
+	cursor   uint64 // first index of the window being read
+	members  []bool // peers used for this recovery round (by member)
+}
+
+const (
+	phPermission uint8 = iota
+	phReadMin
+	phWriteMin
+	phRecover
+)
+
+// waiter ties a drained proposal to the index it was written at.
+type waiter struct {
+	index uint64
+	cell  int32
+}
+
+// Stats are counters for monitoring; read them with Replica.Stats.
+type Stats struct {
+	Applied           uint64 // entries (slots) applied
+	Commands          uint64 // commands applied
+	Commit            uint64
+	LeaderTerms       uint64 // times this replica became leader
+	Elections         uint64 // leader changes started
+	CorruptSlots      uint64 // committed slots that failed their checksum
+	OpErrors          uint64 // failed completions
+	CatchUps          uint64 // bulk catch-ups started
+	SnapshotsSent     uint64
+	SnapshotsRestored uint64
+	ReclaimStalls     uint64 // Steps where the ring was full
+	CommitWords       uint64 // idle-leader commit words written
+}
+
+// Replica is one member of a Mu cluster. Step must be called from one
+// goroutine at a time; Propose, Submit and the accessors are safe from any.
+type Replica struct {
+	cfg     Config
+	lay     Layout
+	f       rdma.Fabric
+	region  []byte
+	sm      StateMachine
+	det     Detector
+	perms   Permissions
+	self    rdma.NodeID
+	selfIdx int
+	n       int
+	q       int
+	peers   []peer
+	byMem   []int // member index -> peers index, -1 for self
+
+	comps   []rdma.Completion
+	wr      []rdma.WorkRequest
+	acks    []uint64
+	scratch []uint64
+
+	now        int64
+	role       role
+	fenced     bool
+	rejoining  bool
+	behind     bool // fell off the log; waiting for a snapshot
+	applied    uint64
+	commit     uint64
+	scanPos    uint64
+	suspectIdx uint64
+	suspectAt  int64
+
+	// leadership
+	wantSince     int64
+	el            election
+	proposal      uint64
+	next          uint64
+	commitAt      int64
+	noQuorumSince int64
+	degradeUntil  int64
+	health        Health
+	snapBusy      bool
+	lastRequestAt int64
+
+	ring     *submitRing
+	onResult ResultFunc
+	waiters  []waiter
+	wHead    int
+	wLen     int
+	isLeader atomic.Bool
+	stats    Stats
+	commitA  atomic.Uint64
+	appliedA atomic.Uint64
+	leaderA  atomic.Uint32 // detector's leader + 1, 0 unknown
+}
+
+// New builds a replica over fabric f. The region must be at least
+// cfg.RegionBytes(); the replica initialises its header and log. det and
+// perms must use the areas NewLayout(cfg) places for them.
+func New(f rdma.Fabric, sm StateMachine, det Detector, perms Permissions, cfg Config) (*Replica, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if f == nil || sm == nil || det == nil || perms == nil {
+		return nil, fmt.Errorf("%w: fabric, state machine, detector and permissions are required", ErrInvalidConfig)
+	}
+	lay := NewLayout(cfg)
+	region := f.Region().Bytes()
+	if uint64(len(region)) < lay.TotalBytes {
+		return nil, fmt.Errorf("%w: region is %d bytes, layout needs %d (Config.RegionBytes)", ErrInvalidConfig, len(region), lay.TotalBytes)
+	}
+	r := &Replica{
+		cfg: cfg, lay: lay, f: f, region: region, sm: sm, det: det, perms: perms,
+		self: f.Self(), n: len(cfg.Members), selfIdx: -1,
+	}
+	r.q = quorum(r.n)
+	r.byMem = make([]int, r.n)
+	for i, id := range cfg.Members {
+		if id == r.self {
+			r.selfIdx = i
+			r.byMem[i] = -1
+			continue
+		}
+		r.byMem[i] = len(r.peers)
+		r.peers = append(r.peers, peer{id: id, member: i, conn: f.Conn(id, rdma.PlaneReplication)})
+	}
+	if r.selfIdx < 0 {
+		return nil, cfgErr("Members", "does not list this node (%d)", r.self)
+	}
+	for i := range r.peers {
+		if r.peers[i].conn == nil {
+			return nil, fmt.Errorf("%w: no replication connection to node %d", ErrInvalidConfig, r.peers[i].id)
+		}
+	}
+	r.comps = make([]rdma.Completion, 64)
+	r.wr = make([]rdma.WorkRequest, 4)
+	r.acks = make([]uint64, r.n)
+	r.scratch = make([]uint64, r.n)
+	r.el.members = make([]bool, r.n)
+	r.ring = newSubmitRing(cfg.SubmitQueue, cfg.MaxProposalBytes())
+	r.waiters = make([]waiter, cfg.SubmitQueue)
+	r.next = 1
+	r.scanPos = 1
+
+	// Header and log start clean: a restarted replica has lost its log and
+	// says so (flagRejoining) until a leader catches it up.
+	clear(region[:headerBytes])
+	clear(region[lay.SnapshotOffset : lay.SnapshotOffset+snapHeaderBytes])
+	clear(region[lay.LogOffset : lay.LogOffset+lay.LogSlots*lay.SlotStrideBytes])
+	le.PutUint64(region[hdrFUO:], 1)
+	r.rejoining = cfg.Rejoining
+	if r.rejoining {
+		le.PutUint64(region[hdrFlags:], flagRejoining)
+		r.setHealth(HealthDegraded)
+	}
+	return r, nil
+}
+
+// Layout returns the region layout in use.
+func (r *Replica) Layout() Layout { return r.lay }
+
+// Self is this replica's node id.
+func (r *Replica) Self() rdma.NodeID { return r.self }
+
+// IsLeader reports whether this replica currently leads (safe from any goroutine).
+func (r *Replica) IsLeader() bool { return r.isLeader.Load() }
+
+// CommitIndex is the highest index this replica knows committed.
+func (r *Replica) CommitIndex() Index { return Index(r.commitA.Load()) }
+
+// AppliedIndex is the highest index applied to the state machine.
+func (r *Replica) AppliedIndex() Index { return Index(r.appliedA.Load()) }
+
+// Fenced reports whether the replica fenced itself.
+func (r *Replica) Fenced() bool { return r.fenced }
+
+// Stats returns a copy of the counters. Call it from the driving goroutine
+// (or when the replica is not being stepped).
+func (r *Replica) Stats() Stats {
+	s := r.stats
+	s.Commit = r.commit
+	return s
+}
+
+// Leader returns the detector's current leader choice.
+func (r *Replica) Leader() (rdma.NodeID, bool) {
+	v := r.leaderA.Load()
+	if v == 0 {
+		return 0, false
+	}
+	return rdma.NodeID(v - 1), true
+}
+
+// Fence stops the replica from leading, applying and accepting proposals,
+// and advertises it in the heartbeat so peers elect someone else.
+func (r *Replica) Fence() {
+	if r.fenced {
+		return
+	}
+	r.fenced = true
+	r.setHealth(HealthFenced)
+	if r.role != roleFollower {
+		r.stepDown()
+	}
+}
+
+func (r *Replica) setHealth(h Health) {
+	if r.health == h && h != HealthHealthy {
+		return
+	}
+	r.health = h
+	r.det.SetHealth(h)
+}
+
+// Propose replicates data and blocks until it is committed and applied on
+// this replica (the leader), or ctx ends. It copies data; nothing is
+// allocated per call on success. A replica that is not the leader returns a
+// *NotLeaderError (errors.Is(err, ErrNotLeader)).
+func (r *Replica) Propose(ctx context.Context, data []byte) (Index, error) {
+	if err := r.checkProposal(data); err != nil {
+		return 0, err
+	}
+	id, err := r.ring.claim(data, 0, true)
+	if err != nil {
+		return 0, err
+	}
+	c := &r.ring.cells[id]
+	select {
+	case res := <-c.done:
+		r.ring.mu.Lock()
+		r.ring.release(id)
+		r.ring.mu.Unlock()
+		return res.index, res.err
+	case <-ctx.Done():
+		r.ring.mu.Lock()
+		select {
+		case <-c.done: // delivered meanwhile: the cell is ours to free
+			r.ring.release(id)
+		default:
+			c.wait = false // the deliverer frees it
+		}
+		r.ring.mu.Unlock()
+		return 0, ctx.Err()
+	}
+}
+
+// Submit queues data without blocking; the outcome is reported through
+// Config.OnResult-style callback onResult given at construction via
+// SetResultHandler, keyed by token. It copies data.
+func (r *Replica) Submit(data []byte, token uint64) error {
+	if err := r.checkProposal(data); err != nil {
+		return err
+	}
+	_, err := r.ring.claim(data, token, false)
+	return err
+}
+
+// ResultFunc receives the outcome of a Submit: the index on commit, or an
+// error (ErrNotLeader, ErrLeadershipLost, ErrFenced).
+type ResultFunc func(token uint64, index Index, err error)
+
+// SetResultHandler sets where Submit outcomes go. Call before stepping.
+func (r *Replica) SetResultHandler(fn ResultFunc) { r.onResult = fn }
+
+func (r *Replica) checkProposal(data []byte) error {
+	if max := r.cfg.MaxProposalBytes(); len(data) > max {
+		return fmt.Errorf("%w: %d bytes, MaxProposalBytes is %d", ErrTooLarge, len(data), max)
+	}
+	if r.fenced {
+		return ErrFenced
+	}
+	if !r.isLeader.Load() {
+		l, ok := r.Leader()
+		return &NotLeaderError{Leader: l, Known: ok}
+	}
+	return nil
+}
+
+// deliver reports a result for a drained cell and frees it as its protocol
+// requires (see submission).
+func (r *Replica) deliver(id int32, index uint64, err error) {
+	ring := r.ring
+	ring.mu.Lock()
+	c := &ring.cells[id]
+	if c.wait {
+		c.done <- proposalResult{index: Index(index), err: err}
+		ring.mu.Unlock()
+		return
+	}
+	token := c.token
+	ring.release(id)
+	ring.mu.Unlock()
+	if r.onResult != nil {
+		r.onResult(token, Index(index), err)
+	}
+}
+
+// Step advances the replica to time now (fabric clock, ns): it dispatches
+// completions, steps the detector and permission manager, learns the
+// commit index, applies, and does the work of its role. It returns the
+// absolute time it next wants to run; call it sooner when a completion or
+// a peer's write may have arrived.
+func (r *Replica) Step(now int64) (nextWakeNs int64) {
+	r.now = now
+	wake := now + r.cfg.MaxIdleNs
+	for {
+		n := r.f.Poll(r.comps)
+		for i := 0; i < n; i++ {
+			r.dispatch(r.comps[i])
+		}
+		if n < len(r.comps) {
+			break
+		}
+	}
+	wake = min(wake, r.det.Step(now))
+	wake = min(wake, r.perms.Step(now))
+	if l, ok := r.det.Leader(); ok {
+		r.leaderA.Store(uint32(l) + 1)
+	} else {
+		r.leaderA.Store(0)
+	}
+	if !r.fenced {
+		r.checkSnapshot()
+		if r.role != roleLeader {
+			r.learnCommit()
+		}
+		if w := r.applyCommitted(); w != 0 {
+			wake = min(wake, w)
+		}
+	}
+	if w := r.stepRole(now); w != 0 {
+		wake = min(wake, w)
+	}
+	if r.role != roleLeader {
+		r.rejectQueued()
+	}
+	r.commitA.Store(r.commit)
+	r.appliedA.Store(r.applied)
+	if wake <= now {
+		wake = now + 1
+	}
+	return wake
+}
+
+func (r *Replica) dispatch(c rdma.Completion) {
+	switch OwnerOf(c.ID) {
+	case OwnerPullscore:
+		r.det.OnCompletion(c)
+		return
+	case OwnerPermissions:
+		r.perms.OnCompletion(c)
+		return
+	case OwnerConsensus:
+	default:
+		return
+	}
+	kind, m, gen, seq := splitWRID(c.ID)
+	if m >= r.n || r.byMem[m] < 0 {
+		return
+	}
+	p := &r.peers[r.byMem[m]]
+	if gen != p.gen {
+		return // from an abandoned round or an errored connection
+	}
+	if c.Status != rdma.StatusSuccess {
+		r.stats.OpErrors++
+		r.peerFailed(p)
+		return
+	}
+	switch kind {
+	case wrSlot:
+		if seq > p.acked {
+			p.acked = seq
+		}
+	case wrCommitWord:
+		p.commitInflight = false
+	case wrHeaderRead:
+		p.headerInflight = false
+		h := r.region[r.lay.readHeader(m):]
+		p.minProposal = le.Uint64(h[hdrMinProposal:])
+		if fuo := le.Uint64(h[hdrFUO:]); fuo > 0 {
+			p.applied = fuo - 1
+		}
+		p.rejoining = le.Uint64(h[hdrFlags:])&flagRejoining != 0
+		p.headerAt = r.now
+		p.hdrOK = true
+		if r.role == roleLeader {
+			r.onLeaderHeader(p)
+		}
+	case wrMinProposal:
+		p.prepOK = true
+	case wrWindowRead:
+		p.windowParts--
+		if p.windowParts == 0 {
+			p.windowOK = true
+		}
+	case wrSnapHeader:
+		r.snapBusy = false
+		p.state = peerSnapshotSent
+		p.since = r.now
+	}
+}
+
+// peerFailed abandons everything outstanding to p: its connection is in
+// error (or the peer revoked us), so it must be caught up again.
+func (r *Replica) peerFailed(p *peer) {
+	p.gen++
+	p.failed = true
+	p.commitInflight = false
+	p.headerInflight = false
+	if p.state == peerSnapshotSent || p.state == peerNeedSnapshot {
+		r.snapBusy = false
+	}
+	p.state = peerIdle
+	p.since = r.now
+}
+
+// post posts one work request on p's replication connection. On failure
+// the peer is treated as failed.
+func (r *Replica) post(p *peer, w rdma.WorkRequest) bool {
+	r.wr[0] = w
+	if _, err := p.conn.Post(r.wr[:1]); err != nil {
+		r.stats.OpErrors++
+		r.peerFailed(p)
+		return false
+	}
+	return true
+}
+
+func (r *Replica) slotBuf(index uint64) []byte {
+	off := r.lay.SlotOffset(index)
+	return r.region[off : off+r.lay.SlotStrideBytes]
+}
+
+// ---------------------------------------------------------------- apply
+
+// learnCommit raises the commit index from the header commit word and from
+// the hints in complete slots past the applied position.
+func (r *Replica) learnCommit() {
+	if c := le.Uint64(r.region[hdrCommit:]); c > r.commit {
+		r.commit = c
+	}
+	if r.scanPos <= r.applied {
+		r.scanPos = r.applied + 1
+	}
+	for k := 0; k < r.cfg.MaxInflightSlots+1; k++ {
+		v, st := decodeSlot(r.slotBuf(r.scanPos), r.scanPos, r.cfg.MaxPayloadBytes)
+		if st != slotOK {
+			break
+		}
+		if v.hint > r.commit {
+			r.commit = v.hint
+		}
+		r.scanPos++
+	}
+}
+
+// applyCommitted applies every committed slot in order. A committed slot
+// that is missing or fails its checksum is re-examined after
+// CorruptConfirmNs and then fences the replica.
+func (r *Replica) applyCommitted() (wake int64) {
+	for r.applied < r.commit {
+		i := r.applied + 1
+		v, st := decodeSlot(r.slotBuf(i), i, r.cfg.MaxPayloadBytes)
+		switch st {
+		case slotOK:
+			r.suspectIdx = 0
+			r.applySlot(i, v.payload)
+		case slotReplaced:
+			// The leader reused this position: we fell off the log and
+			// wait for a snapshot.
+			r.behind = true
+			return 0
+		default:
+			if r.suspectIdx != i {
+				r.suspectIdx, r.suspectAt = i, r.now
+				return r.now + r.cfg.CorruptConfirmNs
+			}
+			if r.now-r.suspectAt < r.cfg.CorruptConfirmNs {
+				return r.suspectAt + r.cfg.CorruptConfirmNs
+			}
+			r.stats.CorruptSlots++
+			if r.cfg.OnCorruption != nil {
+				r.cfg.OnCorruption(CorruptionReport{Index: Index(i), AtNs: r.now})
+			}
+			r.Fence()
+			return 0
+		}
+	}
+	return 0
+}
+
+func (r *Replica) applySlot(i uint64, payload []byte) {
+	p := payload
+	for len(p) >= batchFrameBytes {
+		n := int(le.Uint32(p))
+		p = p[batchFrameBytes:]
+		if n > len(p) {
+			panic(fmt.Sprintf("consensus: slot %d framing overruns payload after checksum passed", i))
+		}
+		r.sm.Apply(Index(i), p[:n])
+		r.stats.Commands++
+		p = p[n:]
+	}
+	r.applied = i
+	r.behind = false
+	r.stats.Applied++
+	le.PutUint64(r.region[hdrFUO:], i+1)
+	if r.cfg.OnCommit != nil {
+		r.cfg.OnCommit(Index(i))
+	}
+	for r.wLen > 0 && r.waiters[r.wHead].index <= i {
+		w := r.waiters[r.wHead]
+		r.wHead = (r.wHead + 1) % len(r.waiters)
+		r.wLen--
+		r.deliver(w.cell, w.index, nil)
+	}
+}
+
+// checkSnapshot restores a snapshot a leader pushed into the region.
+func (r *Replica) checkSnapshot() {
+	if r.cfg.SnapshotMaxBytes == 0 {
+		return
+	}
+	h := r.region[r.lay.SnapshotOffset:]
+	idx := le.Uint64(h[snapIndexOff:])
+	if idx <= r.applied || le.Uint32(h[snapCanaryOff:]) != canaryFor(idx)^snapshotCanaryMix {
+		return
+	}
+	n := le.Uint64(h[snapLenOff:])
+	if n > r.lay.SnapshotMaxBytes {
+		return
+	}
+	data := h[snapHeaderBytes : snapHeaderBytes+n]
+	if crc32.Checksum(data, castagnoli) != le.Uint32(h[snapCRCOff:]) {
+		return // still arriving, or torn: the leader retries
+	}
+	if err := r.sm.Restore(Index(idx), data); err != nil {
+		return
+	}
+	le.PutUint32(h[snapCanaryOff:], 0)
+	r.stats.SnapshotsRestored++
+	r.applied = idx
+	r.behind = false
+	if r.commit < idx {
+		r.commit = idx
+	}
+	r.scanPos = idx + 1
+	le.PutUint64(r.region[hdrFUO:], idx+1)
+}
+
+// rejectQueued fails proposals that reached a replica that does not lead.
+func (r *Replica) rejectQueued() {
+	ring := r.ring
+	for {
+		ring.mu.Lock()
+		id, ok := ring.peek()
+		if ok {
+			ring.pop()
+		}
+		ring.mu.Unlock()
+		if !ok {
+			return
+		}
+		var err error = ErrFenced
+		if !r.fenced {
+			l, known := r.Leader()
+			err = &NotLeaderError{Leader: l, Known: known}
+		}
+		r.deliver(id, 0, err)
+	}
+}

@@ -1,0 +1,100 @@
+package consensus
+
+import "github.com/rdmaconsensus/mu/rdma"
+
+// Health is what a replica advertises about itself in its heartbeat word.
+type Health uint8
+
+const (
+	HealthHealthy  Health = iota
+	HealthDegraded        // alive but not preferred as leader
+	HealthFenced          // refuses to lead or apply; peers treat it as failed
+)
+
+func (h Health) String() string {
+	switch h {
+	case HealthHealthy:
+		return "healthy"
+	case HealthDegraded:
+		return "degraded"
+	case HealthFenced:
+		return "fenced"
+	}
+	return "health(?)"
+}
+
+// Detector is the failure detector a Replica consults: package pullscore's
+// Detector behind a small adapter. Step and OnCompletion are called by the
+// Replica's Step; completions whose owner tag is 2 are routed to it.
+type Detector interface {
+	Step(now int64) (nextWakeNs int64)
+	OnCompletion(c rdma.Completion)
+	// Leader is the node this replica believes should lead.
+	Leader() (rdma.NodeID, bool)
+	Alive(id rdma.NodeID) bool
+	SetHealth(h Health)
+}
+
+// Permissions is the write-permission manager: package permissions'
+// Manager behind a small adapter. Completions whose owner tag is 3 are
+// routed to it.
+type Permissions interface {
+	// Request asks every peer to let this node (and only it) write its
+	// log, and returns the epoch of the request.
+	Request(now int64) (epoch uint64)
+	// GrantedBy reports whether peer acknowledged the request of epoch.
+	GrantedBy(epoch uint64, peer rdma.NodeID) bool
+	Step(now int64) (nextWakeNs int64)
+	OnCompletion(c rdma.Completion)
+}
+
+// StateMachine is the replicated application. Every replica calls Apply for
+// the same commands in the same order, exactly once each.
+type StateMachine interface {
+	// Apply executes one committed command. Several commands may share an
+	// index (a batch); they are applied in proposal order. cmd aliases the
+	// log and is only valid during the call.
+	Apply(index Index, cmd []byte)
+	// Snapshot returns the state after the last Apply, for a follower that
+	// fell off the log. It may allocate; it is rare.
+	Snapshot() ([]byte, error)
+	// Restore replaces the state with a snapshot that covers every command
+	// up to and including index.
+	Restore(index Index, snapshot []byte) error
+}
+
+// Work request id layout: owner tag in the top 8 bits (design rule: 1 =
+// consensus, 2 = pullscore, 3 = permissions), then kind, member, generation
+// and a 40-bit sequence (a log index or a part number).
+const (
+	OwnerConsensus   = 1
+	OwnerPullscore   = 2
+	OwnerPermissions = 3
+)
+
+// OwnerOf returns the owner tag of a work request id.
+func OwnerOf(id uint64) uint8 { return uint8(id >> 56) }
+
+type wrKind uint8
+
+const (
+	wrSlot        wrKind = iota + 1 // fast-path or catch-up write; seq = last index covered
+	wrCommitWord                    // idle leader's commit word
+	wrMinProposal                   // prepare: write min_proposal
+	wrHeaderRead                    // read a peer's header line
+	wrWindowRead                    // recovery read of a slot window; seq = part
+	wrCaughtUp                      // catch-up target word
+	wrSnapData                      // snapshot bytes
+	wrSnapHeader                    // snapshot header, written last
+)
+
+const seqMask = 1<<40 - 1
+
+func makeWRID(kind wrKind, member int, gen uint8, seq uint64) uint64 {
+	return uint64(OwnerConsensus)<<56 | uint64(kind&0xf)<<52 | uint64(member&0xf)<<48 |
+		uint64(gen)<<40 | seq&seqMask
+}
+
+func splitWRID(id uint64) (kind wrKind, member int, gen uint8, seq uint64) {
+	return wrKind(id >> 52 & 0xf), int(id >> 48 & 0xf), uint8(id >> 40), id & seqMask
+}
