@@ -578,9 +578,6 @@ func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) (
 	}
 	unlock := b.lockPeer(peer)
 	defer unlock()
-	// Serialized with any other handshake for peer: a fresh attempt replaces
-	// whatever was connected before.
-	b.clearConnected(peer)
 
 	ctx, stop := context.WithTimeout(ctx, b.timeout)
 	defer stop()
@@ -593,6 +590,8 @@ func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) (
 	ctx, unbound := b.bound(ctx, conn)
 	defer unbound()
 
+	// Prepare replaces whatever was connected to peer before.
+	b.clearConnected(peer)
 	local, err := b.prepare(peer)
 	if err != nil {
 		return nil, err
@@ -719,7 +718,8 @@ func isPermanent(err error) bool {
 // ConnectAll bootstraps with every peer in addrs (id -> bootstrap address):
 // it dials the higher ids, retrying while they are not up yet, and waits for
 // the lower ids to dial in through Serve, which must be running. It returns
-// when all are connected, with their endpoints, or when ctx ends or a dial
+// when all are connected, with their endpoints (a peer connected before the
+// call is not dialed again), or when ctx ends or a dial
 // fails permanently (foreign cluster, version, unexpected peer, garbage);
 // then the error names the peers still missing and the connections made so
 // far stay up (see Remote).
@@ -739,6 +739,9 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 	for id, addr := range addrs {
 		if id < b.cfg.Self {
 			continue
+		}
+		if _, ok := b.Remote(id); ok {
+			continue // connected before; Exchange again only to replace it
 		}
 		wg.Go(func() {
 			const backoffMin, backoffMax = 5 * time.Millisecond, 200 * time.Millisecond

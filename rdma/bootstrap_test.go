@@ -235,6 +235,17 @@ func TestBootstrapThreeNodes(t *testing.T) {
 			}
 		}
 	}
+
+	// A second ConnectAll finds everyone connected and sets up nothing new.
+	again, err := nodes[1].b.ConnectAll(ctx, map[NodeID]string{2: addrs[2], 3: addrs[3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []NodeID{2, 3} {
+		if pre, _ := nodes[1].qps.count(p); pre != 1 || !slices.Equal(again[p], results[1][p]) {
+			t.Errorf("second ConnectAll: %d prepares towards node %d, endpoints %v (were %v)", pre, p, again[p], results[1][p])
+		}
+	}
 }
 
 // rawListener accepts one connection and hands it to script.
