@@ -19,14 +19,13 @@ type HashicorpTuning struct {
 	CommitTimeout      time.Duration // idle leader pushes its commit index this often
 }
 
-// DefaultHashicorpTuning uses the library's floors (ValidateConfig rejects
-// anything under 5 ms) doubled, which keeps the commit-latency run free of
-// spurious elections on a loaded 2-core machine; the 10-20 ms randomised
-// heartbeat timeout matches etcd's default tuning here.
+// DefaultHashicorpTuning is the library's floor: ValidateConfig rejects a
+// heartbeat, election or lease timeout under 5 ms and a commit timeout under
+// 1 ms. A follower starts an election 5-10 ms after its last contact.
 func DefaultHashicorpTuning() HashicorpTuning {
 	return HashicorpTuning{
-		HeartbeatTimeout: 10 * time.Millisecond, ElectionTimeout: 10 * time.Millisecond,
-		LeaderLeaseTimeout: 10 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		HeartbeatTimeout: 5 * time.Millisecond, ElectionTimeout: 5 * time.Millisecond,
+		LeaderLeaseTimeout: 5 * time.Millisecond, CommitTimeout: time.Millisecond,
 	}
 }
 
