@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rdmaconsensus/mu/permissions"
+	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -54,6 +56,11 @@ type Config struct {
 	// before it starts a leader change; damps ping-pong when scores flap.
 	LeaderStableNs int64
 
+	// PullScore and Permissions configure the failure detector and the
+	// permission manager New builds.
+	PullScore   pullscore.Config
+	Permissions permissions.Config
+
 	// Rejoining marks a replica restarted without its log. It neither
 	// leads nor counts in a recovery quorum until a leader has caught it up.
 	Rejoining bool
@@ -83,6 +90,8 @@ type CorruptionReport struct {
 // latency. Members must still be set.
 func DefaultConfig() Config {
 	return Config{
+		PullScore:           pullscore.DefaultConfig(),
+		Permissions:         permissions.DefaultConfig(),
 		LogSlots:            1024,
 		MaxPayloadBytes:     4096,
 		MaxInflightSlots:    64,
@@ -148,6 +157,12 @@ func (c *Config) Validate() error {
 		return cfgErr("CommitPropagationNs", "must be <= 1000*MaxIdleNs, got %d", c.CommitPropagationNs)
 	case c.LeaderStableNs < 0:
 		return cfgErr("LeaderStableNs", "must be >= 0, got %d", c.LeaderStableNs)
+	}
+	if err := c.PullScore.Validate(); err != nil {
+		return fmt.Errorf("%w: PullScore: %w", ErrInvalidConfig, err)
+	}
+	if err := c.Permissions.Validate(); err != nil {
+		return fmt.Errorf("%w: Permissions: %w", ErrInvalidConfig, err)
 	}
 	return nil
 }

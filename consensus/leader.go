@@ -134,7 +134,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 	case phPermission:
 		granted := 0
 		for i := range r.peers {
-			if r.perms.GrantedBy(r.el.epoch, r.peers[i].id) {
+			if r.perms.GrantedBy(r.peers[i].id, r.el.epoch) {
 				granted++
 			}
 		}
@@ -143,7 +143,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		}
 		for i := range r.peers {
 			p := &r.peers[i]
-			if r.perms.GrantedBy(r.el.epoch, p.id) {
+			if r.perms.GrantedBy(p.id, r.el.epoch) {
 				r.postHeaderRead(p)
 			}
 		}
@@ -354,6 +354,9 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 
 func (r *Replica) stepDown() {
 	was := r.role == roleLeader
+	if r.role != roleFollower {
+		r.perms.Abandon()
+	}
 	r.role = roleFollower
 	r.isLeader.Store(false)
 	r.wantSince = 0
@@ -434,7 +437,12 @@ func (r *Replica) postRange(p *peer, from, to uint64) bool {
 	return true
 }
 
-func (r *Replica) granted(p *peer) bool { return r.perms.GrantedBy(r.el.epoch, p.id) }
+// granted reports whether p lets this leader write: it acknowledged the
+// current request and has not refused a write since (a restarted peer
+// forgets what it granted).
+func (r *Replica) granted(p *peer) bool {
+	return r.perms.GrantedBy(p.id, r.el.epoch) && p.revokedEpoch != r.el.epoch
+}
 
 // leaderStep is the leader's work: keep followers caught up, write new
 // slots, commit on a majority, tell idle followers the commit index, and

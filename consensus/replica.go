@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"sync/atomic"
 
+	"github.com/rdmaconsensus/mu/permissions"
+	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -62,6 +64,7 @@ type peer struct {
 	minProposal    uint64
 	rejoining      bool
 	snapIndex      uint64
+	revokedEpoch   uint64 // request epoch this peer refused a write under
 
 	// election round flags
 	hdrOK, prepOK, windowOK, failed bool
@@ -164,15 +167,20 @@ type Replica struct {
 	commitA  atomic.Uint64
 	appliedA atomic.Uint64
 	leaderA  atomic.Uint32 // detector's leader + 1, 0 unknown
+
+	pdet  *pullscore.Detector
+	pperm *permissions.Manager
 }
 
-// New builds a replica over fabric f. The region must be at least
-// cfg.RegionBytes(); the replica initialises its header and log. det and
-// perms must use the areas NewLayout(cfg) places for them.
-func New(f rdma.Fabric, sm StateMachine, det Detector, perms Permissions, cfg Config) (*Replica, error) {
+// NewWithSeams builds a replica over fabric f with a caller-supplied
+// detector and permission manager, which must use the areas NewLayout(cfg)
+// places for them. The region must be at least cfg.RegionBytes(); the
+// replica initialises its header and log. Most callers want New.
+func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permissions, cfg Config) (*Replica, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Members = sortedMembers(cfg.Members)
 	if f == nil || sm == nil || det == nil || perms == nil {
 		return nil, fmt.Errorf("%w: fabric, state machine, detector and permissions are required", ErrInvalidConfig)
 	}
@@ -436,6 +444,9 @@ func (r *Replica) dispatch(c rdma.Completion) {
 	}
 	if c.Status != rdma.StatusSuccess {
 		r.stats.OpErrors++
+		if c.Status == rdma.StatusRemoteInvalidRequest {
+			p.revokedEpoch = r.el.epoch
+		}
 		r.peerFailed(p)
 		return
 	}

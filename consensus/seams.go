@@ -43,7 +43,9 @@ type Permissions interface {
 	// log, and returns the epoch of the request.
 	Request(now int64) (epoch uint64)
 	// GrantedBy reports whether peer acknowledged the request of epoch.
-	GrantedBy(epoch uint64, peer rdma.NodeID) bool
+	GrantedBy(peer rdma.NodeID, epoch uint64) bool
+	// Abandon stops pursuing the latest request (no longer a candidate).
+	Abandon()
 	Step(now int64) (nextWakeNs int64)
 	OnCompletion(c rdma.Completion)
 }

@@ -16,10 +16,10 @@ type proposalResult struct {
 type submission struct {
 	buf   []byte
 	n     int
-	token uint64               // for Submit: passed back to Config.OnResult
-	done  chan proposalResult  // for Propose: buffered 1
-	gen   uint64               // bumps on every claim
-	wait  bool                 // a Propose is (or was) waiting on done
+	token uint64              // for Submit: passed back to Config.OnResult
+	done  chan proposalResult // for Propose: buffered 1
+	gen   uint64              // bumps on every claim
+	wait  bool                // a Propose is (or was) waiting on done
 }
 
 // submitRing is the thread-safe path from proposers to the driver: proposers

@@ -1,0 +1,224 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/sim"
+)
+
+// kvCmd is a test command: a put or get on a small key space, tagged with a
+// unique op id so outputs can be matched to client calls.
+//
+//	0 u8 kind (1 put, 2 get)   1 u8 key   2 u64 op id   10 u64 value
+const kvCmdBytes = 18
+
+func encodeKV(buf []byte, put bool, key uint8, op, value uint64) []byte {
+	buf = buf[:kvCmdBytes]
+	buf[0] = 2
+	if put {
+		buf[0] = 1
+	}
+	buf[1] = key
+	binary.LittleEndian.PutUint64(buf[2:], op)
+	binary.LittleEndian.PutUint64(buf[10:], value)
+	return buf
+}
+
+// kvSM is the replicated key-value state machine used by the tests. It
+// records what it applied so safety checks can compare replicas.
+type kvSM struct {
+	node    rdma.NodeID
+	data    map[uint8]uint64
+	outputs map[uint64]uint64 // op id -> value read (gets) or written (puts)
+	onApply func(node rdma.NodeID, index Index, cmd []byte)
+	applied  uint64 // commands
+	last     Index
+	posIndex Index
+	pos      int
+}
+
+func newKV(node rdma.NodeID, onApply func(rdma.NodeID, Index, []byte)) *kvSM {
+	return &kvSM{node: node, data: map[uint8]uint64{}, outputs: map[uint64]uint64{}, onApply: onApply}
+}
+
+func (s *kvSM) Apply(index Index, cmd []byte) {
+	if len(cmd) != kvCmdBytes {
+		panic(fmt.Sprintf("node %d: bad command length %d at %d", s.node, len(cmd), index))
+	}
+	if index < s.last {
+		panic(fmt.Sprintf("node %d: applied index %d after %d", s.node, index, s.last))
+	}
+	s.last = index
+	key, op := cmd[1], binary.LittleEndian.Uint64(cmd[2:])
+	if cmd[0] == 1 {
+		v := binary.LittleEndian.Uint64(cmd[10:])
+		s.data[key] = v
+		s.outputs[op] = v
+	} else {
+		s.outputs[op] = s.data[key]
+	}
+	s.applied++
+	if s.onApply != nil {
+		s.onApply(s.node, index, cmd)
+	}
+}
+
+func (s *kvSM) Snapshot() ([]byte, error) {
+	out := make([]byte, 0, 9*len(s.data)+8)
+	out = binary.LittleEndian.AppendUint64(out, uint64(s.last))
+	for k := 0; k < 256; k++ {
+		if v, ok := s.data[uint8(k)]; ok {
+			out = append(out, uint8(k))
+			out = binary.LittleEndian.AppendUint64(out, v)
+		}
+	}
+	return out, nil
+}
+
+func (s *kvSM) Restore(index Index, snap []byte) error {
+	if len(snap) < 8 || (len(snap)-8)%9 != 0 {
+		return errors.New("kv: bad snapshot")
+	}
+	s.data = map[uint8]uint64{}
+	for p := snap[8:]; len(p) > 0; p = p[9:] {
+		s.data[p[0]] = binary.LittleEndian.Uint64(p[1:])
+	}
+	s.last = index
+	return nil
+}
+
+// cluster is n replicas on a simulated fabric.
+type cluster struct {
+	t       testing.TB
+	w       *sim.World
+	cfg     Config
+	ids     []rdma.NodeID
+	reps    map[rdma.NodeID]*Replica
+	sms     map[rdma.NodeID]*kvSM
+	region  int
+	onReply func(node rdma.NodeID, token uint64, index Index, err error)
+
+	// safety: the command sequence applied at each index, first writer wins
+	applied    map[Index][][]byte
+	violations []string
+	leaderLog  []string
+	terms      int
+}
+
+func testConfig(members []rdma.NodeID) Config {
+	c := DefaultConfig()
+	c.Members = members
+	c.LogSlots = 64
+	c.MaxPayloadBytes = 512
+	c.MaxInflightSlots = 16
+	c.ReadWindowSlots = 16
+	c.MaxBulkWriteBytes = 64 << 10
+	c.SubmitQueue = 256
+	c.SnapshotMaxBytes = 8192
+	c.Permissions.RequestTimeoutNs = 300_000
+	return c
+}
+
+func simConfig() sim.Config {
+	return sim.DefaultConfig().WithTransportTimeout(2_000_000)
+}
+
+func newCluster(t testing.TB, seed uint64, n int, mutate func(*Config)) *cluster {
+	t.Helper()
+	ids := make([]rdma.NodeID, n)
+	for i := range ids {
+		ids[i] = rdma.NodeID(i + 1)
+	}
+	cfg := testConfig(ids)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c := &cluster{
+		t: t, w: sim.New(seed, simConfig()), cfg: cfg, ids: ids,
+		reps: map[rdma.NodeID]*Replica{}, sms: map[rdma.NodeID]*kvSM{},
+		applied: map[Index][][]byte{},
+	}
+	c.region = int(cfg.RegionBytes())
+	for _, id := range ids {
+		c.w.AddNode(id, c.region)
+	}
+	c.w.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessRemoteRead, rdma.AccessAll})
+	for _, id := range ids {
+		c.start(id, false)
+	}
+	c.w.SetRestartHook(func(id rdma.NodeID) { c.start(id, true) })
+	return c
+}
+
+// start installs a fresh replica (and state machine) on node id.
+func (c *cluster) start(id rdma.NodeID, rejoining bool) {
+	cfg := c.cfg
+	cfg.Rejoining = rejoining
+	cfg.OnLeaderChange = func(ch LeaderChange) {
+		if ch.Leader {
+			c.terms++
+		}
+		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
+			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))
+	}
+	sm := newKV(id, c.recordApply)
+	r, err := New(c.w.Node(id), sm, cfg)
+	if err != nil {
+		c.t.Fatalf("node %d: %v", id, err)
+	}
+	r.SetResultHandler(func(token uint64, index Index, err error) {
+		if c.onReply != nil {
+			c.onReply(id, token, index, err)
+		}
+	})
+	c.reps[id] = r
+	c.sms[id] = sm
+	c.w.SetStepper(id, r)
+}
+
+// recordApply checks that every replica applies the same commands at the
+// same index (State Machine Safety).
+func (c *cluster) recordApply(node rdma.NodeID, index Index, cmd []byte) {
+	sm := c.sms[node]
+	seq := c.applied[index]
+	// Position of this command within its slot on this node: count what
+	// this node applied at index so far.
+	pos := sm.posAt(index)
+	if pos < len(seq) {
+		if string(seq[pos]) != string(cmd) {
+			c.violations = append(c.violations, fmt.Sprintf(
+				"node %d applied %x at index %d position %d, another replica applied %x", node, cmd, index, pos, seq[pos]))
+		}
+		return
+	}
+	c.applied[index] = append(seq, append([]byte(nil), cmd...))
+}
+
+func (s *kvSM) posAt(index Index) int {
+	if s.posIndex != index {
+		s.posIndex, s.pos = index, 0
+	}
+	s.pos++
+	return s.pos - 1
+}
+
+func (c *cluster) leader() (rdma.NodeID, bool) {
+	for _, id := range c.ids {
+		n := c.w.Node(id)
+		if !n.Crashed() && c.reps[id].IsLeader() {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+func (c *cluster) checkSafety() {
+	c.t.Helper()
+	if len(c.violations) > 0 {
+		c.t.Fatalf("safety violated (%d):\n%s\nleader changes:\n%v", len(c.violations), c.violations[0], c.leaderLog)
+	}
+}
