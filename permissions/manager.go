@@ -161,29 +161,32 @@ func (m *Manager) ackSource(i int) uint64 {
 // Majority is this cluster's quorum size.
 func (m *Manager) Majority() int { return Majority(len(m.members)) }
 
-// Request makes the local node a candidate leader: it revokes remote write
-// on all its own replication connections (nobody writes the leader's log),
-// then writes a request word with a new epoch into every peer's area over
-// the background plane. Epochs are unique and increasing per requester:
+// Request makes the local node a candidate leader: it writes a request word
+// with a new epoch into every peer's area over the background plane, and
+// revokes remote write on all its own replication connections (nobody
+// writes the leader's log). Epochs are unique and increasing per requester:
 // max(previous+1, now/1024), so they also increase across a restart of the
 // requester on the same clock. The caller proceeds once HasMajority(epoch).
 // Requests not acknowledged are resent by Step every RequestTimeoutNs until
 // the next Request, Abandon, or a grant to another node.
 func (m *Manager) Request(now int64) (epoch uint64) {
 	m.epoch = min(max(m.epoch+1, uint64(max(now, 0))>>10), MaxEpoch)
-	for i := range m.intended {
-		m.intended[i] = ReadAccess
-	}
-	m.holder, m.held = m.self, true
-	m.switchAccess(m.self, m.epoch, -1)
 	atomic.StoreUint64(m.word(m.reqSource()), Word(m.epoch, m.self))
 	m.requesting = true
 	m.deadlineNs = now + m.cfg.RequestTimeoutNs
+	// Send first, revoke after: the peers' switches (two access changes
+	// each) then overlap with the own one. The caller sees only the state
+	// after both, and no ack can arrive before the own revocation is done.
 	for i := range m.members {
 		if i != m.selfIdx {
 			m.sendRequest(i)
 		}
 	}
+	for i := range m.intended {
+		m.intended[i] = ReadAccess
+	}
+	m.holder, m.held = m.self, true
+	m.switchAccess(m.self, m.epoch, -1)
 	return m.epoch
 }
 
