@@ -1,0 +1,185 @@
+package hwmon
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrUnavailable marks a signal that cannot be read on this machine.
+// Collectors wrap it with the reason; callers test it with errors.Is.
+var ErrUnavailable = errors.New("signal unavailable")
+
+// ErrInvalidConfig is wrapped by every configuration validation error.
+var ErrInvalidConfig = errors.New("hwmon: invalid config")
+
+// Verdict is the arbiter's decision for the local node.
+type Verdict int
+
+const (
+	// Healthy: serve normally (advisory reasons may still be listed).
+	Healthy Verdict = iota
+	// Degraded: keep serving but do not prefer this node as leader.
+	Degraded
+	// Failed: fence at once: stop the heartbeat, give up leadership,
+	// refuse proposals.
+	Failed
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Healthy:
+		return "Healthy"
+	case Degraded:
+		return "Degraded"
+	case Failed:
+		return "Failed"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// Severity grades a reason.
+type Severity int
+
+const (
+	// Info records something worth knowing (a counter reset) that is not a fault.
+	Info Severity = iota
+	// Warn crosses the warning threshold of a table row.
+	Warn
+	// Critical crosses the critical threshold of a table row.
+	Critical
+)
+
+func (s Severity) String() string {
+	switch s {
+	case Info:
+		return "info"
+	case Warn:
+		return "warn"
+	case Critical:
+		return "critical"
+	}
+	return fmt.Sprintf("Severity(%d)", int(s))
+}
+
+// Action is what the decision table asks for. Only ActionDegrade and
+// ActionFence change the verdict; the others are advice for operators.
+type Action int
+
+const (
+	ActionNone Action = iota
+	ActionPlanDIMMReplacement
+	ActionPlanDiskReplacement
+	ActionCheckCabling
+	ActionInspect
+	ActionDegrade
+	ActionFence
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "none"
+	case ActionPlanDIMMReplacement:
+		return "plan DIMM replacement"
+	case ActionPlanDiskReplacement:
+		return "plan disk replacement"
+	case ActionCheckCabling:
+		return "check cabling"
+	case ActionInspect:
+		return "inspect disk/network"
+	case ActionDegrade:
+		return "degrade (not preferred as leader)"
+	case ActionFence:
+		return "fence (stop heartbeat, give up leadership, refuse proposals)"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Rows of the decision table (design.md §4) and the advisory rows hwmon adds.
+const (
+	RowMemoryCE       = "memory CE rate"
+	RowMemoryUE       = "memory UE"
+	RowDiskP99        = "disk p99"
+	RowReallocated    = "reallocated sectors"
+	RowLinkSymbol     = "link symbol errors"
+	RowProbeLatency   = "probe latency"
+	RowLogChecksum    = "log checksum failure"
+	RowSMARTHealth    = "smart health"
+	RowLinkFlap       = "link flaps"
+	RowCPUThrottle    = "cpu throttling"
+	RowFailSlowPeer   = "fail-slow follower"
+	RowCounterReset   = "counter reset"
+	RowNetdevErrors   = "netdev errors"
+)
+
+// Reason explains one contribution to a Report.
+type Reason struct {
+	Row       string   // decision-table row, one of the Row* constants
+	Severity  Severity // how far past its thresholds the row is
+	Action    Action   // what the table asks for
+	Subject   string   // which component: "mc0/dimm1", "nvme0n1", "mlx5_0/1", "peer 2"
+	Value     float64  // observed value, in the unit of Unit
+	Threshold float64  // the threshold that was crossed (0 for Info)
+	Unit      string   // "errors/day", "x baseline", "ms", ...
+	Detail    string   // one line for humans
+}
+
+func (r Reason) String() string {
+	s := fmt.Sprintf("[%s] %s", r.Severity, r.Row)
+	if r.Subject != "" {
+		s += " (" + r.Subject + ")"
+	}
+	if r.Severity != Info {
+		s += fmt.Sprintf(": %.4g %s > %.4g", r.Value, r.Unit, r.Threshold)
+	}
+	if r.Detail != "" {
+		s += ": " + r.Detail
+	}
+	if r.Action != ActionNone {
+		s += " -> " + r.Action.String()
+	}
+	return s
+}
+
+// SignalStatus says whether one signal could be read, and if not, why.
+type SignalStatus struct {
+	Name      string // "edac", "rasdaemon", "smart", "blockstat", "ebpf-blklat", "rdma", "netdev", "cpu-throttle", ...
+	Source    string // path, database file or command the signal came from
+	Available bool
+	Reason    string // why unavailable (empty when available)
+	Note      string // short summary of what was read
+}
+
+func (s SignalStatus) String() string {
+	if !s.Available {
+		return fmt.Sprintf("%s: signal unavailable: %s", s.Name, s.Reason)
+	}
+	if s.Note != "" {
+		return s.Name + ": ok: " + s.Note
+	}
+	return s.Name + ": ok"
+}
+
+func unavailable(name, source string, err error) SignalStatus {
+	return SignalStatus{Name: name, Source: source, Reason: err.Error()}
+}
+
+// Report is the arbiter's output for one Snapshot.
+type Report struct {
+	At      time.Time
+	Verdict Verdict
+	Reasons []Reason       // Failed/Degraded reasons first, then advisories, then info
+	Signals []SignalStatus // one per signal source, available or not
+}
+
+// Unavailable returns the signals that could not be read.
+func (r Report) Unavailable() []SignalStatus {
+	var out []SignalStatus
+	for _, s := range r.Signals {
+		if !s.Available {
+			out = append(out, s)
+		}
+	}
+	return out
+}
