@@ -277,14 +277,20 @@ func RunEtcd(ctx context.Context, cfg Config, tuning EtcdTuning) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < cfg.WarmupProposals+cfg.Proposals; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		nextID++
-		data := newPayload(cfg.PayloadBytes, nextID)
+	for i := 0; i < cfg.WarmupProposals+cfg.Proposals; i++ {
+		// The sample is what a client sees: from the first attempt until
+		// the proposal is applied, including any resend after leadership
+		// moved.
 		start := time.Now()
-		if err := leader.propose(data, nextID, cfg.ProposalTimeout); err != nil {
+		for {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			nextID++
+			data := newPayload(cfg.PayloadBytes, nextID)
+			if err := leader.propose(data, nextID, cfg.ProposalTimeout); err == nil {
+				break
+			}
 			res.Retries++
 			sctx, cancel := context.WithTimeout(ctx, cfg.FailoverDeadline)
 			leader, err = c.stableLeader(sctx)
@@ -292,12 +298,10 @@ func RunEtcd(ctx context.Context, cfg Config, tuning EtcdTuning) (*Result, error
 			if err != nil {
 				return nil, err
 			}
-			continue
 		}
 		if i >= cfg.WarmupProposals {
 			record(res.Commit, time.Since(start))
 		}
-		i++
 	}
 
 	for trial := 0; trial < cfg.Failovers; trial++ {

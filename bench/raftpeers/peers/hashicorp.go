@@ -169,15 +169,20 @@ func RunHashicorp(ctx context.Context, cfg Config, tuning HashicorpTuning) (*Res
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < cfg.WarmupProposals+cfg.Proposals; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		nextID++
-		data := newPayload(cfg.PayloadBytes, nextID)
+	for i := 0; i < cfg.WarmupProposals+cfg.Proposals; i++ {
+		// The sample is what a client sees: from the first attempt until
+		// the proposal is applied, including any resend after leadership
+		// moved.
 		start := time.Now()
-		// Apply's future resolves once the leader's FSM has applied the entry.
-		if err := c.rafts[leader].Apply(data, cfg.ProposalTimeout).Error(); err != nil {
+		for {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			nextID++
+			data := newPayload(cfg.PayloadBytes, nextID)
+			if err := c.rafts[leader].Apply(data, cfg.ProposalTimeout).Error(); err == nil {
+				break
+			}
 			res.Retries++
 			sctx, cancel := context.WithTimeout(ctx, cfg.FailoverDeadline)
 			leader, err = c.stableLeader(sctx)
@@ -185,12 +190,10 @@ func RunHashicorp(ctx context.Context, cfg Config, tuning HashicorpTuning) (*Res
 			if err != nil {
 				return nil, err
 			}
-			continue
 		}
 		if i >= cfg.WarmupProposals {
 			record(res.Commit, time.Since(start))
 		}
-		i++
 	}
 
 	for trial := 0; trial < cfg.Failovers; trial++ {
