@@ -22,10 +22,12 @@ type Config struct {
 	// write failed. A write lost to a dead peer errors only after ~0.5 s
 	// on rxe, so the retry is driven by this timer, not by the error.
 	RequestTimeoutNs int64
-	// RepairIntervalNs is the shortest gap between two repairs (Reset) of
-	// the same replication connection: a Reset costs ~540 µs on rxe and
-	// must not be retried in a tight loop while a peer is down. The first
-	// repair after a connection is found in ERROR is immediate.
+	// RepairIntervalNs is the base gap between two repairs (Reset) of
+	// the same replication connection (a Reset costs ~540 µs on rxe and
+	// must not be retried in a tight loop while a peer is down, or while a
+	// deposed leader keeps writing). The first repair after a quiet spell
+	// is immediate; the gap doubles while the connection keeps breaking,
+	// up to 64 times this.
 	RepairIntervalNs int64
 	// OnSwitch, if set, is called after every permission switch with its
 	// timing. It runs inside Step or Request and must not block.

@@ -80,10 +80,10 @@ type Manager struct {
 	holder   rdma.NodeID
 	held     bool
 
-	lastSeen   []uint64 // request slot words already handled
-	nextRepair []int64
-	retryReq   []bool // request write to member failed: resend
-	retryAck   []bool // ack write to member failed: resend
+	lastSeen []uint64 // request slot words already handled
+	repairs  []backoff
+	retryReq []bool // request write to member failed: resend
+	retryAck []bool // ack write to member failed: resend
 
 	epoch      uint64
 	requesting bool
@@ -128,18 +128,18 @@ func New(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, areaOffset uint64
 		return nil, fmt.Errorf("permissions: areaOffset = %d: the region is not 8-byte aligned in memory: %w", areaOffset, ErrInvalidConfig)
 	}
 	m := &Manager{
-		f:          f,
-		cfg:        cfg,
-		self:       self,
-		selfIdx:    slices.Index(members, self),
-		members:    members,
-		region:     region,
-		area:       areaOffset,
-		intended:   make([]rdma.Access, n),
-		lastSeen:   make([]uint64, n),
-		nextRepair: make([]int64, n),
-		retryReq:   make([]bool, n),
-		retryAck:   make([]bool, n),
+		f:        f,
+		cfg:      cfg,
+		self:     self,
+		selfIdx:  slices.Index(members, self),
+		members:  members,
+		region:   region,
+		area:     areaOffset,
+		intended: make([]rdma.Access, n),
+		lastSeen: make([]uint64, n),
+		repairs:  make([]backoff, n),
+		retryReq: make([]bool, n),
+		retryAck: make([]bool, n),
 	}
 	for i := range members {
 		m.intended[i] = ReadAccess
@@ -414,10 +414,10 @@ func (m *Manager) retry(now int64) {
 
 // repair brings replication connections found in ERROR, or at an access
 // other than intended (a switch that failed half-way), back to the intended
-// access, at most once per RepairIntervalNs per connection.
+// access, spaced out per connection by backoff from RepairIntervalNs.
 func (m *Manager) repair(now int64) {
 	for i := range m.members {
-		if i == m.selfIdx || now < m.nextRepair[i] {
+		if i == m.selfIdx || !m.repairs[i].ready(now) {
 			continue
 		}
 		c := m.f.Conn(m.members[i], rdma.PlaneReplication)
@@ -429,7 +429,7 @@ func (m *Manager) repair(now int64) {
 		if !inError && c.RemoteAccess() == want {
 			continue
 		}
-		m.nextRepair[i] = now + m.cfg.RepairIntervalNs
+		m.repairs[i].record(now, m.cfg.RepairIntervalNs)
 		if !inError && c.SetRemoteAccess(want) == nil {
 			continue
 		}

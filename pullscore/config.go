@@ -32,9 +32,10 @@ type Config struct {
 	// the hysteresis band that stops a flapping peer from flapping the
 	// verdict.
 	RecoverAbove int
-	// ResetIntervalNs is the shortest gap between two Resets of the same
+	// ResetIntervalNs is the base gap between two Resets of the same
 	// background connection found in ERROR (a Reset costs ~540 µs on rxe,
-	// so it must not be retried at every sample while a peer is down).
+	// so it must not be retried at every sample while a peer is down). The
+	// gap doubles while the connection keeps breaking, up to 64 times this.
 	ResetIntervalNs int64
 }
 

@@ -80,7 +80,7 @@ type peer struct {
 	inflight, missed bool
 	seq              uint64
 	scratchOffset    uint64
-	nextResetNs      int64
+	resets           backoff
 }
 
 // Stats counts what the detector did, for status pages and tests.
@@ -218,7 +218,8 @@ const BackgroundAccess = rdma.AccessRemoteRead | rdma.AccessRemoteWrite
 // and when a sample is due posts one read of each peer's heartbeat on the
 // background plane, counting a miss for each peer whose previous read has
 // not returned (no read is stacked on an outstanding one). A background
-// connection found in ERROR is reset, at most once per ResetIntervalNs.
+// connection found in ERROR is reset, with a gap of at least
+// ResetIntervalNs that doubles while the connection keeps breaking.
 // Step returns the absolute time at which it next wants to run.
 func (d *Detector) Step(now int64) (nextWakeNs int64) {
 	if !d.started {
@@ -292,14 +293,14 @@ func (d *Detector) sample(now int64) {
 	}
 }
 
-// reset cycles a background connection found in ERROR, rate-limited
-// because a Reset costs hundreds of microseconds on rxe. An outstanding
+// reset cycles a background connection found in ERROR, spaced out by
+// backoff because a Reset costs hundreds of microseconds on rxe. An outstanding
 // read is flushed by the reset; bumping seq makes its completion stale.
 func (d *Detector) reset(p *peer, conn rdma.Conn, now int64) {
-	if now < p.nextResetNs {
+	if !p.resets.ready(now) {
 		return
 	}
-	p.nextResetNs = now + d.cfg.ResetIntervalNs
+	p.resets.record(now, d.cfg.ResetIntervalNs)
 	d.stats.Resets++
 	_ = conn.Reset(BackgroundAccess) // on failure the next sample retries
 	p.inflight, p.missed = false, false
