@@ -31,10 +31,10 @@ func encodeKV(buf []byte, put bool, key uint8, op, value uint64) []byte {
 // kvSM is the replicated key-value state machine used by the tests. It
 // records what it applied so safety checks can compare replicas.
 type kvSM struct {
-	node    rdma.NodeID
-	data    map[uint8]uint64
-	outputs map[uint64]uint64 // op id -> value read (gets) or written (puts)
-	onApply func(node rdma.NodeID, index Index, cmd []byte)
+	node     rdma.NodeID
+	data     map[uint8]uint64
+	outputs  map[uint64]uint64 // op id -> value read (gets) or written (puts)
+	onApply  func(node rdma.NodeID, index Index, cmd []byte)
 	applied  uint64 // commands
 	last     Index
 	posIndex Index
