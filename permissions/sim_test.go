@@ -330,36 +330,96 @@ func TestFallbackResetsConnectionInError(t *testing.T) {
 	}
 }
 
-// TestCrashFailoverWithPermission: the leader crashes; the next node is
-// named leader everywhere, requests, and gets a majority. Reports the
-// detection and switch split.
-func TestCrashFailoverWithPermission(t *testing.T) {
-	for _, size := range []int{3, 5} {
-		c := bootLeader(t, size, testSeed(t, 4))
-		c.run(1_000_000) // scores reach ScoreMax
-		start := c.w.Now()
-		c.w.Crash(1, false)
-		c.until("node 2 leading", 2_000_000, func() bool { return c.n[2].leading })
-		detected := c.w.Now() - start
-		c.until("node 2 majority", 2_000_000, func() bool { return c.n[2].perm.HasMajority(c.n[2].perm.Epoch()) })
-		total := c.w.Now() - start
-		bound := int64(c.det.MissesToFail()+2)*c.det.ReadIntervalNs + 80_000
-		if detected > bound {
-			t.Fatalf("size %d: detection took %d ns, bound %d", size, detected, bound)
-		}
-		// One SetRemoteAccess at the requester per peer plus, at each
-		// follower, a revoke and a grant (80 µs each in the simulator),
-		// plus a write each way: well under 1 ms.
-		if switchNs := total - detected; switchNs > 2*int64(size)*80_000+100_000 {
-			t.Fatalf("size %d: permission switch took %d ns", size, switchNs)
-		}
-		t.Logf("size %d: crash -> leader named %.1f µs, -> majority granted %.1f µs (switch %.1f µs)",
-			size, float64(detected)/1e3, float64(total)/1e3, float64(total-detected)/1e3)
-		for _, f := range c.peers(1)[1:] {
-			if st := c.write(2, f); st != rdma.StatusSuccess {
-				t.Fatalf("size %d: new leader's write to %d: %v", size, f, st)
+// TestFailoverWithPermission: the leader crashes or pauses; the next node
+// is named leader everywhere, requests, and gets a majority. Reports the
+// split between detection and switch.
+func TestFailoverWithPermission(t *testing.T) {
+	faults := []struct {
+		name  string
+		apply func(*sim.World)
+	}{
+		{"crash", func(w *sim.World) { w.Crash(1, false) }},
+		{"pause", func(w *sim.World) { w.Pause(1) }},
+	}
+	for _, fault := range faults {
+		for _, size := range []int{3, 5} {
+			c := bootLeader(t, size, testSeed(t, 4))
+			c.run(1_000_000) // scores reach ScoreMax
+			start := c.w.Now()
+			fault.apply(c.w)
+			c.until("node 2 leading", 2_000_000, func() bool { return c.n[2].leading })
+			detected := c.w.Now() - start
+			c.until("node 2 majority", 2_000_000, func() bool { return c.n[2].perm.HasMajority(c.n[2].perm.Epoch()) })
+			total := c.w.Now() - start
+			bound := int64(c.det.MissesToFail()+2)*c.det.ReadIntervalNs + 80_000
+			if detected > bound {
+				t.Fatalf("%s size %d: detection took %d ns, bound %d", fault.name, size, detected, bound)
+			}
+			// The requester's own revoke overlaps the followers' revoke and
+			// grant (80 µs each in the simulator); add a write each way and
+			// the pickup delay.
+			if switchNs := total - detected; switchNs > 2*80_000+60_000 {
+				t.Fatalf("%s size %d: permission switch took %d ns", fault.name, size, switchNs)
+			}
+			t.Logf("%s size %d: fault -> leader named %.1f µs, -> majority granted %.1f µs (switch %.1f µs)",
+				fault.name, size, float64(detected)/1e3, float64(total)/1e3, float64(total-detected)/1e3)
+			for _, f := range c.peers(1)[1:] {
+				if st := c.write(2, f); st != rdma.StatusSuccess {
+					t.Fatalf("%s size %d: new leader's write to %d: %v", fault.name, size, f, st)
+				}
+			}
+			if fault.name == "pause" {
+				// The paused leader wakes up and writes as if nothing
+				// happened: refused.
+				c.w.Resume(1)
+				if st := c.write(1, 3); st != rdma.StatusRemoteInvalidRequest {
+					t.Fatalf("size %d: resumed old leader's write: %v", size, st)
+				}
 			}
 		}
+	}
+}
+
+// TestDeposedLeaderFloodIsBackedOff: a deposed leader that keeps writing
+// breaks the follower's connection each time it is repaired; the repairs
+// (540 µs of CPU each) back off instead of following every write.
+func TestDeposedLeaderFloodIsBackedOff(t *testing.T) {
+	c := bootLeader(t, 3, testSeed(t, 8))
+	for _, n := range c.n {
+		n.autoLead = false
+	}
+	epoch := c.n[2].perm.Request(c.w.Now())
+	c.until("every peer grants node 2", 2_000_000, func() bool { return c.n[2].perm.Granted(epoch) == 2 })
+	before := c.n[3].perm.Stats().Repairs
+	const floodNs = 30_000_000
+	end := c.w.Now() + floodNs
+	var flood func()
+	wr := []rdma.WorkRequest{{ID: uint64(consensusTag) << 56, Op: rdma.OpWrite, LocalOffset: logOffset, RemoteOffset: logOffset, Length: 64}}
+	flood = func() {
+		if c.w.Now() >= end {
+			return
+		}
+		if conn := c.w.Node(1).Conn(3, rdma.PlaneReplication); conn.State() == rdma.ConnReady {
+			conn.Post(wr)
+		}
+		c.w.Schedule(c.w.Now()+10_000, flood)
+	}
+	flood()
+	c.run(floodNs)
+	repairs := c.n[3].perm.Stats().Repairs - before
+	// Gaps 1, 2, 4, 8, 16 ms fit five repairs in 30 ms (plus one while
+	// the two ends' repairs line up); a fixed 1 ms gap would allow 30.
+	if repairs == 0 || repairs > 7 {
+		t.Fatalf("follower repaired %d times under a 30 ms flood", repairs)
+	}
+	t.Logf("30 ms flood by the deposed leader: %d repairs at the follower", repairs)
+	// Once the flood stops, the last backed-off repair brings it back.
+	c.until("3's end to 1 repaired after the flood", 64*c.cfg.RepairIntervalNs, func() bool {
+		return c.w.Node(3).Conn(1, rdma.PlaneReplication).State() == rdma.ConnReady
+	})
+	c.checkAccess(3, 2)
+	if st := c.write(2, 3); st != rdma.StatusSuccess {
+		t.Fatalf("leader's write during the flood's aftermath: %v", st)
 	}
 }
 
