@@ -16,6 +16,12 @@
 // revoked, as single 8-byte RDMA writes (atomic at the target) into each
 // node's permission area. See AreaBytes for the layout.
 //
+// A node that restarts starts with nobody holding its permission (it does
+// not re-serve the request words it finds in its area, which may be stale).
+// The leader, seeing its writes to that node fail, calls Request again; the
+// peers that already grant it answer the new epoch without touching a
+// connection, so a re-request costs one round trip.
+//
 // The Manager is driven and does no I/O of its own: the owner calls
 // Step(now) and routes completions whose work-request ID carries Tag in its
 // top 8 bits to OnCompletion.

@@ -6,7 +6,11 @@
 // sample; the score's hysteresis turns it into an alive/failed verdict.
 // Health (healthy, degraded, fenced) travels in the same heartbeat word, so
 // a peer learns it with the read that proves the node alive. From the
-// verdicts, Leader picks the lowest-id node that is alive and healthy.
+// verdicts, Leader picks the lowest-id healthy node that a majority sees
+// alive: each node also publishes its own alive set next to its counter,
+// so that under partial connectivity (A–B cut, both reach C) every node,
+// A and B included, names the same leader instead of both naming
+// themselves (see ChooseLeader).
 //
 // The detector is driven and does no I/O of its own: no goroutines, no wall
 // clock. The owner calls Step(now), which posts reads on the background
