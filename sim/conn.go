@@ -46,6 +46,7 @@ type connEnd struct {
 
 	accessChanges uint64
 	resets        uint64
+	posted        uint64
 }
 
 var _ rdma.Conn = (*connEnd)(nil)
@@ -107,6 +108,7 @@ func (e *connEnd) Post(wrs []rdma.WorkRequest) (int, error) {
 		o.landAt = max(w.legNs(lat, n, e.peer, now, payload), e.lastLandNs)
 		e.lastLandNs = o.landAt
 		e.tail++
+		e.posted++
 		if w.tracing {
 			w.traceOp("post", e, wr, 0)
 		}
@@ -216,7 +218,7 @@ func (e *connEnd) onLand(gen uint32) {
 	t := e.peerEnd
 	// A target whose queue pair is not ready, or a lost or cut path,
 	// produces no answer: the initiator retransmits until the timeout.
-	if !w.pathUp(e.node, e.peer) || t.state != rdma.ConnReady || t.peer.closed {
+	if !w.pathUp(e.node, e.peer) || t.state != rdma.ConnReady {
 		if e.stall(o, true) {
 			e.resolve(o, rdma.StatusRetryExceeded, w.now, true)
 		}

@@ -12,6 +12,7 @@ type Node struct {
 	id      rdma.NodeID
 	idx     int
 	region  []byte
+	reg     regionRef
 	ends    [maxNodes][rdma.NumPlanes]*connEnd // by peer idx
 	cq      []rdma.Completion
 	cqHead  int
@@ -28,6 +29,9 @@ type Node struct {
 	slow       float64 // latency factor for ops it initiates or serves
 
 	closed bool
+
+	completions uint64
+	chargedNs   int64
 }
 
 var _ rdma.Fabric = (*Node)(nil)
@@ -38,13 +42,14 @@ func (n *Node) Self() rdma.NodeID { return n.id }
 // ID is the node's id.
 func (n *Node) ID() rdma.NodeID { return n.id }
 
-type region []byte
+// regionRef lets Region return the region without boxing a slice.
+type regionRef struct{ b []byte }
 
-func (r region) Bytes() []byte { return r }
+func (r *regionRef) Bytes() []byte { return r.b }
 
 // Region is the node's memory. The simulator keeps it on the Go heap: no NIC
 // DMAs into it, and the single driver goroutine makes every access ordered.
-func (n *Node) Region() rdma.Region { return region(n.region) }
+func (n *Node) Region() rdma.Region { return &n.reg }
 
 // Bytes is the node's region as a slice (for tests and fault injection).
 func (n *Node) Bytes() []byte { return n.region }
@@ -101,6 +106,27 @@ func (n *Node) BusyUntilNs() int64 { return n.busyUntilNs }
 
 func (n *Node) charge(ns int64) {
 	n.busyUntilNs = n.Now() + ns
+	n.chargedNs += ns
+}
+
+// Stats counts what a node did through its connections.
+type Stats struct {
+	Posted        uint64 // work requests accepted by Post (flushed ones excluded)
+	Completions   uint64 // completions queued for the node
+	AccessChanges uint64 // SetRemoteAccess calls that took effect
+	Resets        uint64 // Reset calls that took effect
+	CPUChargedNs  int64  // CPU time charged for SetRemoteAccess and Reset
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	s := Stats{Completions: n.completions, CPUChargedNs: n.chargedNs}
+	n.forEachEnd(func(e *connEnd) {
+		s.Posted += e.posted
+		s.AccessChanges += e.accessChanges
+		s.Resets += e.resets
+	})
+	return s
 }
 
 func (n *Node) forEachEnd(fn func(e *connEnd)) {
@@ -118,5 +144,6 @@ func (n *Node) pushCompletion(c rdma.Completion) {
 		return
 	}
 	n.cq = append(n.cq, c)
+	n.completions++
 	n.w.wake(n, n.w.now)
 }

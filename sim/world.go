@@ -140,6 +140,7 @@ func (w *World) AddNode(id rdma.NodeID, regionBytes int) *Node {
 		stepAt: NoWake,
 		slow:   1,
 	}
+	n.reg.b = n.region
 	w.nodes = append(w.nodes, n)
 	for int(id) >= len(w.byID) {
 		w.byID = append(w.byID, nil)

@@ -104,6 +104,7 @@ func (n *Network) AddNode(id rdma.NodeID, regionBytes int) (*Fabric, error) {
 		return nil, fmt.Errorf("inproc: node %d: mmap %d bytes: %w", id, size, err)
 	}
 	f := &Fabric{net: n, id: id, mem: mem, region: mem[:regionBytes], conns: make(map[connKey]*end)}
+	f.reg.b = f.region
 	n.nodes[id] = f
 	n.order = append(n.order, f)
 	return f, nil
@@ -208,6 +209,7 @@ type Fabric struct {
 	id     rdma.NodeID
 	mem    []byte // the whole mapping
 	region []byte // mem[:asked size]; valid until Close
+	reg    regionRef
 
 	mu     sync.Mutex
 	conns  map[connKey]*end
@@ -238,12 +240,13 @@ func (f *Fabric) endList() []*end {
 // Self is the node's id.
 func (f *Fabric) Self() rdma.NodeID { return f.id }
 
-type region []byte
+// regionRef lets Region return the region without boxing a slice.
+type regionRef struct{ b []byte }
 
-func (r region) Bytes() []byte { return r }
+func (r *regionRef) Bytes() []byte { return r.b }
 
 // Region is the node's mmap'd memory; valid until Close.
-func (f *Fabric) Region() rdma.Region { return region(f.region) }
+func (f *Fabric) Region() rdma.Region { return &f.reg }
 
 // Conn returns the connection to peer on plane, or nil.
 func (f *Fabric) Conn(peer rdma.NodeID, plane rdma.Plane) rdma.Conn {

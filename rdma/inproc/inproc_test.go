@@ -41,7 +41,7 @@ func (backend) Start(t testing.TB, o conformance.Options) conformance.Cluster {
 
 func (c cluster) Fabric(id rdma.NodeID) rdma.Fabric { return c.net.Node(id) }
 func (c cluster) Kill(id rdma.NodeID) error         { return c.net.Kill(id) }
-func (c cluster) RetryExceededAfterNs() int64      { return c.net.cfg.TransportTimeoutNs }
+func (c cluster) RetryExceededAfterNs() int64       { return c.net.cfg.TransportTimeoutNs }
 
 // WaitUntil polls cond, yielding the processor between checks (the
 // machine's cores are shared; a pure spin would starve timers).
