@@ -25,12 +25,14 @@ func checkResult(t *testing.T, res *Result, cfg Config) {
 	if res.Commit.Min() <= 0 || res.Failover.Min() <= 0 {
 		t.Errorf("%s: non-positive sample", res.System)
 	}
-	// A new leader cannot commit before it exists, and an election cannot
-	// finish before a follower's election timeout has run out.
+	// A new leader cannot commit before it exists, and no follower may
+	// campaign before its election timeout (5 ms nominal in both default
+	// tunings, less at most one heartbeat interval already elapsed at the
+	// cut, and ticker jitter) has run out.
 	if res.Election.Max() > res.Failover.Max() {
 		t.Errorf("%s: election %d ns longer than failover %d ns", res.System, res.Election.Max(), res.Failover.Max())
 	}
-	if res.Failover.Min() < int64(5*time.Millisecond) {
+	if res.Failover.Min() < int64(2*time.Millisecond) {
 		t.Errorf("%s: failover %d ns is shorter than any election timeout configured", res.System, res.Failover.Min())
 	}
 }
