@@ -319,15 +319,16 @@ func (d *Discovery) Discover(spec DeviceSpec) (GIDEntry, error) {
 	}
 
 	if spec.GIDIndex >= 0 {
+		// One row, read directly: a table has up to 1024 rows (rxe), slow
+		// to scan where sysfs reads are slow.
 		for _, p := range ports {
-			tab, err := d.GIDTable(dev, p)
+			portDir := filepath.Join(d.classDir(), dev, "ports", strconv.Itoa(p))
+			g, ok, err := readGIDEntry(portDir, dev, p, spec.GIDIndex)
 			if err != nil {
 				return GIDEntry{}, err
 			}
-			for _, g := range tab {
-				if g.Index == spec.GIDIndex {
-					return g, nil
-				}
+			if ok {
+				return g, nil
 			}
 		}
 		return GIDEntry{}, fmt.Errorf("%w: device spec: gid index %d: empty or absent on %s ports %v",

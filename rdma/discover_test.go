@@ -2,6 +2,7 @@ package rdma
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/Mellanox/rdmamap"
 )
@@ -314,9 +316,12 @@ func discoverNeedDevice(t *testing.T, err error) {
 // Soft-RoCE VM (rxe0 on eth0) it must find rxe0 and GID index 1. Override
 // the expectation with MU_RDMA_NETDEV, MU_RDMA_DEVICE, MU_RDMA_GID_INDEX.
 func TestDiscoverRealDevice(t *testing.T) {
+	start := time.Now()
+	step := func(what string) { t.Logf("%v %s", time.Since(start).Round(time.Millisecond), what) }
 	d := &Discovery{}
 	_, err := d.Devices()
 	discoverNeedDevice(t, err)
+	step("devices")
 
 	netdev := discoverEnvOr("MU_RDMA_NETDEV", "eth0")
 	wantDev := discoverEnvOr("MU_RDMA_DEVICE", "rxe0")
@@ -329,7 +334,7 @@ func TestDiscoverRealDevice(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Discover(%s): %v", netdev, err)
 	}
-	t.Logf("chosen: %v", g)
+	step(fmt.Sprintf("chosen: %v", g))
 	if g.Device != wantDev || g.Index != wantIdx || g.Type != GIDTypeRoCEv2 {
 		t.Errorf("Discover(%s) = %v, want %s gid[%d] RoCE v2", netdev, g, wantDev, wantIdx)
 	}
@@ -363,11 +368,14 @@ func TestDiscoverRealDevice(t *testing.T) {
 		t.Fatal("default Discovery does not use rdmamap on /sys")
 	}
 	dm, err1 := d.DeviceForNetdev(netdev)
+	step("rdmamap DeviceForNetdev")
 	do, err2 := own.DeviceForNetdev(netdev)
+	step("own DeviceForNetdev")
 	if err1 != nil || err2 != nil || dm != do {
 		t.Errorf("DeviceForNetdev(%s): rdmamap %q %v, own reader %q %v", netdev, dm, err1, do, err2)
 	}
 	nd, err := d.NetdevsForDevice(g.Device)
+	step("NetdevsForDevice")
 	if err != nil || !slices.Contains(nd, netdev) {
 		t.Errorf("NetdevsForDevice(%s) = %v, %v; want %s among them", g.Device, nd, err, netdev)
 	}
