@@ -23,6 +23,7 @@ type Arbiter struct {
 	// per-Evaluate scratch
 	reasons []Reason
 	signals []SignalStatus
+	diskOut []DiskLatency
 }
 
 // NewArbiter validates the thresholds and returns an arbiter with no history.
@@ -49,7 +50,7 @@ func (a *Arbiter) ClearLatched() {
 // Evaluate folds one snapshot into the arbiter's history and returns the
 // verdict with its reasons. Snapshots must come in time order.
 func (a *Arbiter) Evaluate(s Snapshot) Report {
-	a.reasons = nil
+	a.reasons, a.diskOut = nil, nil
 	a.signals = append([]SignalStatus(nil), s.Signals...)
 	now := s.At
 
@@ -79,7 +80,7 @@ func (a *Arbiter) Evaluate(s Snapshot) Report {
 		}
 		return ri.Subject < rj.Subject
 	})
-	rep := Report{At: now, Reasons: a.reasons, Signals: a.signals}
+	rep := Report{At: now, Reasons: a.reasons, Signals: a.signals, Disks: a.diskOut}
 	for _, r := range rep.Reasons {
 		rep.Verdict = max(rep.Verdict, verdictOf(r.Action))
 	}
@@ -226,8 +227,10 @@ type diskTrack struct {
 type latencyInterval struct {
 	at     time.Time
 	source string
-	ns     float64   // sysfs: mean latency of the interval
-	hist   []uint64  // ebpf: bucket deltas of the interval
+	ns     float64  // sysfs: mean latency of the interval; ebpf: its p99
+	hist   []uint64 // ebpf: bucket deltas of the interval
+	// sysfs read and write means, for reporting
+	readNs, writeNs float64
 }
 
 func (a *Arbiter) disk(s Snapshot, now time.Time) {
@@ -241,16 +244,25 @@ func (a *Arbiter) disk(s Snapshot, now time.Time) {
 			t = &diskTrack{learning: map[string][]float64{}, baseline: map[string]float64{}}
 			a.disks[d.Device] = t
 		}
-		var iv *latencyInterval
+		var iv, statIv *latencyInterval
+		if t.havePrev {
+			statIv = a.diskStatInterval(t, d, now)
+		}
 		if h, ok := hists[d.Device]; ok {
 			iv = a.diskHistInterval(t, d.Device, h, now)
-		} else if t.havePrev {
-			iv = a.diskStatInterval(t, d, now)
+		}
+		if iv == nil {
+			iv = statIv
 		}
 		t.prev, t.havePrev = d, true
 		if iv != nil {
 			t.intervals = append(t.intervals, *iv)
 		}
+		out := DiskLatency{Device: d.Device}
+		if statIv != nil {
+			out.ReadLatency, out.WriteLatency = time.Duration(statIv.readNs), time.Duration(statIv.writeNs)
+		}
+		a.diskOut = append(a.diskOut, out)
 		cut := 0
 		for cut < len(t.intervals) && now.Sub(t.intervals[cut].at) >= a.th.DiskWindow {
 			cut++
@@ -261,11 +273,10 @@ func (a *Arbiter) disk(s Snapshot, now time.Time) {
 }
 
 func (a *Arbiter) diskHistInterval(t *diskTrack, dev string, h []uint64, now time.Time) *latencyInterval {
+	// The tracer's counts start at zero when it attaches, so a device first
+	// seen now is measured against zeros.
 	prev := t.prevHist
 	t.prevHist = append([]uint64(nil), h...)
-	if prev == nil {
-		return nil
-	}
 	delta := make([]uint64, len(h))
 	var total uint64
 	for i := range h {
@@ -302,7 +313,14 @@ func (a *Arbiter) diskStatInterval(t *diskTrack, d DiskStat, now time.Time) *lat
 		return nil
 	}
 	ticksMs := (d.ReadTicksMs - p.ReadTicksMs) + (d.WriteTicks - p.WriteTicks)
-	return &latencyInterval{at: now, source: "sysfs", ns: float64(ticksMs) * 1e6 / float64(ios)}
+	iv := &latencyInterval{at: now, source: "sysfs", ns: float64(ticksMs) * 1e6 / float64(ios)}
+	if r := d.ReadIOs - p.ReadIOs; r > 0 {
+		iv.readNs = float64(d.ReadTicksMs-p.ReadTicksMs) * 1e6 / float64(r)
+	}
+	if w := d.WriteIOs - p.WriteIOs; w > 0 {
+		iv.writeNs = float64(d.WriteTicks-p.WriteTicks) * 1e6 / float64(w)
+	}
+	return iv
 }
 
 // histQuantileNs reads quantile q from log2-microsecond buckets, taking a
@@ -368,6 +386,10 @@ func (a *Arbiter) judgeDisk(dev string, t *diskTrack, iv *latencyInterval, now t
 		ratio = p99 / base
 	}
 	lvl := a.level("disk/"+dev, ratio, th.DiskP99WarnRatio, th.DiskP99CriticalRatio, true)
+	if n := len(a.diskOut); n > 0 && a.diskOut[n-1].Device == dev {
+		o := &a.diskOut[n-1]
+		o.P99, o.Baseline, o.Source, o.Ratio, o.Level = time.Duration(p99), time.Duration(base), source, ratio, lvl
+	}
 	if lvl < Critical {
 		t.critSince = time.Time{}
 	} else if t.critSince.IsZero() {

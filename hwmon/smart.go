@@ -16,14 +16,14 @@ import (
 
 // smartctl exit status bits (smartctl(8), "RETURN VALUES").
 const (
-	smartExitCmdLine      = 1 << 0
-	smartExitOpenFailed   = 1 << 1
-	smartExitCommandFail  = 1 << 2
-	smartExitDiskFailing  = 1 << 3
-	smartExitPrefail      = 1 << 4
-	smartExitPastThresh   = 1 << 5
-	smartExitErrorLog     = 1 << 6
-	smartExitSelfTestLog  = 1 << 7
+	smartExitCmdLine     = 1 << 0
+	smartExitOpenFailed  = 1 << 1
+	smartExitCommandFail = 1 << 2
+	smartExitDiskFailing = 1 << 3
+	smartExitPrefail     = 1 << 4
+	smartExitPastThresh  = 1 << 5
+	smartExitErrorLog    = 1 << 6
+	smartExitSelfTestLog = 1 << 7
 )
 
 var smartExitBitNames = []string{

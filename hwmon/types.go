@@ -3,6 +3,7 @@ package hwmon
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -98,19 +99,19 @@ func (a Action) String() string {
 
 // Rows of the decision table (design.md §4) and the advisory rows hwmon adds.
 const (
-	RowMemoryCE       = "memory CE rate"
-	RowMemoryUE       = "memory UE"
-	RowDiskP99        = "disk p99"
-	RowReallocated    = "reallocated sectors"
-	RowLinkSymbol     = "link symbol errors"
-	RowProbeLatency   = "probe latency"
-	RowLogChecksum    = "log checksum failure"
-	RowSMARTHealth    = "smart health"
-	RowLinkFlap       = "link flaps"
-	RowCPUThrottle    = "cpu throttling"
-	RowFailSlowPeer   = "fail-slow follower"
-	RowCounterReset   = "counter reset"
-	RowNetdevErrors   = "netdev errors"
+	RowMemoryCE     = "memory CE rate"
+	RowMemoryUE     = "memory UE"
+	RowDiskP99      = "disk p99"
+	RowReallocated  = "reallocated sectors"
+	RowLinkSymbol   = "link symbol errors"
+	RowProbeLatency = "probe latency"
+	RowLogChecksum  = "log checksum failure"
+	RowSMARTHealth  = "smart health"
+	RowLinkFlap     = "link flaps"
+	RowCPUThrottle  = "cpu throttling"
+	RowFailSlowPeer = "fail-slow follower"
+	RowCounterReset = "counter reset"
+	RowNetdevErrors = "netdev errors"
 )
 
 // Reason explains one contribution to a Report.
@@ -161,8 +162,12 @@ func (s SignalStatus) String() string {
 	return s.Name + ": ok"
 }
 
+// unavailable builds the status of a signal that could not be read. The
+// reason drops the sentinel's own text: renderers print "signal
+// unavailable: <reason>" once.
 func unavailable(name, source string, err error) SignalStatus {
-	return SignalStatus{Name: name, Source: source, Reason: err.Error()}
+	msg := strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")
+	return SignalStatus{Name: name, Source: source, Reason: msg}
 }
 
 // Report is the arbiter's output for one Snapshot.
@@ -171,6 +176,19 @@ type Report struct {
 	Verdict Verdict
 	Reasons []Reason       // Failed/Degraded reasons first, then advisories, then info
 	Signals []SignalStatus // one per signal source, available or not
+	Disks   []DiskLatency  // per block device, what the disk row was judged on
+}
+
+// DiskLatency is the arbiter's view of one block device's latency.
+type DiskLatency struct {
+	Device       string
+	ReadLatency  time.Duration // mean over the last interval (sysfs ticks / I/Os); 0 if no reads
+	WriteLatency time.Duration // likewise for writes
+	P99          time.Duration // over Thresholds.DiskWindow
+	Baseline     time.Duration // 0 while learning
+	Source       string        // "ebpf" (per-I/O histogram) or "sysfs" (per-interval means)
+	Ratio        float64       // P99 / Baseline, 0 below the floor or while learning
+	Level        Severity
 }
 
 // Unavailable returns the signals that could not be read.
