@@ -5,24 +5,36 @@ package permissions
 const maxBackoffFactor = 64
 
 // backoff spaces out Resets of one connection, each of which costs its
-// caller ~540 µs of CPU on rxe. The first Reset is immediate. A Reset that
-// follows the previous one within twice the current gap means the
-// connection keeps breaking (a peer that is gone, or one that keeps
-// writing without permission), so the gap doubles, up to maxBackoffFactor
-// times the base; after a quiet spell the gap starts again from the base.
+// caller ~540 µs of CPU on rxe. A connection that breaks again within the
+// base interval of its last Reset is being broken on purpose or by a
+// persistent fault (a deposed leader that keeps writing without
+// permission): the gap before the next Reset doubles each time, up to
+// maxBackoffFactor times the base. A connection that stayed up longer than
+// the base (a peer that died, detected by the transport timeout, which is
+// already slow) is reset again after the base gap, so recovery after the
+// fault ends is never delayed by backoff built up from unrelated breaks.
 type backoff struct {
 	nextNs, lastNs, gapNs int64
+	// brokenNs is when the connection was first found broken after the
+	// last Reset; -1 when not yet.
+	brokenNs int64
 }
 
-// ready reports whether a Reset may be done at now.
-func (b *backoff) ready(now int64) bool { return now >= b.nextNs }
+// broken notes that the connection is found broken at now and reports
+// whether a Reset may be done now.
+func (b *backoff) broken(now int64) bool {
+	if b.gapNs == 0 || b.brokenNs < b.lastNs {
+		b.brokenNs = now
+	}
+	return now >= b.nextNs
+}
 
 // record notes a Reset done at now.
 func (b *backoff) record(now, baseNs int64) {
-	if b.gapNs == 0 || now-b.lastNs > 2*b.gapNs {
-		b.gapNs = baseNs
-	} else {
+	if b.gapNs != 0 && b.brokenNs-b.lastNs < baseNs {
 		b.gapNs = min(2*b.gapNs, baseNs*maxBackoffFactor)
+	} else {
+		b.gapNs = baseNs
 	}
-	b.lastNs, b.nextNs = now, now+b.gapNs
+	b.lastNs, b.nextNs, b.brokenNs = now, now+b.gapNs, now-1
 }

@@ -2,31 +2,41 @@ package permissions
 
 import "testing"
 
-func TestBackoffDoublesWhileBreakingAndResets(t *testing.T) {
+func TestBackoffDoublesOnlyForQuickBreaks(t *testing.T) {
 	const base = 1_000
 	var b backoff
-	if !b.ready(0) {
+	if !b.broken(0) {
 		t.Fatal("first reset not immediate")
 	}
+	b.record(0, base)
 	now := int64(0)
 	var gaps []int64
-	for i := 0; i < 9; i++ {
+	for i := 0; i < 8; i++ {
+		// Broken again right after the Reset: must wait out the gap.
+		if b.broken(now+10) && b.gapNs > 10 {
+			t.Fatalf("reset allowed 10 ns after the last one with gap %d", b.gapNs)
+		}
+		now = b.nextNs
+		if !b.broken(now) {
+			t.Fatalf("reset not allowed at next %d", now)
+		}
 		b.record(now, base)
 		gaps = append(gaps, b.gapNs)
-		if b.ready(b.nextNs-1) || !b.ready(b.nextNs) {
-			t.Fatalf("ready around next %d wrong", b.nextNs)
-		}
-		now = b.nextNs // the connection broke again at once
 	}
-	want := []int64{1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 64_000, 64_000}
+	want := []int64{2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 64_000, 64_000}
 	for i := range want {
 		if gaps[i] != want[i] {
 			t.Fatalf("gaps %v, want %v", gaps, want)
 		}
 	}
-	// A quiet spell longer than twice the gap starts from the base again.
-	b.record(now+200_000, base)
+	// Up for longer than the base before breaking (a transport timeout):
+	// the next gap is the base again, and the Reset is immediate.
+	now += 200_000
+	if !b.broken(now) {
+		t.Fatal("reset after a long healthy spell not immediate")
+	}
+	b.record(now, base)
 	if b.gapNs != base {
-		t.Fatalf("after a quiet spell gap %d, want %d", b.gapNs, base)
+		t.Fatalf("after a slow break gap %d, want %d", b.gapNs, base)
 	}
 }

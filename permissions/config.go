@@ -25,9 +25,9 @@ type Config struct {
 	// RepairIntervalNs is the base gap between two repairs (Reset) of
 	// the same replication connection (a Reset costs ~540 µs on rxe and
 	// must not be retried in a tight loop while a peer is down, or while a
-	// deposed leader keeps writing). The first repair after a quiet spell
-	// is immediate; the gap doubles while the connection keeps breaking,
-	// up to 64 times this.
+	// deposed leader keeps writing). The first repair is immediate; if the
+	// connection breaks again within this time of its repair, the gap
+	// doubles, up to 64 times this.
 	RepairIntervalNs int64
 	// OnSwitch, if set, is called after every permission switch with its
 	// timing. It runs inside Step or Request and must not block.

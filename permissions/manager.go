@@ -417,7 +417,7 @@ func (m *Manager) retry(now int64) {
 // access, spaced out per connection by backoff from RepairIntervalNs.
 func (m *Manager) repair(now int64) {
 	for i := range m.members {
-		if i == m.selfIdx || !m.repairs[i].ready(now) {
+		if i == m.selfIdx {
 			continue
 		}
 		c := m.f.Conn(m.members[i], rdma.PlaneReplication)
@@ -426,7 +426,7 @@ func (m *Manager) repair(now int64) {
 		}
 		want := m.intended[i]
 		inError := c.State() == rdma.ConnError
-		if !inError && c.RemoteAccess() == want {
+		if !inError && c.RemoteAccess() == want || !m.repairs[i].broken(now) {
 			continue
 		}
 		m.repairs[i].record(now, m.cfg.RepairIntervalNs)

@@ -34,8 +34,9 @@ type Config struct {
 	RecoverAbove int
 	// ResetIntervalNs is the base gap between two Resets of the same
 	// background connection found in ERROR (a Reset costs ~540 µs on rxe,
-	// so it must not be retried at every sample while a peer is down). The
-	// gap doubles while the connection keeps breaking, up to 64 times this.
+	// so it must not be retried at every sample while a peer is down). If the
+	// connection breaks again within this time of its Reset, the gap
+	// doubles, up to 64 times this.
 	ResetIntervalNs int64
 }
 

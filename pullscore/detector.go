@@ -218,8 +218,8 @@ const BackgroundAccess = rdma.AccessRemoteRead | rdma.AccessRemoteWrite
 // and when a sample is due posts one read of each peer's heartbeat on the
 // background plane, counting a miss for each peer whose previous read has
 // not returned (no read is stacked on an outstanding one). A background
-// connection found in ERROR is reset, with a gap of at least
-// ResetIntervalNs that doubles while the connection keeps breaking.
+// connection found in ERROR is reset, spaced by ResetIntervalNs (more if
+// it keeps breaking at once).
 // Step returns the absolute time at which it next wants to run.
 func (d *Detector) Step(now int64) (nextWakeNs int64) {
 	if !d.started {
@@ -297,7 +297,7 @@ func (d *Detector) sample(now int64) {
 // backoff because a Reset costs hundreds of microseconds on rxe. An outstanding
 // read is flushed by the reset; bumping seq makes its completion stale.
 func (d *Detector) reset(p *peer, conn rdma.Conn, now int64) {
-	if !p.resets.ready(now) {
+	if !p.resets.broken(now) {
 		return
 	}
 	p.resets.record(now, d.cfg.ResetIntervalNs)
