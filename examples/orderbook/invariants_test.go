@@ -112,4 +112,3 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
-
