@@ -87,6 +87,9 @@ type Manager struct {
 
 	epoch      uint64
 	requesting bool
+	// yielded is the latest own epoch given up by granting another node
+	// after it: acks of it, or of an earlier epoch, no longer count.
+	yielded    uint64
 	deadlineNs int64
 
 	wr    [1]rdma.WorkRequest
@@ -203,7 +206,12 @@ func (m *Manager) Requesting() bool { return m.requesting }
 // Granted is how many peers (self excluded) have acknowledged the own
 // request of this epoch. An ack means the peer has already switched its
 // replication connections: this node may write its log, and no other may.
+// Once this node grants another node's request, its own earlier epochs
+// count no grants (it has yielded; a leader must stop): Granted is 0.
 func (m *Manager) Granted(epoch uint64) int {
+	if epoch == 0 || epoch <= m.yielded {
+		return 0
+	}
 	want := Word(epoch, m.self)
 	n := 0
 	for i := range m.members {
@@ -214,8 +222,12 @@ func (m *Manager) Granted(epoch uint64) int {
 	return n
 }
 
-// GrantedBy reports whether peer has acknowledged the own request of epoch.
+// GrantedBy reports whether peer has acknowledged the own request of epoch
+// and this node has not yielded it since (see Granted).
 func (m *Manager) GrantedBy(peer rdma.NodeID, epoch uint64) bool {
+	if epoch == 0 || epoch <= m.yielded {
+		return false
+	}
 	i := slices.Index(m.members, peer)
 	return i >= 0 && i != m.selfIdx && atomic.LoadUint64(m.word(m.ackSlot(i))) == Word(epoch, m.self)
 }
@@ -223,11 +235,19 @@ func (m *Manager) GrantedBy(peer rdma.NodeID, epoch uint64) bool {
 // HasMajority reports whether a majority, counting self, has granted epoch:
 // Granted(epoch)+1 >= Majority().
 func (m *Manager) HasMajority(epoch uint64) bool {
-	return epoch != 0 && m.Granted(epoch)+1 >= m.Majority()
+	return epoch != 0 && epoch > m.yielded && m.Granted(epoch)+1 >= m.Majority()
 }
 
+// Yielded reports whether this node has granted another node's request
+// after its own request of epoch: it has lost the leadership of that
+// epoch, and a leader must step down and stop writing its own log.
+func (m *Manager) Yielded(epoch uint64) bool { return epoch <= m.yielded }
+
 // Holder is who may write the local log: the last node whose request this
-// node granted, or self after its own Request; false before any.
+// node granted, or self after its own Request; false before any. A node
+// that leads must check it (or Yielded) after every Step: when it is no
+// longer self, another node may now write this log, so the old leader must
+// stop at once, including its local writes to its own log.
 func (m *Manager) Holder() (rdma.NodeID, bool) { return m.holder, m.held }
 
 // IntendedAccess is the replication-plane access peer should have now.
@@ -291,6 +311,7 @@ func (m *Manager) serve(now int64) {
 	m.intended[winner] = LeaderAccess
 	m.holder, m.held = m.members[winner], true
 	m.requesting = false
+	m.yielded = m.epoch
 	epoch, _ := DecodeWord(winnerWord)
 	m.switchAccess(m.members[winner], epoch, winner)
 	m.stats.RequestsServed++

@@ -243,6 +243,10 @@ func TestSwitchRevokesOldLeader(t *testing.T) {
 		for _, n := range c.n {
 			n.autoLead = false // the test drives the takeover by hand
 		}
+		oldEpoch := c.n[1].perm.Epoch()
+		if c.n[1].perm.Yielded(oldEpoch) || !c.n[1].perm.HasMajority(oldEpoch) {
+			t.Fatalf("size %d: leader 1 has yielded before any other request", size)
+		}
 		start := c.w.Now()
 		epoch := c.n[2].perm.Request(start)
 		c.until("majority for node 2", 2_000_000, func() bool { return c.n[2].perm.HasMajority(epoch) })
@@ -251,6 +255,12 @@ func TestSwitchRevokesOldLeader(t *testing.T) {
 		t.Logf("size %d: request -> majority %.1f µs, -> all %.1f µs", size, float64(majorityAt)/1e3, float64(c.w.Now()-start)/1e3)
 		if !c.holderEverywhere(2, c.peers(2)...) {
 			t.Fatalf("size %d: not every peer names 2 holder", size)
+		}
+		// The old leader granted 2 as well: its own epoch is gone, even
+		// though its peers' acks of it are still in its area.
+		if !c.n[1].perm.Yielded(oldEpoch) || c.n[1].perm.Granted(oldEpoch) != 0 ||
+			c.n[1].perm.HasMajority(oldEpoch) || c.n[1].perm.GrantedBy(3, oldEpoch) {
+			t.Fatalf("size %d: old leader still counts grants of epoch %d after yielding", size, oldEpoch)
 		}
 		if h, ok := c.n[2].perm.Holder(); !ok || h != 2 {
 			t.Fatalf("size %d: requester's own holder %d %v", size, h, ok)
