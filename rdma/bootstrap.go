@@ -550,19 +550,34 @@ func (b *Bootstrapper) bound(ctx context.Context, conn net.Conn) (context.Contex
 	return ctx, func() { stop(); cancel() }
 }
 
-// timeoutErr turns an error caused by ctx ending into ErrHandshakeTimeout
-// (deadline) or the context's error (cancellation).
+// timeoutErr attributes an error to ctx when ctx ending caused it: a
+// deadline becomes ErrHandshakeTimeout, a cancellation the context's error.
+// An error that already says what the peer did wrong is kept, even if the
+// deadline passed while it was being reported.
 func timeoutErr(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
+	timedOut := errors.Is(err, ErrHandshakeTimeout)
+	if !timedOut && isHandshakeSentinel(err) {
+		return err
+	}
 	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-		if errors.Is(err, ErrHandshakeTimeout) {
+		if timedOut {
 			return err
 		}
 		return fmt.Errorf("%w: %v", ErrHandshakeTimeout, err)
 	}
 	return fmt.Errorf("rdma: bootstrap: %w: %v", ctx.Err(), err)
+}
+
+func isHandshakeSentinel(err error) bool {
+	for _, s := range []error{ErrBadHandshake, ErrVersionMismatch, ErrForeignCluster, ErrUnexpectedPeer, ErrPeerRejected, ErrHandshakeTimeout} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Exchange runs one handshake as the dialer with peer, which must have a

@@ -616,3 +616,21 @@ func TestFrameDetectsEveryByteFlip(t *testing.T) {
 		}
 	}
 }
+
+// Cancelling the caller's context ends a handshake at once, reported as a
+// cancellation rather than a timeout, and releases what was prepared.
+func TestBootstrapExchangeCancelled(t *testing.T) {
+	addr := rawListener(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	b, q := dialerOnly(t, 1, 1, []NodeID{2}, 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := b.Exchange(ctx, 2, addr)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrHandshakeTimeout) {
+		t.Fatalf("Exchange error = %v, want context.Canceled only", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancellation took %v", d)
+	}
+	q.requireClean(t, 2)
+}
