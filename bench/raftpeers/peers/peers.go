@@ -95,13 +95,13 @@ func record(h *hdrhistogram.Histogram, d time.Duration) {
 // Row is one line of the comparison table, in nanoseconds. Other systems
 // (mu itself) fill a Row from their own measurements to print alongside.
 type Row struct {
-	System                                    string
-	CommitCount                               int64
-	CommitP50Ns, CommitP99Ns, CommitP999Ns    int64
-	FailoverCount                             int64
-	FailoverP50Ns, FailoverP99Ns, ElectionP50 int64
-	Retries                                   int
-	Settings                                  string
+	System                                      string
+	CommitCount                                 int64
+	CommitP50Ns, CommitP99Ns, CommitP999Ns      int64
+	FailoverCount                               int64
+	FailoverP50Ns, FailoverP99Ns, ElectionP50Ns int64
+	Retries                                     int
+	Settings                                    string
 }
 
 // Row summarises r.
@@ -115,7 +115,7 @@ func (r *Result) Row() Row {
 		FailoverCount: r.Failover.TotalCount(),
 		FailoverP50Ns: r.Failover.ValueAtQuantile(50),
 		FailoverP99Ns: r.Failover.ValueAtQuantile(99),
-		ElectionP50:   r.Election.ValueAtQuantile(50),
+		ElectionP50Ns: r.Election.ValueAtQuantile(50),
 		Retries:       r.Retries,
 		Settings:      r.Settings,
 	}
@@ -128,7 +128,7 @@ func WriteTable(w io.Writer, rows []Row) error {
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t\n", r.System, r.CommitCount,
 			FormatNs(r.CommitP50Ns), FormatNs(r.CommitP99Ns), FormatNs(r.CommitP999Ns), r.FailoverCount,
-			FormatNs(r.FailoverP50Ns), FormatNs(r.FailoverP99Ns), FormatNs(r.ElectionP50), r.Retries)
+			FormatNs(r.FailoverP50Ns), FormatNs(r.FailoverP99Ns), FormatNs(r.ElectionP50Ns), r.Retries)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -148,7 +148,7 @@ func WriteMarkdown(w io.Writer, rows []Row) error {
 	for _, r := range rows {
 		if _, err := fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %d |\n", r.System, r.CommitCount,
 			FormatNs(r.CommitP50Ns), FormatNs(r.CommitP99Ns), FormatNs(r.CommitP999Ns), r.FailoverCount,
-			FormatNs(r.FailoverP50Ns), FormatNs(r.FailoverP99Ns), FormatNs(r.ElectionP50), r.Retries); err != nil {
+			FormatNs(r.FailoverP50Ns), FormatNs(r.FailoverP99Ns), FormatNs(r.ElectionP50Ns), r.Retries); err != nil {
 			return err
 		}
 	}
