@@ -96,5 +96,8 @@ type Stats struct {
 	RequestsServed         uint64 // incoming requests granted
 	RequestsSuperseded     uint64 // incoming requests overtaken in the same Step
 	AcksSent               uint64
-	WritesFailed           uint64 // request/ack writes refused or completed in error
+	// AcksHeld counts grants whose ack waited because another node's
+	// connection could not be revoked at once.
+	AcksHeld     uint64
+	WritesFailed uint64 // request/ack writes refused or completed in error
 }

@@ -84,6 +84,9 @@ type Manager struct {
 	repairs  []backoff
 	retryReq []bool // request write to member failed: resend
 	retryAck []bool // ack write to member failed: resend
+	// ackHeld: the grant to member is decided but some other member's
+	// connection still allows remote write; ack once it no longer does.
+	ackHeld []bool
 
 	epoch      uint64
 	requesting bool
@@ -143,6 +146,7 @@ func New(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, areaOffset uint64
 		repairs:  make([]backoff, n),
 		retryReq: make([]bool, n),
 		retryAck: make([]bool, n),
+		ackHeld:  make([]bool, n),
 	}
 	for i := range members {
 		m.intended[i] = ReadAccess
@@ -271,8 +275,8 @@ func (m *Manager) Config() Config { return m.cfg }
 // to run.
 func (m *Manager) Step(now int64) (nextWakeNs int64) {
 	m.serve(now)
-	m.retry(now)
 	m.repair(now)
+	m.retry(now)
 	return now + m.cfg.PollIntervalNs
 }
 
@@ -316,7 +320,34 @@ func (m *Manager) serve(now int64) {
 	m.switchAccess(m.members[winner], epoch, winner)
 	m.stats.RequestsServed++
 	atomic.StoreUint64(m.word(m.ackSource(winner)), winnerWord)
+	clear(m.ackHeld)
+	clear(m.retryAck)
+	if !m.othersRevoked(winner) {
+		// Acking now would let the requester count a grant while
+		// another node can still write this log. repair keeps trying
+		// to revoke; retry acks once it has.
+		m.ackHeld[winner] = true
+		m.stats.AcksHeld++
+		return
+	}
 	m.sendAck(winner)
+}
+
+// othersRevoked reports whether no member but grantee can write the local
+// log: every other replication connection is missing, not ready (a
+// connection in ERROR carries nothing until this node resets it, and it
+// resets to the intended access), or lacks remote write.
+func (m *Manager) othersRevoked(grantee int) bool {
+	for i := range m.members {
+		if i == m.selfIdx || i == grantee {
+			continue
+		}
+		c := m.f.Conn(m.members[i], rdma.PlaneReplication)
+		if c != nil && c.State() == rdma.ConnReady && c.RemoteAccess()&rdma.AccessRemoteWrite != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // switchAccess applies the intended access to every replication
@@ -424,7 +455,10 @@ func (m *Manager) retry(now int64) {
 		if i == m.selfIdx {
 			continue
 		}
-		if m.retryAck[i] {
+		if m.ackHeld[i] && m.othersRevoked(i) {
+			m.ackHeld[i] = false
+			m.sendAck(i)
+		} else if m.retryAck[i] {
 			m.sendAck(i)
 		}
 		if m.requesting && (timedOut || m.retryReq[i]) && atomic.LoadUint64(m.word(m.ackSlot(i))) != want {

@@ -1,6 +1,7 @@
 package permissions_test
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"testing"
@@ -88,18 +89,21 @@ func (n *node) Step(now int64) int64 {
 }
 
 type cluster struct {
-	t   *testing.T
-	w   *sim.World
-	ids []rdma.NodeID
-	n   map[rdma.NodeID]*node
-	cfg permissions.Config
-	det pullscore.Config
+	// wrap, when set for a node, is the fabric its detector and manager
+	// see instead of the simulator node itself.
+	wrap map[rdma.NodeID]rdma.Fabric
+	t    *testing.T
+	w    *sim.World
+	ids  []rdma.NodeID
+	n    map[rdma.NodeID]*node
+	cfg  permissions.Config
+	det  pullscore.Config
 }
 
-func newCluster(t *testing.T, size int, seed uint64, autoLead bool) *cluster {
+func newCluster(t *testing.T, size int, seed uint64, autoLead bool, wrap ...func(*sim.Node) rdma.Fabric) *cluster {
 	t.Helper()
 	w := sim.New(seed, sim.DefaultConfig())
-	c := &cluster{t: t, w: w, n: map[rdma.NodeID]*node{}, cfg: permissions.DefaultConfig(), det: pullscore.DefaultConfig()}
+	c := &cluster{wrap: map[rdma.NodeID]rdma.Fabric{}, t: t, w: w, n: map[rdma.NodeID]*node{}, cfg: permissions.DefaultConfig(), det: pullscore.DefaultConfig()}
 	for i := 1; i <= size; i++ {
 		c.ids = append(c.ids, rdma.NodeID(i))
 		w.AddNode(rdma.NodeID(i), regionBytes)
@@ -107,6 +111,11 @@ func newCluster(t *testing.T, size int, seed uint64, autoLead bool) *cluster {
 	// Bootstrap grants everyone everything on the replication plane; the
 	// managers must revoke it before anyone leads.
 	w.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessAll, rdma.AccessAll})
+	for i, fn := range wrap {
+		if fn != nil {
+			c.wrap[c.ids[i]] = fn(w.Node(c.ids[i]))
+		}
+	}
 	for _, id := range c.ids {
 		c.start(id, autoLead)
 	}
@@ -126,12 +135,15 @@ func (c *cluster) peers(id rdma.NodeID) []rdma.NodeID {
 // start installs a fresh detector and manager on id (boot or restart).
 func (c *cluster) start(id rdma.NodeID, autoLead bool) {
 	c.t.Helper()
-	f := c.w.Node(id)
+	var f rdma.Fabric = c.w.Node(id)
+	if c.wrap[id] != nil {
+		f = c.wrap[id]
+	}
 	d, err := pullscore.NewDetector(f, id, c.peers(id), hbOffset, scratchOffset, c.det)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	nd := &node{id: id, fab: f, det: d, autoLead: autoLead}
+	nd := &node{id: id, fab: c.w.Node(id), det: d, autoLead: autoLead}
 	cfg := c.cfg
 	cfg.OnSwitch = func(s permissions.Switch) { nd.switches = append(nd.switches, s) }
 	nd.perm, err = permissions.New(f, id, c.peers(id), permOffset, cfg)
@@ -201,8 +213,8 @@ func (c *cluster) checkAccess(f, holder rdma.NodeID) {
 }
 
 // bootLeader boots with autoLead and waits until node 1 holds a majority.
-func bootLeader(t *testing.T, size int, seed uint64) *cluster {
-	c := newCluster(t, size, seed, true)
+func bootLeader(t *testing.T, size int, seed uint64, wrap ...func(*sim.Node) rdma.Fabric) *cluster {
+	c := newCluster(t, size, seed, true, wrap...)
 	c.until("node 1 granted by everyone", 5_000_000, func() bool {
 		n := c.n[1]
 		return n.leading && n.perm.Granted(n.perm.Epoch()) == size-1
@@ -514,5 +526,81 @@ func TestManagerStepDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { c.run(40_000) })
 	if allocs != 0 {
 		t.Fatalf("steady state allocates %.1f times per 40 µs", allocs)
+	}
+}
+
+var errStuck = errors.New("test: access change refused")
+
+// stuckFabric is a simulator node whose replication connections to the
+// peers in stuck refuse SetRemoteAccess and Reset, as a wedged driver would.
+type stuckFabric struct {
+	*sim.Node
+	stuck map[rdma.NodeID]bool
+}
+
+func (f *stuckFabric) Conn(peer rdma.NodeID, plane rdma.Plane) rdma.Conn {
+	c := f.Node.Conn(peer, plane)
+	if c == nil || plane != rdma.PlaneReplication {
+		return c
+	}
+	return stuckConn{Conn: c, f: f}
+}
+
+type stuckConn struct {
+	rdma.Conn
+	f *stuckFabric
+}
+
+func (c stuckConn) SetRemoteAccess(a rdma.Access) error {
+	if c.f.stuck[c.Peer()] {
+		return errStuck
+	}
+	return c.Conn.SetRemoteAccess(a)
+}
+
+func (c stuckConn) Reset(a rdma.Access) error {
+	if c.f.stuck[c.Peer()] {
+		return errStuck
+	}
+	return c.Conn.Reset(a)
+}
+
+// TestNoAckWhileOldLeaderCanStillWrite: a follower that cannot revoke the
+// old leader's write access must not acknowledge the new request, or the
+// requester would count a grant while the old leader can still write that
+// follower's log. It acknowledges once the revocation succeeds.
+func TestNoAckWhileOldLeaderCanStillWrite(t *testing.T) {
+	var f3 *stuckFabric
+	c := bootLeader(t, 3, testSeed(t, 9), nil, nil, func(n *sim.Node) rdma.Fabric {
+		f3 = &stuckFabric{Node: n, stuck: map[rdma.NodeID]bool{}}
+		return f3
+	})
+	for _, n := range c.n {
+		n.autoLead = false
+	}
+	f3.stuck[1] = true
+	epoch := c.n[2].perm.Request(c.w.Now())
+	c.until("node 1 grants 2", 2_000_000, func() bool { return c.n[2].perm.GrantedBy(1, epoch) })
+	c.run(3_000_000)
+	if c.n[2].perm.GrantedBy(3, epoch) {
+		t.Fatal("node 3 acknowledged while node 1 could still write its log")
+	}
+	if st := c.write(1, 3); st != rdma.StatusSuccess {
+		t.Fatalf("precondition: node 1 should still reach 3's log, got %v", st)
+	}
+	st := c.n[3].perm.Stats()
+	if st.AcksHeld != 1 || st.Incomplete != 1 || st.RepairsFailed == 0 {
+		t.Fatalf("stats at 3: %+v", st)
+	}
+	if h, _ := c.n[3].perm.Holder(); h != 2 {
+		t.Fatalf("node 3's holder %d, want 2 (decided, not yet acknowledged)", h)
+	}
+	f3.stuck[1] = false
+	c.until("node 3 acknowledges after the revocation", 64*c.cfg.RepairIntervalNs, func() bool {
+		return c.n[2].perm.GrantedBy(3, epoch)
+	})
+	c.checkAccess(3, 2)
+	if st := c.write(1, 3); st != rdma.StatusRemoteInvalidRequest {
+		t.Fatalf("old leader's write after the revocation: %v", st)
 	}
 }
