@@ -104,18 +104,31 @@ type Row struct {
 	Settings                                    string
 }
 
-// Row summarises r.
+// Row summarises r. Another system (mu) can fill a Result with its own
+// histograms and call Row; a nil histogram gives zeros, printed as "-".
 func (r *Result) Row() Row {
+	q := func(h *hdrhistogram.Histogram, p float64) int64 {
+		if h == nil {
+			return 0
+		}
+		return h.ValueAtQuantile(p)
+	}
+	n := func(h *hdrhistogram.Histogram) int64 {
+		if h == nil {
+			return 0
+		}
+		return h.TotalCount()
+	}
 	return Row{
 		System:        r.System,
-		CommitCount:   r.Commit.TotalCount(),
-		CommitP50Ns:   r.Commit.ValueAtQuantile(50),
-		CommitP99Ns:   r.Commit.ValueAtQuantile(99),
-		CommitP999Ns:  r.Commit.ValueAtQuantile(99.9),
-		FailoverCount: r.Failover.TotalCount(),
-		FailoverP50Ns: r.Failover.ValueAtQuantile(50),
-		FailoverP99Ns: r.Failover.ValueAtQuantile(99),
-		ElectionP50Ns: r.Election.ValueAtQuantile(50),
+		CommitCount:   n(r.Commit),
+		CommitP50Ns:   q(r.Commit, 50),
+		CommitP99Ns:   q(r.Commit, 99),
+		CommitP999Ns:  q(r.Commit, 99.9),
+		FailoverCount: n(r.Failover),
+		FailoverP50Ns: q(r.Failover, 50),
+		FailoverP99Ns: q(r.Failover, 99),
+		ElectionP50Ns: q(r.Election, 50),
 		Retries:       r.Retries,
 		Settings:      r.Settings,
 	}

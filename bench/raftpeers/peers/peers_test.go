@@ -85,3 +85,12 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+func TestRowOfPartialResult(t *testing.T) {
+	h := newHistogram()
+	record(h, 3*time.Microsecond)
+	row := (&Result{System: "mu", Commit: h}).Row()
+	if row.CommitCount != 1 || row.CommitP50Ns < 2990 || row.CommitP50Ns > 3010 || row.FailoverCount != 0 || row.FailoverP50Ns != 0 {
+		t.Fatalf("row %+v", row)
+	}
+}
