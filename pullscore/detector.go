@@ -108,7 +108,6 @@ type Detector struct {
 	counter uint64
 	health  Health
 	peers   []peer
-	nodes   int // peers + self
 	// warmupSamples: Leader answers only after this many samples, so that
 	// every responsive peer has had the chance to become alive first.
 	warmupSamples uint64
@@ -174,7 +173,6 @@ func NewDetector(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, hbOffset,
 		word:          word(region, hbOffset),
 		hbOffset:      hbOffset,
 		view:          word(region, hbOffset+8),
-		nodes:         len(peers) + 1,
 		warmupSamples: uint64(cfg.HitsToRecover() + warmupExtraSamples),
 		peers:         make([]peer, len(sorted)),
 		states:        make([]NodeState, 0, len(sorted)+1),
