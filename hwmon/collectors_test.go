@@ -220,7 +220,6 @@ func fakeSmartctl(t *testing.T, body string, code int) string {
 	return p
 }
 
-
 func TestSMARTCollectorRunsSmartctl(t *testing.T) {
 	bin := fakeSmartctl(t, ataJSON, 0)
 	c := &SMARTCollector{SmartctlPath: bin, Devices: []string{"/dev/sda"}, Timeout: 5e9}

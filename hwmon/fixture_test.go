@@ -1,6 +1,7 @@
 package hwmon
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,8 +65,8 @@ func (f *sysfsFixture) rdmaPort(dev string, port int, state string, counters map
 // clock is a manual clock for Monitor and Arbiter tests.
 type clock struct{ t time.Time }
 
-func newClock() *clock                    { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
-func (c *clock) now() time.Time           { return c.t }
+func newClock() *clock                   { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func hasReason(r Report, row string, sev Severity, act Action) bool {
@@ -93,3 +94,5 @@ func reasonsText(r Report) string {
 	}
 	return s
 }
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

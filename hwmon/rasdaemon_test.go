@@ -37,7 +37,7 @@ type rasDB struct {
 func newRasDB(t *testing.T, withMemoryFailure bool) *rasDB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ras-mc_event.db")
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=synchronous(OFF)")
 	if err != nil {
 		t.Fatal(err)
 	}

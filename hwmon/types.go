@@ -131,8 +131,11 @@ func (r Reason) String() string {
 	if r.Subject != "" {
 		s += " (" + r.Subject + ")"
 	}
-	if r.Severity != Info {
-		s += fmt.Sprintf(": %.4g %s > %.4g", r.Value, r.Unit, r.Threshold)
+	if r.Severity != Info && r.Unit != "" {
+		s += fmt.Sprintf(": %.4g %s", r.Value, r.Unit)
+		if r.Threshold > 0 || r.Row == RowMemoryUE || r.Row == RowLogChecksum {
+			s += fmt.Sprintf(" > %.4g", r.Threshold)
+		}
 	}
 	if r.Detail != "" {
 		s += ": " + r.Detail
