@@ -1,7 +1,6 @@
 package hwmon
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,5 +93,3 @@ func reasonsText(r Report) string {
 	}
 	return s
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }

@@ -2,7 +2,7 @@ package hwmon
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -377,7 +377,7 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 		c := DefaultConfig()
 		mutate(&c)
 		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), field) || !errorsIs(err, ErrInvalidConfig) {
+		if err == nil || !strings.Contains(err.Error(), field) || !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: err = %v", field, err)
 		}
 	}
@@ -385,5 +385,3 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-func errorsIs(err, target error) bool { return err != nil && fmt.Sprint(err) != "" && isErr(err, target) }
