@@ -93,7 +93,9 @@ func TestLeaderCrashFailover(t *testing.T) {
 	}
 	// The crashed node comes back without its log and is caught up.
 	c.w.Restart(old)
-	if !c.w.RunUntil(func() bool { return c.sms[old].applied+c.reps[old].stats.SnapshotsRestored > 0 && c.reps[old].AppliedIndex() == c.reps[nl].AppliedIndex() }, c.w.Now()+50_000_000) {
+	if !c.w.RunUntil(func() bool {
+		return c.sms[old].applied+c.reps[old].stats.SnapshotsRestored > 0 && c.reps[old].AppliedIndex() == c.reps[nl].AppliedIndex()
+	}, c.w.Now()+50_000_000) {
 		t.Fatalf("restarted node %d applied index %d, leader %d", old, c.reps[old].AppliedIndex(), c.reps[nl].AppliedIndex())
 	}
 	c.checkSafety()

@@ -165,6 +165,14 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
 			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))
 	}
+	cfg.OnCorruption = func(rep CorruptionReport) {
+		r := c.reps[id]
+		msg := fmt.Sprintf("%d: node %d fenced at index %d: %s; commit %d commit word %d", rep.AtNs, id, rep.Index, r.slotInfo(uint64(rep.Index)), r.commit, le.Uint64(r.region[hdrCommit:]))
+		for j := uint64(rep.Index) + 1; j < uint64(rep.Index)+5; j++ {
+			msg += "\n  " + r.slotInfo(j)
+		}
+		c.leaderLog = append(c.leaderLog, msg)
+	}
 	sm := newKV(id, c.recordApply)
 	r, err := New(c.w.Node(id), sm, cfg)
 	if err != nil {
@@ -190,8 +198,11 @@ func (c *cluster) recordApply(node rdma.NodeID, index Index, cmd []byte) {
 	pos := sm.posAt(index)
 	if pos < len(seq) {
 		if string(seq[pos]) != string(cmd) {
-			c.violations = append(c.violations, fmt.Sprintf(
-				"node %d applied %x at index %d position %d, another replica applied %x", node, cmd, index, pos, seq[pos]))
+			v := fmt.Sprintf("node %d applied %x at index %d position %d, another replica applied %x (at %d ns)", node, cmd, index, pos, seq[pos], c.w.Now())
+			for _, id := range c.ids {
+				v += "\n" + c.reps[id].slotInfo(uint64(index))
+			}
+			c.violations = append(c.violations, v)
 		}
 		return
 	}

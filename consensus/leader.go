@@ -346,6 +346,10 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 			p.since = now
 		}
 	}
+	// Stop resending the request: a late grant of this epoch, arriving
+	// after a peer granted someone newer, would hand this leader write
+	// access without a new prepare.
+	r.perms.Abandon()
 	r.isLeader.Store(true)
 	if r.cfg.OnLeaderChange != nil {
 		r.cfg.OnLeaderChange(LeaderChange{Leader: true, Proposal: r.proposal, FirstIndex: Index(end), AtNs: now})
@@ -381,6 +385,21 @@ func (r *Replica) onLeaderHeader(p *peer) {
 	case peerSnapshotSent:
 		if p.applied >= p.snapIndex {
 			r.startCatchup(p, p.applied+1)
+		}
+	case peerReplicating:
+		// The slot it needs next was reclaimed while it looked dead: it
+		// cannot catch up from the log any more.
+		if r.next > r.lay.LogSlots && p.applied+1 < r.next-r.lay.LogSlots {
+			r.peerFailed(p)
+			p.state = peerNeedSnapshot
+			return
+		}
+		// Its applied position has not moved for a long time although
+		// it has been told of later commits: something it needed was
+		// lost in transport. Catch it up again from what it applied.
+		if p.applied < p.hintSent && r.now-p.appliedAt > r.cfg.ElectionTimeoutNs && r.now-p.since > r.cfg.ElectionTimeoutNs {
+			r.stats.Recatchups++
+			r.peerFailed(p)
 		}
 	}
 }
@@ -428,8 +447,7 @@ func (r *Replica) postRange(p *peer, from, to uint64) bool {
 		pos := i % c
 		n := min(to-i+1, c-pos, maxSlots)
 		last := i + n - 1
-		if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, last), Op: rdma.OpWrite,
-			LocalOffset: r.lay.SlotOffset(i), RemoteOffset: r.lay.SlotOffset(i), Length: uint32(n * stride)}) {
+		if !r.postSlots(p, i, last, uint32(n*stride)) {
 			return false
 		}
 		i += n
@@ -488,11 +506,14 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			}
 		}
 	}
-	if needGrant && now-r.lastRequestAt > r.cfg.ElectionTimeoutNs {
-		// A peer came back (or restarted) and has not granted this term:
-		// ask again; peers already granting us keep doing so.
-		r.el.epoch = r.perms.Request(now)
-		r.lastRequestAt = now
+	if needGrant && now-r.lastRequestAt > 4*r.cfg.ElectionTimeoutNs {
+		// A live peer (restarted, or reconnected) does not let this leader
+		// write. Asking it again means taking the permission back from
+		// whoever holds it now, which is only safe with a fresh prepare:
+		// run a whole leader change.
+		r.stepDown()
+		r.startElection(now, true)
+		return r.electionStep(now)
 	}
 	if live < r.q {
 		if r.noQuorumSince == 0 {
@@ -510,7 +531,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 	r.applyCommitted()
 	for i := range r.peers {
 		p := &r.peers[i]
-		if p.state != peerReplicating || r.commit <= p.hintSent || p.commitInflight {
+		if p.state != peerReplicating || r.commit <= p.hintSent || p.commitInflight || p.commitPending > 0 {
 			continue
 		}
 		if due := r.commitAt + r.cfg.CommitPropagationNs; now < due {
@@ -523,6 +544,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			LocalOffset: st + stageCommit, RemoteOffset: hdrCommit, Length: 8}) {
 			p.hintSent = r.commit
 			p.commitInflight = true
+			p.commitPending++
 			r.stats.CommitWords++
 		}
 	}
@@ -550,7 +572,13 @@ func (r *Replica) reclaimable(index uint64) bool {
 	}
 	for i := range r.peers {
 		p := &r.peers[i]
-		if p.applied >= old || !r.det.Alive(p.id) || r.now-p.headerAt > 10*r.cfg.HeaderPollNs {
+		if p.sourcePending(old) {
+			return false // a write still reads the old occupant
+		}
+		// Only a live follower that still needs exactly the evicted slot
+		// holds the ring back; one that needs an older slot is already
+		// off the log and gets a snapshot.
+		if p.applied+1 != old || !r.det.Alive(p.id) || r.now-p.headerAt > 10*r.cfg.HeaderPollNs {
 			continue
 		}
 		if p.state == peerReplicating && !p.headerInflight {
@@ -600,14 +628,12 @@ func (r *Replica) proposeQueued() {
 		ring.mu.Unlock()
 		total := sealSlot(buf, i, r.proposal, r.commit, n)
 		r.next++
-		off := r.lay.SlotOffset(i)
 		for j := range r.peers {
 			p := &r.peers[j]
 			if p.state != peerReplicating {
 				continue
 			}
-			if r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, i), Op: rdma.OpWrite,
-				LocalOffset: off, RemoteOffset: off, Length: uint32(total)}) {
+			if r.postSlots(p, i, i, uint32(total)) {
 				p.sent = i
 				p.hintSent = max(p.hintSent, r.commit)
 			}

@@ -61,10 +61,19 @@ type peer struct {
 	headerInflight bool
 	headerAt       int64 // last successful header read
 	applied        uint64
+	appliedAt      int64 // when applied last moved (header reads)
 	minProposal    uint64
 	rejoining      bool
 	snapIndex      uint64
 	revokedEpoch   uint64 // request epoch this peer refused a write under
+
+	// Writes whose source bytes are still being read by the NIC, across
+	// generations (a failed connection completes them with an error): a
+	// ring position or staging word is not reused while one is pending.
+	slotFIFO      []uint64 // first index of each outstanding slot write, posting order
+	fifoHead      int
+	fifoLen       int
+	commitPending int
 
 	// election round flags
 	hdrOK, prepOK, windowOK, failed bool
@@ -110,6 +119,8 @@ type Stats struct {
 	SnapshotsRestored uint64
 	ReclaimStalls     uint64 // Steps where the ring was full
 	CommitWords       uint64 // idle-leader commit words written
+	CommitGaps        uint64 // Steps where a committed slot had not arrived
+	Recatchups        uint64 // followers re-caught-up after their applied position stalled
 }
 
 // Replica is one member of a Mu cluster. Step must be called from one
@@ -163,6 +174,7 @@ type Replica struct {
 	wHead    int
 	wLen     int
 	isLeader atomic.Bool
+	fencedA  atomic.Bool
 	stats    Stats
 	commitA  atomic.Uint64
 	appliedA atomic.Uint64
@@ -202,7 +214,8 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 			continue
 		}
 		r.byMem[i] = len(r.peers)
-		r.peers = append(r.peers, peer{id: id, member: i, conn: f.Conn(id, rdma.PlaneReplication)})
+		r.peers = append(r.peers, peer{id: id, member: i, conn: f.Conn(id, rdma.PlaneReplication),
+			slotFIFO: make([]uint64, 2*cfg.MaxInflightSlots+cfg.LogSlots)})
 	}
 	if r.selfIdx < 0 {
 		return nil, cfgErr("Members", "does not list this node (%d)", r.self)
@@ -251,8 +264,8 @@ func (r *Replica) CommitIndex() Index { return Index(r.commitA.Load()) }
 // AppliedIndex is the highest index applied to the state machine.
 func (r *Replica) AppliedIndex() Index { return Index(r.appliedA.Load()) }
 
-// Fenced reports whether the replica fenced itself.
-func (r *Replica) Fenced() bool { return r.fenced }
+// Fenced reports whether the replica fenced itself (safe from any goroutine).
+func (r *Replica) Fenced() bool { return r.fencedA.Load() }
 
 // Stats returns a copy of the counters. Call it from the driving goroutine
 // (or when the replica is not being stepped).
@@ -278,6 +291,7 @@ func (r *Replica) Fence() {
 		return
 	}
 	r.fenced = true
+	r.fencedA.Store(true)
 	r.setHealth(HealthFenced)
 	if r.role != roleFollower {
 		r.stepDown()
@@ -346,7 +360,7 @@ func (r *Replica) checkProposal(data []byte) error {
 	if max := r.cfg.MaxProposalBytes(); len(data) > max {
 		return fmt.Errorf("%w: %d bytes, MaxProposalBytes is %d", ErrTooLarge, len(data), max)
 	}
-	if r.fenced {
+	if r.fencedA.Load() {
 		return ErrFenced
 	}
 	if !r.isLeader.Load() {
@@ -383,6 +397,12 @@ func (r *Replica) deliver(id int32, index uint64, err error) {
 func (r *Replica) Step(now int64) (nextWakeNs int64) {
 	r.now = now
 	wake := now + r.cfg.MaxIdleNs
+	// The detector and the permission manager run first: they may Reset a
+	// connection, which flushes what was outstanding on it, and those
+	// flushes must be seen before this Step posts anything new there
+	// (a write landing after a lost one would leave a gap).
+	wake = min(wake, r.det.Step(now))
+	wake = min(wake, r.perms.Step(now))
 	for {
 		n := r.f.Poll(r.comps)
 		for i := 0; i < n; i++ {
@@ -392,8 +412,6 @@ func (r *Replica) Step(now int64) (nextWakeNs int64) {
 			break
 		}
 	}
-	wake = min(wake, r.det.Step(now))
-	wake = min(wake, r.perms.Step(now))
 	if l, ok := r.det.Leader(); ok {
 		r.leaderA.Store(uint32(l) + 1)
 	} else {
@@ -439,6 +457,17 @@ func (r *Replica) dispatch(c rdma.Completion) {
 		return
 	}
 	p := &r.peers[r.byMem[m]]
+	// Completions arrive in posting order per connection, whatever their
+	// status or generation: retire the source accounting first.
+	switch kind {
+	case wrSlot:
+		if p.fifoLen > 0 {
+			p.fifoHead = (p.fifoHead + 1) % len(p.slotFIFO)
+			p.fifoLen--
+		}
+	case wrCommitWord:
+		p.commitPending--
+	}
 	if gen != p.gen {
 		return // from an abandoned round or an errored connection
 	}
@@ -461,8 +490,9 @@ func (r *Replica) dispatch(c rdma.Completion) {
 		p.headerInflight = false
 		h := r.region[r.lay.readHeader(m):]
 		p.minProposal = le.Uint64(h[hdrMinProposal:])
-		if fuo := le.Uint64(h[hdrFUO:]); fuo > 0 {
+		if fuo := le.Uint64(h[hdrFUO:]); fuo > 0 && fuo-1 != p.applied {
 			p.applied = fuo - 1
+			p.appliedAt = r.now
 		}
 		p.rejoining = le.Uint64(h[hdrFlags:])&flagRejoining != 0
 		p.headerAt = r.now
@@ -491,8 +521,8 @@ func (r *Replica) peerFailed(p *peer) {
 	p.failed = true
 	p.commitInflight = false
 	p.headerInflight = false
-	if p.state == peerSnapshotSent || p.state == peerNeedSnapshot {
-		r.snapBusy = false
+	if p.state == peerSnapshotPosting {
+		r.snapBusy = false // its snapshot writes were the ones in flight
 	}
 	p.state = peerIdle
 	p.since = r.now
@@ -508,6 +538,37 @@ func (r *Replica) post(p *peer, w rdma.WorkRequest) bool {
 		return false
 	}
 	return true
+}
+
+// postSlots posts a write of own slots starting at index first (seq = last
+// index covered) and records it as reading those ring positions until it
+// completes.
+func (r *Replica) postSlots(p *peer, first, last uint64, length uint32) bool {
+	if p.fifoLen == len(p.slotFIFO) {
+		r.peerFailed(p) // too much outstanding: catch it up later
+		return false
+	}
+	off := r.lay.SlotOffset(first)
+	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, last), Op: rdma.OpWrite,
+		LocalOffset: off, RemoteOffset: off, Length: length}) {
+		return false
+	}
+	p.slotFIFO[(p.fifoHead+p.fifoLen)%len(p.slotFIFO)] = first
+	p.fifoLen++
+	return true
+}
+
+// sourcePending reports whether a write still outstanding to p reads the
+// ring position of index (an older occupant): with LogSlots > MaxInflight
+// and ranges bounded by LogSlots, any outstanding write that starts at or
+// below index may cover it.
+func (p *peer) sourcePending(index uint64) bool {
+	for k := 0; k < p.fifoLen; k++ {
+		if p.slotFIFO[(p.fifoHead+k)%len(p.slotFIFO)] <= index {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Replica) slotBuf(index uint64) []byte {
@@ -553,6 +614,12 @@ func (r *Replica) applyCommitted() (wake int64) {
 			// The leader reused this position: we fell off the log and
 			// wait for a snapshot.
 			r.behind = true
+			return 0
+		case slotEmpty:
+			// Committed but not here: a transport gap, not a checksum
+			// failure. Wait; the leader notices the stalled applied
+			// position and catches this replica up again.
+			r.stats.CommitGaps++
 			return 0
 		default:
 			if r.suspectIdx != i {
