@@ -67,10 +67,8 @@ func (a *Arbiter) Evaluate(s Snapshot) Report {
 	}
 	sort.SliceStable(a.reasons, func(i, j int) bool {
 		ri, rj := a.reasons[i], a.reasons[j]
-		if ri.Action == ActionFence || rj.Action == ActionFence || ri.Action == ActionDegrade || rj.Action == ActionDegrade {
-			if verdictOf(ri.Action) != verdictOf(rj.Action) {
-				return verdictOf(ri.Action) > verdictOf(rj.Action)
-			}
+		if vi, vj := verdictOf(ri.Action), verdictOf(rj.Action); vi != vj {
+			return vi > vj
 		}
 		if ri.Severity != rj.Severity {
 			return ri.Severity > rj.Severity

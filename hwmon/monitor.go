@@ -218,6 +218,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 }
 
+// Close releases the collectors' kernel handles (eBPF programs, the
+// netlink subscription). Run does this itself when it returns; call Close
+// after using Step without Run.
+func (m *Monitor) Close() error {
+	m.step.Lock()
+	defer m.step.Unlock()
+	return closeCollectors(m.collectors)
+}
+
 // ClearLatched forgets latched fences (operator action after repair).
 func (m *Monitor) ClearLatched() {
 	m.step.Lock()

@@ -56,6 +56,8 @@ func (r Report) WriteText(w io.Writer) error {
 	if len(r.Disks) > 0 {
 		b.WriteString("\ndisk latency:\n")
 		for _, d := range r.Disks {
+			d.ReadLatency, d.WriteLatency = d.ReadLatency.Round(time.Microsecond), d.WriteLatency.Round(time.Microsecond)
+			d.P99, d.Baseline = d.P99.Round(time.Microsecond), d.Baseline.Round(time.Microsecond)
 			base := "learning"
 			if d.Baseline > 0 {
 				base = fmt.Sprintf("baseline %v, %.2gx", d.Baseline, d.Ratio)

@@ -1,7 +1,7 @@
 // Package blklat measures block I/O completion latency per device with two
 // eBPF raw tracepoint programs (block_rq_issue, block_rq_complete), so
 // tracefs need not be mounted. The programs are assembled here with
-// cilium/ebpf's asm package: no C toolchain, no generated objects. The
+// cilium/ebpf's asm package: no C toolchain, no prebuilt ELF objects. The
 // offsets of request.part and block_device.bd_dev come from the running
 // kernel's BTF, read at load time.
 //
