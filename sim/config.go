@@ -63,6 +63,11 @@ type Config struct {
 	// (shared by both planes); payload bytes queue behind each other.
 	BandwidthBytesPerSec int64
 
+	// MTUBytes is the packet payload size. A longer write lands packet by
+	// packet in address order (rxe's active MTU in the VM is 1024), so a
+	// poller can see it partly written.
+	MTUBytes int
+
 	// TransportTimeoutNs is how long an unanswered request is retransmitted
 	// before the initiator sees retry exceeded (timeout 14, retry_cnt 7 on
 	// rxe: about half a second).
@@ -94,6 +99,7 @@ func DefaultConfig() Config {
 		ReadRequest:          Latency{BaseNs: 6_500, JitterNs: 1_000, TailProb: 0.01, TailMeanNs: 20_000},
 		ReadResponse:         Latency{BaseNs: 14_000, JitterNs: 1_500, TailProb: 0.01, TailMeanNs: 20_000},
 		BandwidthBytesPerSec: 200 << 20,
+		MTUBytes:             1024,
 		TransportTimeoutNs:   500_000_000,
 		RetransmitIntervalNs: 62_500_000,
 		QueueDepth:           256,
@@ -115,6 +121,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.BandwidthBytesPerSec <= 0:
 		return fmt.Errorf("%w: BandwidthBytesPerSec is %d, must be > 0", ErrInvalidConfig, c.BandwidthBytesPerSec)
+	case c.MTUBytes < 256 || c.MTUBytes > 4096:
+		return fmt.Errorf("%w: MTUBytes is %d, must be in [256, 4096]", ErrInvalidConfig, c.MTUBytes)
 	case c.TransportTimeoutNs <= 0:
 		return fmt.Errorf("%w: TransportTimeoutNs is %d, must be > 0", ErrInvalidConfig, c.TransportTimeoutNs)
 	case c.RetransmitIntervalNs <= 0:

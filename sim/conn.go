@@ -16,8 +16,9 @@ type op struct {
 	// stallSinceNs is when the first unanswered attempt happened; the
 	// request fails with retry exceeded TransportTimeoutNs later. -1: none.
 	stallSinceNs int64
-	resolved     bool // landed at the target, or failed
-	ackSure      bool // the completion needs no further network leg
+	landed       uint32 // bytes of a write already in the target's memory
+	resolved     bool   // landed at the target, or failed
+	ackSure      bool   // the completion needs no further network leg
 	status       rdma.Status
 }
 
@@ -105,7 +106,13 @@ func (e *connEnd) Post(wrs []rdma.WorkRequest) (int, error) {
 		if wr.Op == rdma.OpWrite {
 			lat, payload = &w.cfg.WriteRequest, wr.Length
 		}
-		o.landAt = max(w.legNs(lat, n, e.peer, now, payload), e.lastLandNs)
+		o.landAt = w.legNs(lat, n, e.peer, now, payload)
+		if payload > uint32(w.cfg.MTUBytes) {
+			// legNs is the arrival of the last byte; the first packet
+			// lands earlier by the serialisation of the rest.
+			o.landAt -= w.serialNs(payload - uint32(w.cfg.MTUBytes))
+		}
+		o.landAt = max(o.landAt, now, e.lastLandNs)
 		e.lastLandNs = o.landAt
 		e.tail++
 		e.posted++
@@ -225,7 +232,11 @@ func (e *connEnd) onLand(gen uint32) {
 		return
 	}
 	o.stallSinceNs = -1
-	st := e.apply(o, t)
+	st, more := e.apply(o, t)
+	if more {
+		e.scheduleLand(w.now + w.serialNs(min(uint32(w.cfg.MTUBytes), o.wr.Length-o.landed)))
+		return
+	}
 	if st != rdma.StatusSuccess {
 		// The responder NAKs and its queue pair goes to ERROR (rxe).
 		t.toError()
@@ -243,33 +254,45 @@ func (e *connEnd) onLand(gen uint32) {
 }
 
 // apply performs o at the target end t and returns the responder's status.
-func (e *connEnd) apply(o *op, t *connEnd) rdma.Status {
+// A write longer than the MTU lands one packet per call, in address order,
+// and reports more until its last packet is in: a poller at the target can
+// see it half written, as on a real NIC.
+func (e *connEnd) apply(o *op, t *connEnd) (st rdma.Status, more bool) {
 	w := e.w
 	wr := &o.wr
-	if t.access&accessFor(wr.Op) == 0 {
-		if w.tracing {
-			w.traceOp("refuse", e, wr, rdma.StatusRemoteInvalidRequest)
+	if o.landed == 0 {
+		if t.access&accessFor(wr.Op) == 0 {
+			if w.tracing {
+				w.traceOp("refuse", e, wr, rdma.StatusRemoteInvalidRequest)
+			}
+			return rdma.StatusRemoteInvalidRequest, false
 		}
-		return rdma.StatusRemoteInvalidRequest
-	}
-	dst := e.peer.region
-	size := uint64(len(dst))
-	if wr.RemoteOffset > size || uint64(wr.Length) > size-wr.RemoteOffset {
-		return rdma.StatusRemoteAccessError
+		size := uint64(len(e.peer.region))
+		if wr.RemoteOffset > size || uint64(wr.Length) > size-wr.RemoteOffset {
+			return rdma.StatusRemoteAccessError, false
+		}
+		if wr.Op == rdma.OpCompareSwap && wr.RemoteOffset%8 != 0 {
+			return rdma.StatusRemoteInvalidRequest, false
+		}
 	}
 	local := e.node.region[wr.LocalOffset : wr.LocalOffset+uint64(wr.Length)]
-	remote := dst[wr.RemoteOffset : wr.RemoteOffset+uint64(wr.Length)]
+	remote := e.peer.region[wr.RemoteOffset : wr.RemoteOffset+uint64(wr.Length)]
 	switch wr.Op {
 	case rdma.OpWrite:
-		copy(remote, local)
+		end := min(o.landed+uint32(w.cfg.MTUBytes), wr.Length)
+		copy(remote[o.landed:end], local[o.landed:end])
+		o.landed = end
 		w.wake(e.peer, w.now)
+		if end < wr.Length {
+			if w.tracing {
+				w.traceOp("packet", e, wr, 0)
+			}
+			return rdma.StatusSuccess, true
+		}
 	case rdma.OpRead:
 		// The data reaches the initiator's memory before its completion.
 		copy(local, remote)
 	case rdma.OpCompareSwap:
-		if wr.RemoteOffset%8 != 0 {
-			return rdma.StatusRemoteInvalidRequest
-		}
 		old := binary.LittleEndian.Uint64(remote)
 		if old == wr.Compare {
 			binary.LittleEndian.PutUint64(remote, wr.Swap)
@@ -280,7 +303,7 @@ func (e *connEnd) apply(o *op, t *connEnd) rdma.Status {
 	if w.tracing {
 		w.traceOp("land", e, wr, 0)
 	}
-	return rdma.StatusSuccess
+	return rdma.StatusSuccess, false
 }
 
 // resolve settles the request at e.land with status, to complete at complAt

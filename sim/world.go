@@ -391,8 +391,13 @@ func (w *World) legNs(lat *Latency, from, to *Node, departNs int64, payloadBytes
 	}
 	if payloadBytes > 0 {
 		start := max(departNs, l.busyUntilNs)
-		l.busyUntilNs = start + int64(payloadBytes)*1_000_000_000/w.cfg.BandwidthBytesPerSec
+		l.busyUntilNs = start + w.serialNs(payloadBytes)
 		d += l.busyUntilNs - departNs
 	}
 	return departNs + d
+}
+
+// serialNs is the time to put bytes on a link, at least 1 ns.
+func (w *World) serialNs(bytes uint32) int64 {
+	return max(int64(bytes)*1_000_000_000/w.cfg.BandwidthBytesPerSec, 1)
 }
