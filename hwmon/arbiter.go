@@ -146,6 +146,9 @@ func perWindow(n uint64, window, unit time.Duration) float64 {
 
 const day = 24 * time.Hour
 
+// symbolErrorSaturated is where InfiniBand's 16-bit SymbolErrorCounter stops.
+const symbolErrorSaturated = 0xFFFF
+
 func (a *Arbiter) memory(s Snapshot, now time.Time) {
 	th := a.th
 	var edacCE uint64
@@ -482,6 +485,13 @@ func (a *Arbiter) links(s Snapshot, now time.Time) {
 		subj := fmt.Sprintf("%s/%d", p.Device, p.Port)
 		if v, ok := p.Counters["symbol_error"]; ok {
 			judge(subj, a.count("rdma", "rdma/"+subj+"/symbol_error", v, th.LinkWindow, now), "RDMA symbol_error")
+			if v >= symbolErrorSaturated {
+				// The PMA counter is 16 bits and saturates: it can no longer rise,
+				// so the rate above reads as zero however bad the link is.
+				a.add(Reason{Row: RowLinkSymbol, Severity: Warn, Action: ActionCheckCabling, Subject: subj,
+					Value: float64(v), Unit: "errors",
+					Detail: "symbol_error saturated at 65535: rate unknown until the port counters are cleared"})
+			}
 		}
 		var flaps uint64
 		for _, c := range []string{"link_downed", "link_error_recovery"} {

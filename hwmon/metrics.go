@@ -109,6 +109,9 @@ func (c *metrics) Collect(ch chan<- prometheus.Metric) {
 	cnt := func(d *prometheus.Desc, v uint64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
 	}
+	seconds := func(d *prometheus.Desc, ms uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(ms)/1e3, l...)
+	}
 
 	g(mVerdict, float64(r.Verdict))
 	type rk struct{ row, sev string }
@@ -160,8 +163,8 @@ func (c *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range s.Disks {
 		cnt(mDiskReads, d.ReadIOs, d.Device)
 		cnt(mDiskWrites, d.WriteIOs, d.Device)
-		g(mDiskReadSec, float64(d.ReadTicksMs)/1e3, d.Device) // counter semantics, float seconds
-		g(mDiskWriteSec, float64(d.WriteTicks)/1e3, d.Device)
+		seconds(mDiskReadSec, d.ReadTicksMs, d.Device)
+		seconds(mDiskWriteSec, d.WriteTicks, d.Device)
 	}
 	for _, d := range r.Disks {
 		g(mDiskReadLat, d.ReadLatency.Seconds(), d.Device)
@@ -238,10 +241,10 @@ func (c *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range s.CPUThrottle {
 		cpu := strconv.Itoa(t.CPU)
 		cnt(mThrottle, t.CoreCount, cpu, "core")
-		g(mThrottleSec, float64(t.CoreTimeMs)/1e3, cpu, "core")
+		seconds(mThrottleSec, t.CoreTimeMs, cpu, "core")
 		if t.HasPackageInfo {
 			cnt(mThrottle, t.PackageCount, cpu, "package")
-			g(mThrottleSec, float64(t.PackageTimeMs)/1e3, cpu, "package")
+			seconds(mThrottleSec, t.PackageTimeMs, cpu, "package")
 		}
 	}
 

@@ -247,6 +247,14 @@ func TestRowLinkSymbolErrors(t *testing.T) {
 	rep = r.step(time.Hour)
 	expect(t, rep, Healthy, "", 0, 0)
 	expectNoRow(t, rep, RowLinkSymbol)
+	// A saturated 16-bit counter cannot rise: say so instead of looking clean.
+	r.fs.write("class/infiniband/mlx5_0/ports/1/counters/symbol_error", "65535")
+	r.step(time.Minute)
+	rep = r.step(time.Hour)
+	expect(t, rep, Healthy, RowLinkSymbol, Warn, ActionCheckCabling)
+	if !strings.Contains(reasonsText(rep), "saturated") {
+		t.Fatalf("saturation not reported:\n%s", reasonsText(rep))
+	}
 }
 
 // probe latency: >10 ms warn, >50 ms critical: inspect disk/network.
