@@ -168,6 +168,7 @@ func (e *end) apply(wr *rdma.WorkRequest, t *end) rdma.Status {
 	switch wr.Op {
 	case rdma.OpWrite:
 		copy(remote, local)
+		e.peer.signal()
 	case rdma.OpRead:
 		copy(local, remote)
 	case rdma.OpCompareSwap:
@@ -189,6 +190,7 @@ func (e *end) apply(wr *rdma.WorkRequest, t *end) rdma.Status {
 			}
 		}
 		*(*uint64)(unsafe.Pointer(&local[0])) = old
+		e.peer.signal()
 	}
 	return rdma.StatusSuccess
 }

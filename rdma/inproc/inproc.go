@@ -105,6 +105,7 @@ func (n *Network) AddNode(id rdma.NodeID, regionBytes int) (*Fabric, error) {
 	}
 	f := &Fabric{net: n, id: id, mem: mem, region: mem[:regionBytes], conns: make(map[connKey]*end)}
 	f.reg.b = f.region
+	f.wake = make(chan struct{}, 1)
 	n.nodes[id] = f
 	n.order = append(n.order, f)
 	return f, nil
@@ -220,6 +221,8 @@ type Fabric struct {
 	cqMu   sync.Mutex
 	cq     []rdma.Completion
 	cqHead int
+
+	wake chan struct{} // one pending signal at most
 }
 
 var _ rdma.Fabric = (*Fabric)(nil)
@@ -309,4 +312,18 @@ func (f *Fabric) push(c rdma.Completion) {
 	f.cqMu.Lock()
 	f.cq = append(f.cq, c)
 	f.cqMu.Unlock()
+	f.signal()
 }
+
+// signal wakes the node's driver without blocking or allocating.
+func (f *Fabric) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Wake receives a signal after a completion is queued for this node or a
+// remote write or compare-and-swap lands in its region (one signal may
+// stand for several). A driver waits on it instead of spinning.
+func (f *Fabric) Wake() <-chan struct{} { return f.wake }
