@@ -68,7 +68,7 @@ type Result struct {
 	// that lowers the quantity.
 	CanceledLots uint64
 	// Trades made by this command, in order. The slice is the engine's
-	// buffer: it is valid until the next call that changes the engine.
+	// buffer: it is valid until the next Apply.
 	Trades []Trade
 }
 
