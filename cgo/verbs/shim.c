@@ -36,7 +36,8 @@ struct ibv_context *mu_open(const char *name, int *err)
 	errno = 0;
 	struct ibv_device **list = ibv_get_device_list(&n);
 	if (list == NULL) {
-		*err = err_or(ENODEV);
+		/* No uverbs at all (ENOSYS without the kernel module): no device. */
+		*err = ENODEV;
 		return NULL;
 	}
 	struct ibv_context *ctx = NULL;
