@@ -1,26 +1,60 @@
-// Command mu runs and inspects mu nodes.
-//
-// This main is a placeholder until the command line (node, demo, bench,
-// health, status) lands: it only checks a `mu node` config file.
+// Command mu runs and inspects mu nodes: a replica process (node), its state
+// (status), this machine's hardware health (health), a replicated order book
+// with a leader crash (demo), and failover and replication benchmarks (bench).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 )
 
+// exitError carries a process exit status out of a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "mu",
+		Short:         "microsecond state-machine replication over one-sided RDMA",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newHealthCmd(), newCheckConfigCmd())
+	return root
+}
+
 func main() {
-	if len(os.Args) != 3 || os.Args[1] != "check-config" {
-		fmt.Fprintln(os.Stderr, "usage: mu check-config FILE")
-		os.Exit(2)
+	err := newRootCmd().Execute()
+	if err == nil {
+		return
 	}
-	c, err := LoadConfig(os.Args[2])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mu:", err)
-		os.Exit(1)
+	var ee exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
 	}
-	for _, w := range c.Warnings() {
-		fmt.Fprintln(os.Stderr, "mu: warning:", w)
+	fmt.Fprintln(os.Stderr, "mu:", err)
+	os.Exit(1)
+}
+
+func newCheckConfigCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check-config FILE",
+		Short: "validate a `mu node` config file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := LoadConfig(args[0])
+			if err != nil {
+				return err
+			}
+			for _, w := range c.Warnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "mu: warning:", w)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: node %d of %d, cluster %#x: ok\n", args[0], c.ID, len(c.Peers), c.ClusterID)
+			return nil
+		},
 	}
-	fmt.Printf("%s: node %d of %d, cluster %#x: ok\n", os.Args[2], c.ID, len(c.Peers), c.ClusterID)
 }
