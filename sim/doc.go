@@ -30,6 +30,35 @@
 //   - SetRemoteAccess and Reset take effect when they return and charge the
 //     caller's CPU (about 80 µs and 540 µs on rxe): the node's clock
 //     advances and its next Step is deferred;
+//   - a write longer than Config.MTUBytes lands packet by packet in address
+//     order, waking the target at each packet, so a poller can see it half
+//     written; payloads serialise on each directed link at
+//     Config.BandwidthBytesPerSec;
+//   - a lossy link costs retransmissions (delay), never data; a request whose
+//     answer is lost may have taken effect even though it fails with retry
+//     exceeded;
 //   - a paused node is not stepped, but its NIC still serves one-sided
 //     operations into its region.
+//
+// Crash and restart: a crashed node's NIC is gone (its posted requests
+// vanish without completions; requests to it go unanswered). Restart brings
+// it back as a new process: region zeroed unless the crash kept memory, no
+// stepper (SetRestartHook installs one), and every connection end on both
+// sides in ConnError, so both ends must Reset, as after a fresh bootstrap.
+//
+// Typical use:
+//
+//	w := sim.New(seed, sim.DefaultConfig().WithTransportTimeout(2_000_000))
+//	for id := rdma.NodeID(1); id <= 3; id++ {
+//		w.AddNode(id, 1<<20)
+//	}
+//	w.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessRemoteRead, rdma.AccessAll})
+//	for id := rdma.NodeID(1); id <= 3; id++ {
+//		w.SetStepper(id, newReplica(w.Node(id)))
+//	}
+//	sim.Swarm(w.Rand(1), sim.SwarmOptions{...}).Apply(w)
+//	w.RunUntil(func() bool { return done() }, 50_000_000)
+//
+// Tests sweep seeds with Seeds, which prints the replay command of every
+// failing seed.
 package sim

@@ -80,3 +80,19 @@ func (w *World) traceOp(kind string, e *connEnd, wr *rdma.WorkRequest, st rdma.S
 	w.trace = strconv.AppendUint(w.trace, uint64(st), 10)
 	w.trace = append(w.trace, '\n')
 }
+
+// TraceTail returns the last lines of the trace, for failure messages.
+func (w *World) TraceTail(lines int) string {
+	t := w.trace
+	i := len(t)
+	for i > 0 && lines >= 0 {
+		i--
+		if t[i] == '\n' {
+			lines--
+		}
+	}
+	if i > 0 {
+		i++
+	}
+	return string(t[i:])
+}
