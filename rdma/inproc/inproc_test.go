@@ -109,3 +109,25 @@ func TestConcurrentPosters(t *testing.T) {
 		t.Fatalf("counter %d after %d increments", got, 3*rounds)
 	}
 }
+
+func TestNoAllocsPerOp(t *testing.T) {
+	c := backend{}.Start(t, conformance.Options{Nodes: 2, RegionBytes: 4096, TransportTimeoutNs: 1e9}).(cluster)
+	f := c.net.Node(1)
+	conn := f.Conn(2, rdma.PlaneReplication)
+	wrs := []rdma.WorkRequest{{Op: rdma.OpWrite, Length: 64}, {Op: rdma.OpRead, LocalOffset: 64, Length: 64}, {Op: rdma.OpCompareSwap, LocalOffset: 128, RemoteOffset: 128, Length: 8}}
+	var buf [4]rdma.Completion
+	round := func() {
+		if _, err := conn.Post(wrs); err != nil {
+			t.Fatal(err)
+		}
+		for got := 0; got < 3; got += f.Poll(buf[:]) {
+		}
+		_ = f.Region().Bytes()
+	}
+	for range 10 {
+		round()
+	}
+	if a := testing.AllocsPerRun(1000, round); a != 0 {
+		t.Fatalf("%v allocations per round", a)
+	}
+}
