@@ -60,8 +60,10 @@ func (s *StateMachine) Apply(index consensus.Index, cmd []byte) {
 // the engine's own snapshot, which carries its checksum.
 const indexLen = 8
 
-// ErrIndexMismatch: Restore was given a snapshot taken at another index.
-var ErrIndexMismatch = errors.New("rsm: snapshot index mismatch")
+// ErrIndexMismatch: Restore was given a snapshot that includes commands
+// after the index it is said to cover; applying the log from index+1 on top
+// of it would apply them twice.
+var ErrIndexMismatch = errors.New("rsm: snapshot is ahead of its index")
 
 // Snapshot returns the book after the last Apply.
 func (s *StateMachine) Snapshot() ([]byte, error) {
@@ -75,14 +77,17 @@ func (s *StateMachine) Snapshot() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Restore replaces the book with snapshot, which must have been taken after
-// applying index. On error the book is unchanged.
+// Restore replaces the book with snapshot, which covers every command up to
+// and including index. The snapshot records the index of the last command
+// it applied; that may be below index, because the log also carries entries
+// without commands (a leader's periodic empty entries), but never above. On
+// error the book is unchanged.
 func (s *StateMachine) Restore(index consensus.Index, snapshot []byte) error {
 	if len(snapshot) < indexLen {
 		return fmt.Errorf("%w: %d bytes", orderbook.ErrBadSnapshot, len(snapshot))
 	}
-	if at := consensus.Index(binary.LittleEndian.Uint64(snapshot)); at != index {
-		return fmt.Errorf("%w: snapshot taken at index %d, restoring as %d", ErrIndexMismatch, at, index)
+	if at := consensus.Index(binary.LittleEndian.Uint64(snapshot)); at > index {
+		return fmt.Errorf("%w: snapshot has commands up to index %d, restoring as %d", ErrIndexMismatch, at, index)
 	}
 	fresh := orderbook.New(s.cfg)
 	if err := fresh.Restore(bytes.NewReader(snapshot[indexLen:])); err != nil {
