@@ -70,11 +70,21 @@ type Cluster interface {
 	RetryExceededAfterNs() int64
 }
 
+// T is the part of testing.TB the scenarios use; *testing.T satisfies it.
+// Fatal, Fatalf and Skipf must not return (testing.T calls
+// runtime.Goexit).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
 // Scenario is one named conformance check.
 type Scenario struct {
 	Name string
 	Opts Options
-	Run  func(t *testing.T, c Cluster)
+	Run  func(t T, c Cluster)
 }
 
 // DefaultTransportTimeoutNs is the timeout scenarios ask for: long enough to
