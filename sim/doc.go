@@ -60,5 +60,6 @@
 //	w.RunUntil(func() bool { return done() }, 50_000_000)
 //
 // Tests sweep seeds with Seeds, which prints the replay command of every
-// failing seed.
+// failing seed, and check client histories recorded in virtual time with
+// History.Check (porcupine).
 package sim
