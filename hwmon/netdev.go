@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/Mellanox/rdmamap"
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -20,6 +21,8 @@ type NetdevCollector struct {
 	// OnLinkEvent, if set, is called (from the subscription goroutine) for
 	// every link event; Monitor uses it to collect early.
 	OnLinkEvent func(ifname string)
+	// SkipRDMAMapping leaves NetdevStats.RDMADevice empty (it reads /sys).
+	SkipRDMAMapping bool
 
 	mu     sync.Mutex
 	sub    *rtnetlink.Conn
@@ -116,6 +119,9 @@ func (c *NetdevCollector) Collect(_ context.Context, s *Snapshot) {
 			continue
 		}
 		n.LinkEvents = c.events[n.Name]
+		if !c.SkipRDMAMapping {
+			n.RDMADevice, _ = rdmamap.GetRdmaDeviceForNetdevice(n.Name) // "" when none
+		}
 		stats = append(stats, n)
 	}
 	c.mu.Unlock()
@@ -123,7 +129,11 @@ func (c *NetdevCollector) Collect(_ context.Context, s *Snapshot) {
 	s.Netdevs = append(s.Netdevs, stats...)
 	var parts []string
 	for _, n := range stats {
-		parts = append(parts, fmt.Sprintf("%s %s carrier_changes %d", n.Name, n.OperState, n.CarrierChanges))
+		part := fmt.Sprintf("%s %s carrier_changes %d", n.Name, n.OperState, n.CarrierChanges)
+		if n.RDMADevice != "" {
+			part += " rdma " + n.RDMADevice
+		}
+		parts = append(parts, part)
 	}
 	note := fmt.Sprintf("%d links (%s)", len(stats), strings.Join(parts, "; "))
 	switch {

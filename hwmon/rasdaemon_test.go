@@ -145,7 +145,12 @@ func TestRasdaemonBadDatabases(t *testing.T) {
 		t.Fatalf("foreign: %v", err)
 	}
 
-	if os.Geteuid() != 0 { // root reads anything
+	// A path that cannot be opened as a file (root can read any file, so
+	// permissions alone cannot make it unreadable here).
+	if _, err = ReadRasdaemon(ctx, t.TempDir(), now, time.Hour, 0); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("directory as database: %v", err)
+	}
+	if os.Geteuid() != 0 {
 		unreadable := newRasDB(t, true).path
 		if err := os.Chmod(unreadable, 0); err != nil {
 			t.Fatal(err)

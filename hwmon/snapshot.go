@@ -138,6 +138,8 @@ type NetdevStats struct {
 	RxDropped      uint64
 	TxDropped      uint64
 	TxCarrierErr   uint64
+	// RDMADevice is the RDMA device on this interface, if any (rdmamap).
+	RDMADevice string
 	// LinkEvents counts RTM_NEWLINK/RTM_DELLINK notifications seen by the
 	// subscription since the collector started (0 when not subscribed).
 	LinkEvents uint64
