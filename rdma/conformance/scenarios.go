@@ -242,6 +242,31 @@ func revokeResetBothEnds(t T, c Cluster) {
 	checkCompletion(t, got[len(got)-1], 102, rdma.OpRead, rdma.StatusSuccess, 1, rdma.PlaneReplication)
 }
 
+// resetOneEndNotEnough: after a refused write, resetting only the writer's
+// end does not make the connection work: the target's end is still in
+// ERROR, so the next write does not land and does not succeed.
+func resetOneEndNotEnough(t T, c Cluster) {
+	r := newReader(c.Fabric(1))
+	e12, e21 := breakByRevoke(t, c, r)
+	if err := e12.Reset(rdma.AccessAll); err != nil {
+		t.Fatalf("reset writer end: %v", err)
+	}
+	c.WaitUntil(func() bool { r.poll(); return false }, 1_000_000)
+	n0 := len(r.got)
+	fill(c.Fabric(1).Region().Bytes()[0:64], 0x3C)
+	post(t, e12, rdma.WorkRequest{ID: 150, Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: 512, Length: 64})
+	got := r.wait(t, c, n0+1, 4*c.RetryExceededAfterNs()+waitLimitNs)
+	if cq := got[n0]; cq.ID != 150 || cq.Status == rdma.StatusSuccess {
+		t.Fatalf("write with only the writer's end reset: %+v, want a failure", cq)
+	}
+	if !allEqual(c.Fabric(2).Region().Bytes()[512:576], 0) {
+		t.Fatal("a write reached a target end that is still in error")
+	}
+	if e21.State() != rdma.ConnError {
+		t.Fatalf("target end %v, want still in error", e21.State())
+	}
+}
+
 // flushedOnErroredConn: everything posted on an end in ERROR completes with
 // flushed, in order, and does nothing at the target.
 func flushedOnErroredConn(t T, c Cluster) {
