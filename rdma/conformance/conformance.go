@@ -5,10 +5,10 @@
 // The scenarios pin down the semantics mu's protocol relies on: visibility
 // before completion and per-connection ordering; a write through a revoked
 // connection failing with remote invalid request and erroring both ends
-// until both are reset (one is not enough); flushed completions on an errored connection; retry
-// exceeded from a dead peer only after the transport timeout; atomic
-// compare-and-swap (64-bit little-endian words at both ends); concurrent
-// writers to disjoint areas; batched posts.
+// until both are reset (one is not enough); flushed completions on an
+// errored connection; retry exceeded from a dead peer only after the
+// transport timeout; atomic compare-and-swap (64-bit little-endian words at
+// both ends); concurrent writers to disjoint areas; batched posts.
 package conformance
 
 import (
