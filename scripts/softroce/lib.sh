@@ -46,13 +46,13 @@ sr_install() {
   fi
 }
 
-# sr_rxe_devices prints the names of the rxe devices of this kernel, one a line.
+# sr_rxe_devices prints the names of this kernel's rxe devices, one a line:
+# the RDMA devices with a "parent" attribute (the netdev rxe is bound to),
+# which hardware devices do not have.
 sr_rxe_devices() {
   local d
   for d in /sys/class/infiniband/*; do
     [ -e "$d" ] || continue
-    # rxe devices have no PCI parent; their driver shows in the node_desc
-    # only sometimes, so ask the rdma tool when it exists, else trust the name.
     if [ -r "$d/parent" ] || [[ $(basename "$d") == rxe* ]]; then
       basename "$d"
     fi
@@ -68,4 +68,9 @@ sr_kernel_has_rxe() {
     grep -q '/rdma_rxe\.ko' "/lib/modules/$kver/modules.builtin" && return 0
   command -v modinfo >/dev/null 2>&1 && modinfo rdma_rxe >/dev/null 2>&1 && return 0
   return 1
+}
+
+# sr_usage prints the comment block at the top of the calling script.
+sr_usage() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
