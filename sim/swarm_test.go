@@ -22,9 +22,15 @@ import (
 //	[1024, 1032)  a counter the peers increment by compare-and-swap
 //	[2048, 3072)  the node's own staging slots, one per outstanding request
 //	[4096, 8192)  junk that bit flips may hit
+//	[8192, 24576) one 2 KiB block per (writer, plane), its last word a canary
+//	[24576, 32768) the node's four staging blocks for block writes
 const (
 	swNodes     = 3
-	swRegion    = 8192
+	swRegion    = 32768
+	swBlocks    = 8192
+	swBlockLen  = 2048 // two packets at the default MTU
+	swStaging   = 24576
+	swStageN    = 4
 	swCounter   = 1024
 	swSlots     = 2048
 	swMaxOut    = 128
@@ -32,6 +38,10 @@ const (
 	swFlipHi    = 8192
 	swPostEvery = 40_000 // mean ns between posts
 )
+
+func blockOff(writer rdma.NodeID, p rdma.Plane) uint64 {
+	return swBlocks + (uint64(writer)*2+uint64(p))*swBlockLen
+}
 
 func wordOff(writer rdma.NodeID, p rdma.Plane) uint64 {
 	return uint64(writer)*16 + uint64(p)*8
@@ -43,6 +53,7 @@ type swRec struct {
 	peer   rdma.NodeID
 	tgtInc uint64 // target's incarnation when posted
 	val    uint64 // write: value written; read: target's value at post; cas: compare
+	block  int    // block write: staging block, else -1
 }
 
 type swHarness struct {
@@ -75,6 +86,7 @@ type swNode struct {
 	guess   [swNodes + 1]uint64 // last known counter value per peer
 	seen    [swNodes + 1][rdma.NumPlanes]uint64
 	revoked [swNodes + 1]int64 // replication write revoked from peer until
+	staged  [swStageN]bool     // staging block in use
 	cq      [32]rdma.Completion
 	wr      [1]rdma.WorkRequest
 }
@@ -114,6 +126,15 @@ func (s *swNode) Step(now int64) int64 {
 				h.fail("node %d: word of writer %d on %v went back from %#x to %#x", s.id, w, p, s.seen[w][p], v)
 			}
 			s.seen[w][p] = v
+			// Packets land in address order: once the canary (last word)
+			// reads c, no word of the block is older than c.
+			b := mem[blockOff(w, p) : blockOff(w, p)+swBlockLen]
+			c := binary.LittleEndian.Uint64(b[swBlockLen-8:])
+			for i := 0; i < swBlockLen; i += 8 {
+				if x := binary.LittleEndian.Uint64(b[i:]); x < c {
+					h.fail("node %d: block of writer %d on %v has word %d = %#x older than its canary %#x", s.id, w, p, i/8, x, c)
+				}
+			}
 		}
 	}
 	for {
@@ -178,15 +199,33 @@ func (s *swNode) post() {
 	}
 	target := h.w.Node(peer).Bytes()
 	local := uint64(swSlots) + slot*8
-	r := swRec{live: true, peer: peer, tgtInc: h.inc[peer]}
+	r := swRec{live: true, peer: peer, tgtInc: h.inc[peer], block: -1}
 	wr := rdma.WorkRequest{ID: uint64(s.id)<<56 | s.seq, LocalOffset: local, Length: 8}
-	switch x := s.rng.IntN(10); {
-	case x < 5:
+	free := -1
+	for i, busy := range s.staged {
+		if !busy {
+			free = i
+		}
+	}
+	switch x := s.rng.IntN(12); {
+	case x < 2 && free >= 0:
+		r.op = rdma.OpWrite
+		r.val = s.inc<<40 | s.seq
+		r.block = free
+		s.staged[free] = true
+		stage := s.n.Bytes()[swStaging+free*swBlockLen : swStaging+(free+1)*swBlockLen]
+		for i := 0; i < swBlockLen; i += 8 {
+			binary.LittleEndian.PutUint64(stage[i:], r.val)
+		}
+		wr.LocalOffset = uint64(swStaging + free*swBlockLen)
+		wr.RemoteOffset = blockOff(s.id, plane)
+		wr.Length = swBlockLen
+	case x < 7:
 		r.op = rdma.OpWrite
 		r.val = s.inc<<40 | s.seq
 		binary.LittleEndian.PutUint64(s.n.Bytes()[local:], r.val)
 		wr.RemoteOffset = wordOff(s.id, plane)
-	case x < 8:
+	case x < 10:
 		r.op = rdma.OpRead
 		w := rdma.NodeID(1 + s.rng.IntN(swNodes))
 		wr.RemoteOffset = wordOff(w, rdma.Plane(s.rng.IntN(int(rdma.NumPlanes))))
@@ -222,6 +261,9 @@ func (s *swNode) complete(c rdma.Completion) {
 	}
 	r.live = false
 	s.out--
+	if r.block >= 0 {
+		s.staged[r.block] = false
+	}
 	sameTarget := h.inc[r.peer] == r.tgtInc && !h.w.Node(r.peer).Crashed()
 	local := binary.LittleEndian.Uint64(s.n.Bytes()[uint64(swSlots)+slot*8:])
 	h.statuses[c.Status]++
@@ -234,8 +276,12 @@ func (s *swNode) complete(c rdma.Completion) {
 	target := h.w.Node(r.peer).Bytes()
 	switch c.Op {
 	case rdma.OpWrite:
+		off := wordOff(s.id, c.Plane)
+		if r.block >= 0 {
+			off = blockOff(s.id, c.Plane) + swBlockLen - 8
+		}
 		if sameTarget {
-			if v := binary.LittleEndian.Uint64(target[wordOff(s.id, c.Plane):]); v < r.val {
+			if v := binary.LittleEndian.Uint64(target[off:]); v < r.val {
 				h.fail("write %#x to %d completed but the target holds %#x", r.val, r.peer, v)
 			}
 		}
