@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newHealthCmd(), newCheckConfigCmd())
+	root.AddCommand(newHealthCmd(), newCheckConfigCmd(), newDemoCmd())
 	return root
 }
 
