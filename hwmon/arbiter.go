@@ -17,6 +17,8 @@ type Arbiter struct {
 	th       Thresholds
 	counters map[string]*counterWindow
 	levels   map[string]Severity
+	held     map[string]heldReason // last warn/critical reason per level key
+	touched  map[string]bool       // level keys evaluated in this Evaluate
 	disks    map[string]*diskTrack
 	latched  map[string]Reason
 
@@ -35,6 +37,7 @@ func NewArbiter(th Thresholds) (*Arbiter, error) {
 		th:       th,
 		counters: map[string]*counterWindow{},
 		levels:   map[string]Severity{},
+		held:     map[string]heldReason{},
 		disks:    map[string]*diskTrack{},
 		latched:  map[string]Reason{},
 	}, nil
@@ -50,7 +53,7 @@ func (a *Arbiter) ClearLatched() {
 // Evaluate folds one snapshot into the arbiter's history and returns the
 // verdict with its reasons. Snapshots must come in time order.
 func (a *Arbiter) Evaluate(s Snapshot) Report {
-	a.reasons, a.diskOut = nil, nil
+	a.reasons, a.diskOut, a.touched = nil, nil, map[string]bool{}
 	a.signals = append([]SignalStatus(nil), s.Signals...)
 	now := s.At
 
@@ -62,6 +65,7 @@ func (a *Arbiter) Evaluate(s Snapshot) Report {
 	a.probe(s)
 	a.checksum(s, now)
 
+	a.holdUnseen()
 	for _, r := range a.latched {
 		a.reasons = append(a.reasons, r)
 	}
@@ -124,7 +128,7 @@ func (a *Arbiter) count(signal, key string, v uint64, window time.Duration, now 
 
 func (a *Arbiter) noteSignal(name, msg string) {
 	for i := range a.signals {
-		if a.signals[i].Name == name {
+		if n := a.signals[i].Name; n == name || strings.HasPrefix(n, name+" ") {
 			if a.signals[i].Note != "" {
 				a.signals[i].Note += "; "
 			}
@@ -137,7 +141,54 @@ func (a *Arbiter) noteSignal(name, msg string) {
 func (a *Arbiter) level(key string, value, warn, critical float64, hasWarn bool) Severity {
 	l := levelFor(a.levels[key], value, warn, critical, hasWarn, a.th.HysteresisClearRatio)
 	a.levels[key] = l
+	a.touched[key] = true
+	if l == Info {
+		delete(a.held, key)
+	}
 	return l
+}
+
+type heldReason struct {
+	reason  Reason
+	signals []string // the signals whose loss must not clear the reason
+}
+
+// addHeld adds a reason tied to a level key, remembering it so that losing
+// the signal later does not silently turn the row healthy.
+func (a *Arbiter) addHeld(key string, signals []string, r Reason) {
+	a.add(r)
+	a.held[key] = heldReason{reason: r, signals: signals}
+}
+
+// holdUnseen re-emits the last warn/critical reason of every level key
+// that was not evaluated this time because its signals are unavailable.
+// A key whose signals are available but which was not evaluated (the
+// device is gone) is forgotten.
+func (a *Arbiter) holdUnseen() {
+	for key, h := range a.held {
+		if a.touched[key] {
+			continue
+		}
+		if a.signalsDown(h.signals) {
+			r := h.reason
+			r.Detail += " (held: signal unavailable now; last known state)"
+			a.add(r)
+			continue
+		}
+		delete(a.held, key)
+		delete(a.levels, key)
+	}
+}
+
+func (a *Arbiter) signalsDown(names []string) bool {
+	for _, st := range a.signals {
+		for _, n := range names {
+			if st.Name == n && st.Available {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func perWindow(n uint64, window, unit time.Duration) float64 {
@@ -204,12 +255,15 @@ func (a *Arbiter) memory(s Snapshot, now time.Time) {
 			Detail: "EDAC reports uncorrectable memory errors",
 		}, now)
 	}
+	if len(s.EDAC) == 0 && s.Rasdaemon == nil {
+		return // no memory source this time: a held reason stands in
+	}
 	switch a.level("memory/ce", cePerDay, th.MemoryCEWarnPerDay, th.MemoryCECriticalPerDay, true) {
 	case Warn:
-		a.add(Reason{Row: RowMemoryCE, Severity: Warn, Action: ActionPlanDIMMReplacement, Subject: worstLabel,
+		a.addHeld("memory/ce", []string{"edac", "rasdaemon"}, Reason{Row: RowMemoryCE, Severity: Warn, Action: ActionPlanDIMMReplacement, Subject: worstLabel,
 			Value: cePerDay, Threshold: th.MemoryCEWarnPerDay, Unit: "errors/day", Detail: "corrected ECC errors rising"})
 	case Critical:
-		a.add(Reason{Row: RowMemoryCE, Severity: Critical, Action: ActionDegrade, Subject: worstLabel,
+		a.addHeld("memory/ce", []string{"edac", "rasdaemon"}, Reason{Row: RowMemoryCE, Severity: Critical, Action: ActionDegrade, Subject: worstLabel,
 			Value: cePerDay, Threshold: th.MemoryCECriticalPerDay, Unit: "errors/day", Detail: "corrected ECC error storm; plan DIMM replacement"})
 	}
 }
@@ -399,14 +453,14 @@ func (a *Arbiter) judgeDisk(dev string, t *diskTrack, iv *latencyInterval, now t
 	what := fmt.Sprintf("p99 %.3g ms vs baseline %.3g ms (%s)", p99/1e6, base/1e6, source)
 	switch {
 	case lvl == Warn:
-		a.add(Reason{Row: RowDiskP99, Severity: Warn, Action: ActionInspect, Subject: dev,
+		a.addHeld("disk/"+dev, []string{"blockstat", "ebpf-blklat"}, Reason{Row: RowDiskP99, Severity: Warn, Action: ActionInspect, Subject: dev,
 			Value: ratio, Threshold: th.DiskP99WarnRatio, Unit: "x baseline", Detail: "fail-slow warning: " + what})
 	case lvl == Critical && now.Sub(t.critSince) >= th.DiskSustainedFor:
-		a.add(Reason{Row: RowDiskP99, Severity: Critical, Action: ActionFence, Subject: dev,
+		a.addHeld("disk/"+dev, []string{"blockstat", "ebpf-blklat"}, Reason{Row: RowDiskP99, Severity: Critical, Action: ActionFence, Subject: dev,
 			Value: ratio, Threshold: th.DiskP99CriticalRatio, Unit: "x baseline",
 			Detail: fmt.Sprintf("fail-slow sustained for %v: %s", now.Sub(t.critSince).Round(time.Second), what)})
 	case lvl == Critical:
-		a.add(Reason{Row: RowDiskP99, Severity: Critical, Action: ActionDegrade, Subject: dev,
+		a.addHeld("disk/"+dev, []string{"blockstat", "ebpf-blklat"}, Reason{Row: RowDiskP99, Severity: Critical, Action: ActionDegrade, Subject: dev,
 			Value: ratio, Threshold: th.DiskP99CriticalRatio, Unit: "x baseline", Detail: "fail-slow: " + what})
 	}
 }
@@ -417,10 +471,10 @@ func (a *Arbiter) smart(s Snapshot, now time.Time) {
 		if v, ok := d.ATA[5]; ok {
 			switch a.level("realloc/"+d.Device, float64(v), float64(th.ReallocatedWarn), float64(th.ReallocatedCritical), true) {
 			case Warn:
-				a.add(Reason{Row: RowReallocated, Severity: Warn, Action: ActionPlanDiskReplacement, Subject: d.Device,
+				a.addHeld("realloc/"+d.Device, []string{"smart " + d.Device}, Reason{Row: RowReallocated, Severity: Warn, Action: ActionPlanDiskReplacement, Subject: d.Device,
 					Value: float64(v), Threshold: float64(th.ReallocatedWarn), Unit: "sectors", Detail: "ATA attribute 5 Reallocated_Sector_Ct"})
 			case Critical:
-				a.add(Reason{Row: RowReallocated, Severity: Critical, Action: ActionPlanDiskReplacement, Subject: d.Device,
+				a.addHeld("realloc/"+d.Device, []string{"smart " + d.Device}, Reason{Row: RowReallocated, Severity: Critical, Action: ActionPlanDiskReplacement, Subject: d.Device,
 					Value: float64(v), Threshold: float64(th.ReallocatedCritical), Unit: "sectors", Detail: "ATA attribute 5 Reallocated_Sector_Ct"})
 			}
 		}
@@ -468,10 +522,10 @@ func (a *Arbiter) links(s Snapshot, now time.Time) {
 		perHour := perWindow(n, th.LinkWindow, time.Hour)
 		switch a.level("link/"+subject, perHour, th.SymbolErrorWarnPerHour, th.SymbolErrorCriticalPerHour, true) {
 		case Warn:
-			a.add(Reason{Row: RowLinkSymbol, Severity: Warn, Action: ActionCheckCabling, Subject: subject,
+			a.addHeld("link/"+subject, []string{"rdma", "netdev"}, Reason{Row: RowLinkSymbol, Severity: Warn, Action: ActionCheckCabling, Subject: subject,
 				Value: perHour, Threshold: th.SymbolErrorWarnPerHour, Unit: "errors/h", Detail: detail + " rising"})
 		case Critical:
-			a.add(Reason{Row: RowLinkSymbol, Severity: Critical, Action: ActionDegrade, Subject: subject,
+			a.addHeld("link/"+subject, []string{"rdma", "netdev"}, Reason{Row: RowLinkSymbol, Severity: Critical, Action: ActionDegrade, Subject: subject,
 				Value: perHour, Threshold: th.SymbolErrorCriticalPerHour, Unit: "errors/h", Detail: detail + "; check cabling"})
 		}
 	}
@@ -541,7 +595,7 @@ func (a *Arbiter) probe(s Snapshot) {
 			if lvl == Critical {
 				thr = crit
 			}
-			a.add(Reason{Row: RowProbeLatency, Severity: lvl, Action: ActionInspect, Subject: "followers",
+			a.addHeld("probe", []string{"probe"}, Reason{Row: RowProbeLatency, Severity: lvl, Action: ActionInspect, Subject: "followers",
 				Value: ms, Threshold: thr, Unit: "ms", Detail: "empty-entry probe p99"})
 		}
 	}

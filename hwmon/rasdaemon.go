@@ -81,11 +81,15 @@ func containsString(xs []string, x string) bool {
 // foreign database is an ErrUnavailable error saying which.
 func ReadRasdaemon(ctx context.Context, path string, now time.Time, lookback, busy time.Duration) (RasdaemonCounts, error) {
 	out := RasdaemonCounts{Lookback: lookback}
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return out, fmt.Errorf("%w: %s does not exist (rasdaemon not installed or not recording)", ErrUnavailable, path)
 		}
 		return out, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if st.IsDir() {
+		return out, fmt.Errorf("%w: %s is a directory, not rasdaemon's database", ErrUnavailable, path)
 	}
 	if busy <= 0 {
 		busy = 200 * time.Millisecond

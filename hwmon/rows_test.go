@@ -393,3 +393,41 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A signal that becomes unreadable must not turn a degraded row healthy.
+func TestUnavailableSignalHoldsLastState(t *testing.T) {
+	r := newRig(t, nil)
+	r.step(0)
+	r.fs.edac("mc0", 500, 0)
+	expect(t, r.step(time.Hour), Degraded, RowMemoryCE, Critical, ActionDegrade)
+	if err := os.RemoveAll(filepath.Join(r.fs.root, "devices/system/edac")); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.step(time.Minute)
+	expect(t, rep, Degraded, RowMemoryCE, Critical, ActionDegrade)
+	if st, _ := signal(rep, "edac"); st.Available || !strings.Contains(reasonsText(rep), "held: signal unavailable") {
+		t.Fatalf("edac %+v\n%s", st, reasonsText(rep))
+	}
+	// The signal returns; a day later the errors have aged out.
+	r.fs.edac("mc0", 500, 0)
+	r.fs.dimm("mc0", "dimm0", "DIMM_A1", 0, 0)
+	expect(t, r.step(time.Minute), Degraded, RowMemoryCE, Critical, ActionDegrade)
+	expect(t, r.step(25*time.Hour), Healthy, "", 0, 0)
+
+	// A disk that vanished while blockstat still reads is forgotten, not held.
+	r2 := newRig(t, func(c *Config) { c.Thresholds.DiskBaselineSamples = 2 })
+	var ios, ticks uint64
+	for _, ms := range []uint64{0, 2, 2, 2, 40} {
+		ios += 100
+		ticks += 100 * ms
+		r2.fs.diskStat("sda", ios, ticks, 0, 0)
+		rep = r2.step(time.Second)
+	}
+	expect(t, rep, Degraded, RowDiskP99, Critical, ActionDegrade)
+	if err := os.RemoveAll(filepath.Join(r2.fs.root, "block/sda")); err != nil {
+		t.Fatal(err)
+	}
+	r2.fs.diskStat("sdb", 1, 1, 0, 0)
+	rep = r2.step(time.Second)
+	expectNoRow(t, rep, RowDiskP99)
+}
