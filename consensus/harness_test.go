@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/rdmaconsensus/mu/rdma"
@@ -109,6 +110,9 @@ type cluster struct {
 	terms      int
 }
 
+// debugLeaderChanges adds each deposed leader's state to the leader log.
+var debugLeaderChanges = os.Getenv("MU_DEBUG_LEADER") != ""
+
 func testConfig(members []rdma.NodeID) Config {
 	c := DefaultConfig()
 	c.Members = members
@@ -129,6 +133,11 @@ func simConfig() sim.Config {
 
 func newCluster(t testing.TB, seed uint64, n int, mutate func(*Config)) *cluster {
 	t.Helper()
+	return newClusterSim(t, seed, n, simConfig(), mutate)
+}
+
+func newClusterSim(t testing.TB, seed uint64, n int, sc sim.Config, mutate func(*Config)) *cluster {
+	t.Helper()
 	ids := make([]rdma.NodeID, n)
 	for i := range ids {
 		ids[i] = rdma.NodeID(i + 1)
@@ -138,7 +147,7 @@ func newCluster(t testing.TB, seed uint64, n int, mutate func(*Config)) *cluster
 		mutate(&cfg)
 	}
 	c := &cluster{
-		t: t, w: sim.New(seed, simConfig()), cfg: cfg, ids: ids,
+		t: t, w: sim.New(seed, sc), cfg: cfg, ids: ids,
 		reps: map[rdma.NodeID]*Replica{}, sms: map[rdma.NodeID]*kvSM{},
 		applied: map[Index][][]byte{},
 	}
@@ -164,6 +173,9 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 		}
 		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
 			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))
+		if debugLeaderChanges && !ch.Leader {
+			c.leaderLog = append(c.leaderLog, c.reps[id].debugString())
+		}
 	}
 	cfg.OnCorruption = func(rep CorruptionReport) {
 		r := c.reps[id]

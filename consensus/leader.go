@@ -46,16 +46,42 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	}
 	// A replica that cannot see a majority, lost its log, or recently
 	// failed to lead advertises itself degraded so peers prefer another.
+	// Not seeing a majority alive must last a while before it counts: a
+	// peer busy in a 540 us connection Reset misses a few heartbeats.
 	seesQuorum := r.alivePeers()+1 >= r.q
+	if seesQuorum {
+		r.blindSince = 0
+	} else if r.blindSince == 0 {
+		r.blindSince = now
+	}
+	blind := r.blindSince != 0 && now-r.blindSince > r.cfg.ElectionTimeoutNs
+	if r.role == roleLeader && r.noQuorumSince == 0 {
+		blind = false // its writes reach a majority: better evidence than heartbeats
+	}
 	h := HealthHealthy
-	if r.rejoining || r.behind || !seesQuorum || now < r.degradeUntil {
+	if r.rejoining || r.behind || blind || now < r.degradeUntil {
 		h = HealthDegraded
 	}
 	if h != r.health {
 		r.setHealth(h)
 	}
 	ldr, ok := r.det.Leader()
-	want := ok && ldr == r.self && !r.rejoining && !r.behind && seesQuorum
+	want := ok && ldr == r.self && !r.rejoining && !r.behind && !blind
+	if r.role != roleFollower {
+		// Granting another node's request (which the permission manager
+		// does whatever this node's role) hands it this log: a leader or
+		// candidate that no longer holds its own log must stop at once.
+		if h, hok := r.perms.Holder(); hok && h != r.self {
+			r.stepDown()
+			return 0
+		}
+	}
+	if r.role == roleLeader && !ok && !r.rejoining && !r.behind && !blind {
+		// The detector has no majority view for anyone (its peers' views
+		// are briefly unreadable): keep leading while writes reach a
+		// majority; step down only when it names another node.
+		want = true
+	}
 	switch r.role {
 	case roleFollower:
 		if !want {

@@ -163,6 +163,7 @@ type Replica struct {
 	next          uint64
 	commitAt      int64
 	noQuorumSince int64
+	blindSince    int64 // since when the detector shows no majority alive
 	degradeUntil  int64
 	health        Health
 	snapBusy      bool

@@ -46,6 +46,9 @@ type Permissions interface {
 	GrantedBy(peer rdma.NodeID, epoch uint64) bool
 	// Abandon stops pursuing the latest request (no longer a candidate).
 	Abandon()
+	// Holder is who may write the local log: the last node whose request
+	// this node granted, or this node after its own Request.
+	Holder() (rdma.NodeID, bool)
 	Step(now int64) (nextWakeNs int64)
 	OnCompletion(c rdma.Completion)
 }

@@ -3,10 +3,10 @@ package consensus
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -350,18 +350,48 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 
 func checkLinearizable(t *testing.T, seed uint64, ops []*clientOp) {
 	t.Helper()
+	// An operation that never returned may take effect any time after its
+	// call: it returns "at infinity", here after every other event (a
+	// finite value keeps porcupine's time arithmetic clear of overflow).
+	var end int64
+	for _, op := range ops {
+		end = max(end, op.call, op.ret)
+	}
 	hist := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
-		ret := op.ret
+		ret, out := op.ret, op.out
 		if !op.returned {
-			ret = math.MaxInt64
+			ret, out = end+1, kvOutput{unknown: true}
 		}
-		hist = append(hist, porcupine.Operation{ClientId: op.client, Input: op.in, Call: op.call, Output: op.out, Return: ret})
+		hist = append(hist, porcupine.Operation{ClientId: op.client, Input: op.in, Call: op.call, Output: out, Return: ret})
 	}
 	res, info := porcupine.CheckOperationsVerbose(kvModel, hist, 10*time.Second)
 	switch res {
 	case porcupine.Ok:
 	case porcupine.Illegal:
+		for _, part := range kvModel.Partition(hist) {
+			if porcupine.CheckOperations(kvModel, part) {
+				continue
+			}
+			slices.SortFunc(part, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
+			lo, hi := 1, len(part) // smallest failing prefix
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if porcupine.CheckOperations(kvModel, part[:mid]) {
+					lo = mid + 1
+				} else {
+					hi = mid
+				}
+			}
+			t.Logf("key %d: %d ops not linearizable; shortest failing prefix %d", part[0].Input.(kvInput).key, len(part), lo)
+			for i, op := range part[:lo] {
+				if i < lo-25 {
+					continue
+				}
+				t.Logf("  client %d call %d ret %d %s", op.ClientId, op.Call, op.Return, kvModel.DescribeOperation(op.Input, op.Output))
+			}
+			break
+		}
 		dir := filepath.Join("testdata-out")
 		_ = os.MkdirAll(dir, 0o755)
 		path := filepath.Join(dir, fmt.Sprintf("%s-seed-%d.html", filepath.Base(filepath.Dir(t.Name()+"/x")), seed))

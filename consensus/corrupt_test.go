@@ -1,0 +1,64 @@
+package consensus
+
+import (
+	"testing"
+
+	"github.com/rdmaconsensus/mu/pullscore"
+)
+
+// A committed slot whose checksum fails is never applied: the replica
+// counts it, reports it and fences itself; the others carry on.
+func TestCorruptedSlotFencesAndIsNeverApplied(t *testing.T) {
+	c := newCluster(t, 3, 3, nil)
+	var reports []CorruptionReport
+	if !c.w.RunUntil(func() bool { _, ok := c.leader(); return ok }, 20_000_000) {
+		t.Fatal("no leader")
+	}
+	ldr, _ := c.leader()
+	victim := c.ids[0]
+	if victim == ldr {
+		victim = c.ids[1]
+	}
+	prev := c.reps[victim].cfg.OnCorruption
+	c.reps[victim].cfg.OnCorruption = func(r CorruptionReport) { reports = append(reports, r); prev(r) }
+	if ok, _ := c.submitN(t, ldr, 0, 20); ok != 20 {
+		t.Fatal("warm-up proposals did not commit")
+	}
+	c.w.RunFor(200_000)
+	base := c.reps[victim].AppliedIndex()
+	// The victim stalls; the other two commit more.
+	c.w.Pause(victim)
+	if ok, _ := c.submitN(t, ldr, 20, 40); ok != 40 {
+		t.Fatal("proposals did not commit with one follower paused")
+	}
+	c.w.RunFor(200_000)
+	bad := uint64(base) + 2
+	if v, st := decodeSlot(c.reps[victim].slotBuf(bad), bad, c.cfg.MaxPayloadBytes); st != slotOK {
+		t.Fatalf("victim's slot %d not complete before the flip: %v %+v", bad, st, v)
+	}
+	c.w.FlipBit(victim, int(c.reps[victim].lay.SlotOffset(bad))+slotHeaderBytes+3, 5)
+	c.w.Resume(victim)
+	c.w.RunFor(2_000_000)
+
+	r := c.reps[victim]
+	if !r.Fenced() {
+		t.Fatalf("victim applied %d, not fenced after a checksum failure at %d", r.AppliedIndex(), bad)
+	}
+	if got := r.AppliedIndex(); got != Index(bad-1) {
+		t.Fatalf("victim applied up to %d, want exactly %d (the slot before the corrupt one)", got, bad-1)
+	}
+	if r.Stats().CorruptSlots != 1 || len(reports) != 1 || reports[0].Index != Index(bad) {
+		t.Fatalf("corruption counted %d, reported %+v; want one report of index %d", r.Stats().CorruptSlots, reports, bad)
+	}
+	if h := c.reps[ldr].Detector().PeerHealth(victim); h != pullscore.Fenced {
+		t.Fatalf("leader sees the victim as %v, want fenced", h)
+	}
+	if err := r.Submit([]byte("x"), 1); err != ErrFenced {
+		t.Fatalf("fenced replica accepted a proposal: %v", err)
+	}
+	// The other two keep committing.
+	if ok, _ := c.submitN(t, ldr, 60, 10); ok != 10 {
+		t.Fatal("cluster stopped committing after one replica fenced")
+	}
+	c.checkSafety()
+}
