@@ -44,28 +44,29 @@ func (c *EBPFLatencyCollector) Collect(_ context.Context, s *Snapshot) {
 		return
 	}
 	names := diskNamesByDev(filepath.Join(c.SysfsRoot, "block"))
-	byDisk := map[string][]uint64{}
+	byDisk := map[string]*DiskLatencyHistogram{}
 	var unknown uint64
-	for dev, b := range h {
+	for dev, hist := range h {
 		name, ok := names[fmt.Sprintf("%d:%d", dev.Major(), dev.Minor())]
 		if !ok {
-			for _, n := range b {
+			for _, n := range hist.Buckets {
 				unknown += n
 			}
 			continue
 		}
 		acc := byDisk[name]
 		if acc == nil {
-			acc = make([]uint64, blklat.Buckets)
+			acc = &DiskLatencyHistogram{Device: name, Buckets: make([]uint64, blklat.Buckets)}
+			byDisk[name] = acc
 		}
-		for i, n := range b {
-			acc[i] += n
+		for i, n := range hist.Buckets {
+			acc.Buckets[i] += n
 		}
-		byDisk[name] = acc
+		acc.SumNs += hist.SumNs
 	}
 	var disks []string
-	for name, b := range byDisk {
-		s.DiskLatency = append(s.DiskLatency, DiskLatencyHistogram{Device: name, Buckets: b})
+	for name, acc := range byDisk {
+		s.DiskLatency = append(s.DiskLatency, *acc)
 		disks = append(disks, name)
 	}
 	sort.Strings(disks)

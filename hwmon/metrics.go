@@ -39,7 +39,7 @@ var (
 	mDiskWrites   = desc("mu_disk_writes_completed_total", "Writes completed.", "device")
 	mDiskReadSec  = desc("mu_disk_read_time_seconds_total", "Time spent reading.", "device")
 	mDiskWriteSec = desc("mu_disk_write_time_seconds_total", "Time spent writing.", "device")
-	mDiskIOLat    = desc("mu_disk_io_latency_seconds", "Per-I/O completion latency from eBPF (log2 buckets; the sum is not tracked and is NaN).", "device")
+	mDiskIOLat    = desc("mu_disk_io_latency_seconds", "Per-I/O completion latency from eBPF (log2 buckets).", "device")
 
 	mSmartAttr     = desc("mu_smart_attribute_raw", "Raw value of ATA SMART attributes 5, 187, 197, 198, 199.", "device", "id", "name")
 	mSmartExit     = desc("mu_smart_exit_status", "smartctl exit status bitmask.", "device")
@@ -184,7 +184,7 @@ func (c *metrics) Collect(ch chan<- prometheus.Metric) {
 			total += n
 			buckets[math.Ldexp(1, i+1)/1e6] = total // upper edge 2^(i+1) µs, cumulative
 		}
-		ch <- prometheus.MustNewConstHistogram(mDiskIOLat, total, math.NaN(), buckets, h.Device)
+		ch <- prometheus.MustNewConstHistogram(mDiskIOLat, total, float64(h.SumNs)/1e9, buckets, h.Device)
 	}
 
 	for _, d := range s.SMART {

@@ -154,7 +154,7 @@ func TestMetricsExposeReportAndCounters(t *testing.T) {
 
 func TestMetricsHistogramFromEBPFBuckets(t *testing.T) {
 	m := &metrics{src: func() *published {
-		return &published{snapshot: Snapshot{DiskLatency: []DiskLatencyHistogram{{Device: "vda", Buckets: []uint64{0, 2, 3}}}}}
+		return &published{snapshot: Snapshot{DiskLatency: []DiskLatencyHistogram{{Device: "vda", Buckets: []uint64{0, 2, 3}, SumNs: 25_000}}}}
 	}}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
@@ -163,7 +163,7 @@ func TestMetricsHistogramFromEBPFBuckets(t *testing.T) {
 		t.Fatal("histogram missing")
 	}
 	h := mf.GetMetric()[0].GetHistogram()
-	if h.GetSampleCount() != 5 || len(h.GetBucket()) != 3 || h.GetBucket()[1].GetCumulativeCount() != 2 || h.GetBucket()[1].GetUpperBound() != 4e-6 {
+	if h.GetSampleCount() != 5 || len(h.GetBucket()) != 3 || h.GetBucket()[1].GetCumulativeCount() != 2 || h.GetBucket()[1].GetUpperBound() != 4e-6 || h.GetSampleSum() != 25e-6 {
 		t.Fatalf("histogram = %v", h)
 	}
 }

@@ -105,8 +105,9 @@ type DiskStat struct {
 // completion latency: Buckets[i] counts I/Os with latency in
 // [2^i, 2^(i+1)) microseconds (bucket 0 also holds < 1 µs).
 type DiskLatencyHistogram struct {
-	Device  string // "vda", or "major:minor" if the name is unknown
+	Device  string // whole disk name under /sys/block
 	Buckets []uint64
+	SumNs   uint64 // total latency of the I/Os in Buckets
 }
 
 // RDMAPort is one port of an RDMA device.

@@ -27,6 +27,9 @@ var ErrUnavailable = errors.New("ebpf block latency unavailable")
 // [2^i, 2^(i+1)) microseconds; bucket 0 also holds latencies below 1 µs.
 const Buckets = 32
 
+// SumSlot is the map slot holding a device's total latency in nanoseconds.
+const SumSlot = Buckets
+
 // Dev is a kernel-internal dev_t (major in the top 12 bits, minor in the low 20).
 type Dev uint32
 
@@ -232,8 +235,10 @@ func completeProgram(start, hist *ebpf.Map, off Offsets) asm.Instructions {
 		asm.FnProbeReadKernel.Call(),
 		asm.LoadMem(asm.R9, asm.RFP, -32, asm.Word),
 
-		// r7 = floor(log2(delta_us)), delta_us clamped to 32 bits
-		asm.Div.Imm(asm.R8, 1000).WithSymbol("slot"),
+		// r6 = delta_ns (rq is no longer needed); r7 = floor(log2(delta_us)),
+		// delta_us clamped to 32 bits
+		asm.Mov.Reg(asm.R6, asm.R8).WithSymbol("slot"),
+		asm.Div.Imm(asm.R8, 1000),
 		asm.LoadImm(asm.R1, 0xffffffff, asm.DWord),
 		asm.JLE.Reg(asm.R8, asm.R1, "log2"),
 		asm.Mov.Reg(asm.R8, asm.R1),
@@ -251,17 +256,34 @@ func completeProgram(start, hist *ebpf.Map, off Offsets) asm.Instructions {
 	insns = append(insns,
 		asm.StoreMem(asm.RFP, -40, asm.R9, asm.Word),
 		asm.StoreMem(asm.RFP, -36, asm.R7, asm.Word),
+		asm.Mov.Imm(asm.R7, 1),
+	)
+	insns = append(insns, addToKey(hist, "count_", asm.R7, "sum")...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R1, SumSlot).WithSymbol("sum"),
+		asm.StoreMem(asm.RFP, -36, asm.R1, asm.Word),
+	)
+	insns = append(insns, addToKey(hist, "sum_", asm.R6, "exit")...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
+		asm.Return(),
+	)
+	return insns
+}
+
+// addToKey adds register val (callee-saved) to hist[key at fp-40],
+// inserting the key if absent, then jumps to done. Labels get prefix p.
+func addToKey(hist *ebpf.Map, p string, val asm.Register, done string) asm.Instructions {
+	return asm.Instructions{
 		asm.LoadMapPtr(asm.R1, hist.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -40),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "insert"),
-		asm.Mov.Imm(asm.R1, 1).WithSymbol("add"),
-		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
-		asm.Ja.Label("exit"),
+		asm.JEq.Imm(asm.R0, 0, p+"insert"),
+		asm.StoreXAdd(asm.R0, val, asm.DWord).WithSymbol(p + "add"),
+		asm.Ja.Label(done),
 
-		asm.Mov.Imm(asm.R1, 1).WithSymbol("insert"),
-		asm.StoreMem(asm.RFP, -48, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, -48, val, asm.DWord).WithSymbol(p + "insert"),
 		asm.LoadMapPtr(asm.R1, hist.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -40),
@@ -269,32 +291,39 @@ func completeProgram(start, hist *ebpf.Map, off Offsets) asm.Instructions {
 		asm.Add.Imm(asm.R3, -48),
 		asm.Mov.Imm(asm.R4, 1), // BPF_NOEXIST
 		asm.FnMapUpdateElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "exit"),
+		asm.JEq.Imm(asm.R0, 0, done),
 		// another CPU inserted the key first: add to its entry
 		asm.LoadMapPtr(asm.R1, hist.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -40),
 		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "add"),
+		asm.JNE.Imm(asm.R0, 0, p+"add"),
+		asm.Ja.Label(done),
+	}
+}
 
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
-		asm.Return(),
-	)
-	return insns
+// Histogram is one device's cumulative latency histogram.
+type Histogram struct {
+	Buckets [Buckets]uint64
+	SumNs   uint64 // total latency of the I/Os counted in Buckets
 }
 
 // Read returns the cumulative histogram of every device seen so far.
-func (t *Tracer) Read() (map[Dev][Buckets]uint64, error) {
-	out := map[Dev][Buckets]uint64{}
+func (t *Tracer) Read() (map[Dev]Histogram, error) {
+	out := map[Dev]Histogram{}
 	var k histKey
 	var v uint64
 	it := t.hist.Iterate()
 	for it.Next(&k, &v) {
-		if k.Slot >= Buckets {
+		h := out[Dev(k.Dev)]
+		switch {
+		case k.Slot < Buckets:
+			h.Buckets[k.Slot] = v
+		case k.Slot == SumSlot:
+			h.SumNs = v
+		default:
 			continue
 		}
-		h := out[Dev(k.Dev)]
-		h[k.Slot] = v
 		out[Dev(k.Dev)] = h
 	}
 	if err := it.Err(); err != nil {

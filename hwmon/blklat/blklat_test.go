@@ -39,11 +39,24 @@ func TestTracerSeesIO(t *testing.T) {
 			t.Fatal(err)
 		}
 		total = 0
-		for dev, b := range h {
-			for _, n := range b {
-				total += n
+		for dev, hist := range h {
+			var n uint64
+			for _, c := range hist.Buckets {
+				n += c
 			}
-			t.Logf("dev %d:%d buckets %v", dev.Major(), dev.Minor(), b)
+			total += n
+			t.Logf("dev %d:%d buckets %v sum %d ns", dev.Major(), dev.Minor(), hist.Buckets, hist.SumNs)
+			// The sum must lie between the buckets' lower and upper edges.
+			var lowNs, highNs uint64
+			for i, c := range hist.Buckets {
+				if i > 0 {
+					lowNs += c * (uint64(1) << i) * 1000
+				}
+				highNs += c * (uint64(1) << (i + 1)) * 1000
+			}
+			if n > 0 && (hist.SumNs < lowNs || hist.SumNs > highNs) {
+				t.Fatalf("dev %d:%d: latency sum %d ns outside the buckets' [%d, %d]", dev.Major(), dev.Minor(), hist.SumNs, lowNs, highNs)
+			}
 		}
 	}
 	if total == 0 {
