@@ -369,7 +369,11 @@ func TestSwarm1000Seeds(t *testing.T) {
 	start := time.Now()
 	ops, seeds := 0, 0
 	var statuses [rdma.StatusLocalError + 1]int
-	Seeds(t, 1000, func(t *testing.T, seed uint64) {
+	n := 1000
+	if raceEnabled {
+		n = 50
+	}
+	Seeds(t, n, func(t *testing.T, seed uint64) {
 		r := runSwarm(t, seed, false)
 		seeds++
 		ops += r.ops
@@ -378,7 +382,7 @@ func TestSwarm1000Seeds(t *testing.T) {
 		}
 	})
 	t.Logf("%d seeds, %d ops in %v; completions by status: %v", seeds, ops, time.Since(start), statuses)
-	if seeds < 100 {
+	if seeds < 50 {
 		return // a replay of a few seeds need not cover every path
 	}
 	// Over a full sweep the faults must exercise every failure path.
