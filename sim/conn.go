@@ -344,9 +344,9 @@ func (e *connEnd) onComplete(gen uint32) {
 			return
 		}
 	} else if o.stallSinceNs >= 0 && !o.ackSure {
-		// A retransmission got through both ways: the answer still
-		// needs its trip back.
-		if !w.pathUp(e.node, e.peer) {
+		// A retransmission must reach a target end that still answers
+		// (one in ERROR drops it); then the answer needs its trip back.
+		if !w.pathUp(e.node, e.peer) || e.peerEnd.state != rdma.ConnReady {
 			if e.stall(o, false) {
 				o.status = rdma.StatusRetryExceeded
 			} else {
