@@ -52,6 +52,11 @@ type Config struct {
 	CorruptConfirmNs int64
 	// MaxIdleNs caps the time between Steps the replica asks for.
 	MaxIdleNs int64
+	// LeaderBeatNs: a leader writes a beat word into each follower's header
+	// this often. A follower whose log holder has not beaten for
+	// 10*LeaderBeatNs no longer defers to it when the detector names the
+	// follower as leader (leadership is otherwise sticky).
+	LeaderBeatNs int64
 	// LeaderStableNs: a replica must be the detector's choice for this long
 	// before it starts a leader change; damps ping-pong when scores flap.
 	LeaderStableNs int64
@@ -104,6 +109,7 @@ func DefaultConfig() Config {
 		HeaderPollNs:        50_000,
 		CorruptConfirmNs:    20_000,
 		MaxIdleNs:           100_000,
+		LeaderBeatNs:        200_000,
 		LeaderStableNs:      0,
 	}
 }
@@ -155,6 +161,8 @@ func (c *Config) Validate() error {
 		return cfgErr("MaxIdleNs", "must be > 0, got %d", c.MaxIdleNs)
 	case c.CommitPropagationNs > c.MaxIdleNs*1000:
 		return cfgErr("CommitPropagationNs", "must be <= 1000*MaxIdleNs, got %d", c.CommitPropagationNs)
+	case c.LeaderBeatNs < 1:
+		return cfgErr("LeaderBeatNs", "must be > 0, got %d", c.LeaderBeatNs)
 	case c.LeaderStableNs < 0:
 		return cfgErr("LeaderStableNs", "must be >= 0, got %d", c.LeaderStableNs)
 	}

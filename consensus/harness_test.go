@@ -94,14 +94,15 @@ func (s *kvSM) Restore(index Index, snap []byte) error {
 
 // cluster is n replicas on a simulated fabric.
 type cluster struct {
-	t       testing.TB
-	w       *sim.World
-	cfg     Config
-	ids     []rdma.NodeID
-	reps    map[rdma.NodeID]*Replica
-	sms     map[rdma.NodeID]*kvSM
-	region  int
-	onReply func(node rdma.NodeID, token uint64, index Index, err error)
+	t        testing.TB
+	w        *sim.World
+	cfg      Config
+	ids      []rdma.NodeID
+	reps     map[rdma.NodeID]*Replica
+	sms      map[rdma.NodeID]*kvSM
+	region   int
+	onReply  func(node rdma.NodeID, token uint64, index Index, err error)
+	onLeader func(id rdma.NodeID)
 
 	// safety: the command sequence applied at each index, first writer wins
 	applied    map[Index][][]byte
@@ -170,6 +171,9 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 	cfg.OnLeaderChange = func(ch LeaderChange) {
 		if ch.Leader {
 			c.terms++
+			if c.onLeader != nil {
+				c.onLeader(id)
+			}
 		}
 		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
 			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))

@@ -21,6 +21,7 @@ const (
 	hdrCommit      = 16 // commit index word (written by an idle leader)
 	hdrCaughtUp    = 24 // catch-up target reached, written by the leader after a bulk write
 	hdrFlags       = 32 // owner flags (flagRejoining)
+	hdrLeaderBeat  = 40 // counter the leader bumps on a cadence (written by the leader)
 	headerBytes    = cacheLineBytes
 )
 

@@ -12,6 +12,7 @@ const (
 	stageMinProposal = 0
 	stageCommit      = 8
 	stageCaughtUp    = 16
+	stageBeat        = 24
 )
 
 // peerSnapshotPosting: snapshot writes are in flight.
@@ -66,7 +67,28 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		r.setHealth(h)
 	}
 	ldr, ok := r.det.Leader()
-	want := ok && ldr == r.self && !r.rejoining && !r.behind && !blind
+	able := !r.rejoining && !r.behind && !blind
+	// Leadership is sticky: a follower the detector names contests only
+	// when the node holding its log (the leader it last granted) is gone
+	// or unhealthy. A healthy leader that a peer merely missed for a few
+	// heartbeats (a Reset takes 540 us of CPU) is not taken over, which
+	// is what stops ping-pong under partial connectivity.
+	holder, held := r.perms.Holder()
+	if b := le.Uint64(r.region[hdrLeaderBeat:]); b != r.seenBeat {
+		r.seenBeat, r.seenBeatAt = b, now
+	}
+	if held && holder != r.holderSeen {
+		r.holderSeen, r.holderAt = holder, now
+	}
+	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
+	incumbentOK := held && holder != r.self && active && r.det.Alive(holder) &&
+		r.det.PeerHealth(holder) == HealthHealthy
+	want := ok && ldr == r.self && able && !incumbentOK
+	if r.role == roleLeader {
+		// A leader stays while its writes reach a majority (leaderStep
+		// gives up otherwise) and nobody took its log (below).
+		want = able
+	}
 	if r.role != roleFollower {
 		// Granting another node's request (which the permission manager
 		// does whatever this node's role) hands it this log: a leader or
@@ -75,12 +97,6 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 			r.stepDown()
 			return 0
 		}
-	}
-	if r.role == roleLeader && !ok && !r.rejoining && !r.behind && !blind {
-		// The detector has no majority view for anyone (its peers' views
-		// are briefly unreadable): keep leading while writes reach a
-		// majority; step down only when it names another node.
-		want = true
 	}
 	switch r.role {
 	case roleFollower:
@@ -518,7 +534,12 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 				r.peerFailed(p)
 			}
 		case peerReplicating:
-			live++
+			// A follower counts toward the leader's majority only while
+			// it answers: a write to a cut-off peer neither completes nor
+			// fails until the transport timeout (0.5 s on rxe).
+			if now-p.headerAt <= r.cfg.ElectionTimeoutNs {
+				live++
+			}
 			if !p.headerInflight && now-p.headerAt >= r.cfg.HeaderPollNs {
 				r.postHeaderRead(p)
 			}
@@ -572,6 +593,26 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			p.commitInflight = true
 			p.commitPending++
 			r.stats.CommitWords++
+		}
+	}
+	// Beat: tells followers this leader is alive and leading, so they
+	// keep deferring to it (sticky leadership).
+	for i := range r.peers {
+		p := &r.peers[i]
+		if p.state != peerReplicating || p.beatPending > 0 {
+			continue
+		}
+		if due := p.beatAt + r.cfg.LeaderBeatNs; now < due {
+			wake = minWake(wake, due)
+			continue
+		}
+		r.beat++
+		st := r.lay.stage(p.member)
+		le.PutUint64(r.region[st+stageBeat:], r.beat)
+		if r.post(p, rdma.WorkRequest{ID: makeWRID(wrBeat, p.member, p.gen, 0), Op: rdma.OpWrite,
+			LocalOffset: st + stageBeat, RemoteOffset: hdrLeaderBeat, Length: 8}) {
+			p.beatPending++
+			p.beatAt = now
 		}
 	}
 	return wake

@@ -74,6 +74,8 @@ type peer struct {
 	fifoHead      int
 	fifoLen       int
 	commitPending int
+	beatPending   int
+	beatAt        int64
 
 	// election round flags
 	hdrOK, prepOK, windowOK, failed bool
@@ -164,6 +166,11 @@ type Replica struct {
 	commitAt      int64
 	noQuorumSince int64
 	blindSince    int64 // since when the detector shows no majority alive
+	beat          uint64
+	seenBeat      uint64 // last leader beat word seen in the header
+	seenBeatAt    int64
+	holderSeen    rdma.NodeID
+	holderAt      int64 // when the holder of this log last changed
 	degradeUntil  int64
 	health        Health
 	snapBusy      bool
@@ -413,7 +420,11 @@ func (r *Replica) Step(now int64) (nextWakeNs int64) {
 			break
 		}
 	}
-	if l, ok := r.det.Leader(); ok {
+	// The leader hint for NotLeaderError: the node this replica granted
+	// its log to, while it is alive; else the detector's choice.
+	if h, ok := r.perms.Holder(); ok && h != r.self && r.det.Alive(h) {
+		r.leaderA.Store(uint32(h) + 1)
+	} else if l, ok := r.det.Leader(); ok {
 		r.leaderA.Store(uint32(l) + 1)
 	} else {
 		r.leaderA.Store(0)
@@ -468,6 +479,8 @@ func (r *Replica) dispatch(c rdma.Completion) {
 		}
 	case wrCommitWord:
 		p.commitPending--
+	case wrBeat:
+		p.beatPending--
 	}
 	if gen != p.gen {
 		return // from an abandoned round or an errored connection

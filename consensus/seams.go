@@ -32,6 +32,8 @@ type Detector interface {
 	// Leader is the node this replica believes should lead.
 	Leader() (rdma.NodeID, bool)
 	Alive(id rdma.NodeID) bool
+	// PeerHealth is the health id last advertised.
+	PeerHealth(id rdma.NodeID) Health
 	SetHealth(h Health)
 }
 
@@ -91,6 +93,7 @@ const (
 	wrCaughtUp                      // catch-up target word
 	wrSnapData                      // snapshot bytes
 	wrSnapHeader                    // snapshot header, written last
+	wrBeat                          // leader beat word
 )
 
 const seqMask = 1<<40 - 1

@@ -1,0 +1,113 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/inproc"
+)
+
+// inprocCluster runs three replicas in real time over the in-process
+// fabric, each driven by Run on its own goroutine.
+func inprocCluster(t *testing.T) (map[rdma.NodeID]*Replica, func()) {
+	t.Helper()
+	members := []rdma.NodeID{1, 2, 3}
+	cfg := DefaultConfig()
+	cfg.Members = members
+	net, err := inproc.NewNetwork(inproc.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range members {
+		if _, err := net.AddNode(id, int(cfg.RegionBytes())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := net.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessRemoteRead, rdma.AccessAll}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	reps := map[rdma.NodeID]*Replica{}
+	for _, id := range members {
+		r, err := New(net.Node(id), &nopSM{}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps[id] = r
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Run(ctx, DriveSpinYield) }()
+	}
+	return reps, func() { cancel(); wg.Wait(); net.Close() }
+}
+
+func TestProposeBlockingAPI(t *testing.T) {
+	reps, stop := inprocCluster(t)
+	defer stop()
+	var leader *Replica
+	deadline := time.Now().Add(10 * time.Second)
+	for leader == nil && time.Now().Before(deadline) {
+		for _, r := range reps {
+			if r.IsLeader() {
+				leader = r
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if leader == nil {
+		t.Fatal("no leader within 10 s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	// Concurrent proposals are batched and each gets its own outcome.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idx, err := leader.Propose(ctx, []byte{byte(i)})
+			if err == nil && idx == 0 {
+				err = errors.New("committed at index 0")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("propose: %v", err)
+		}
+	}
+
+	// A follower names the leader.
+	for id, r := range reps {
+		if r == leader {
+			continue
+		}
+		_, err := r.Propose(ctx, []byte("x"))
+		var nl *NotLeaderError
+		if !errors.Is(err, ErrNotLeader) || !errors.As(err, &nl) || !nl.Known || nl.Leader != leader.Self() {
+			t.Fatalf("follower %d: err %v, want NotLeaderError naming %d", id, err, leader.Self())
+		}
+	}
+
+	// Oversized proposals are refused with the limit in the message.
+	big := make([]byte, leader.cfg.MaxProposalBytes()+1)
+	if _, err := leader.Propose(ctx, big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized proposal: %v, want ErrTooLarge", err)
+	}
+
+	// A cancelled context returns promptly with its error.
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if _, err := leader.Propose(cctx, []byte("late")); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled propose: %v", err)
+	}
+}
