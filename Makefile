@@ -3,7 +3,7 @@ GO       ?= go
 BUILD    := build
 # Packages whose tests need an RDMA device; their test binaries are built on
 # the host and run on Soft-RoCE (natively, or inside the throwaway VM).
-RDMA_PKGS := ./cgo/verbs ./rdma/verbs ./rdma/conformance
+RDMA_PKGS := ./cgo/verbs ./rdma ./rdma/verbs ./rdma/conformance
 SOFTROCE := scripts/softroce
 
 .PHONY: all build deps test test-host test-rdma rdma-tests rdma-run demo bench bench-verbs vet clean
