@@ -86,12 +86,20 @@ func TestProposeBlockingAPI(t *testing.T) {
 		}
 	}
 
-	// A follower names the leader.
+	// A follower names the leader (once it has learned it: a follower the
+	// leader has not reached yet answers Known=false).
 	for id, r := range reps {
 		if r == leader {
 			continue
 		}
-		_, err := r.Propose(ctx, []byte("x"))
+		var err error
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			_, err = r.Propose(ctx, []byte("x"))
+			var nl *NotLeaderError
+			if errors.As(err, &nl) && nl.Known {
+				break
+			}
+		}
 		var nl *NotLeaderError
 		if !errors.Is(err, ErrNotLeader) || !errors.As(err, &nl) || !nl.Known || nl.Leader != leader.Self() {
 			t.Fatalf("follower %d: err %v, want NotLeaderError naming %d", id, err, leader.Self())

@@ -85,14 +85,22 @@ func runPartial(t *testing.T, seed uint64, sc partialScenario) {
 	c.onLeader = func(id rdma.NodeID) { leaders = append(leaders, id) }
 	mark = len(s.ops)
 	c.w.RunFor(partialStableNs)
-	// No ping-pong: at most one hand-over in the window (a replica stalled
-	// by connection Resets when the cut links time out can be suspected
-	// once), and leadership never returns to a replica that had it.
-	if c.terms-terms > 1 {
-		fail("leadership changed %d times during %d ms of stable partial connectivity: %v", c.terms-terms, partialStableNs/1_000_000, leaders)
+	// No ping-pong: at most one hand-over to another replica in the window
+	// (a replica stalled by connection Resets when the cut links time out
+	// can be suspected once), and leadership never returns to a replica
+	// after another held it. A leader re-elected after a blip is not a
+	// hand-over.
+	var handovers []rdma.NodeID
+	for _, id := range leaders {
+		if len(handovers) == 0 || handovers[len(handovers)-1] != id {
+			handovers = append(handovers, id)
+		}
 	}
-	if len(leaders) > 1 && leaders[len(leaders)-1] == leaders[0] {
-		fail("leadership went back to %d: %v", leaders[0], leaders)
+	if len(handovers) > 2 {
+		fail("leadership moved %d times during %d ms of stable partial connectivity: %v", len(handovers)-1, partialStableNs/1_000_000, leaders)
+	}
+	if c.terms-terms > 3 {
+		fail("%d leader terms during %d ms of stable partial connectivity: %v", c.terms-terms, partialStableNs/1_000_000, leaders)
 	}
 	if got := ackedSince(mark); got < 10 {
 		fail("only %d commits in %d ms of stable partial connectivity", got, partialStableNs/1_000_000)
