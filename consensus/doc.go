@@ -8,25 +8,54 @@
 // restore for a follower that fell off the log, and apply in log order
 // exactly once on every replica.
 //
+// # Driving
+//
 // The core is driven: a Replica owns no goroutine and never reads the wall
 // clock. Its owner calls Step(now) whenever the returned wake-up time arrives,
 // a completion is due, or a peer may have written the region. The simulator
 // (package sim) drives it in virtual time; Run drives it in real time on a
-// locked OS thread by busy-polling (or spinning then yielding on small hosts).
+// locked OS thread by busy-polling (DriveBusyPoll) or by yielding between
+// Steps on small hosts (DriveSpinYield). Propose blocks until commit;
+// Submit with SetResultHandler is the non-blocking form. Both copy the
+// payload into a preallocated ring drained by Step: no allocation per
+// proposal.
 //
-// Region layout (all offsets cache-line aligned, identical on every replica
-// so a leader can copy its own slot to the same offset in a follower):
+// # Region layout
 //
-//	header     min_proposal, first_undecided (FUO), commit word, flags
-//	heartbeat  pull-score counters and health words (package pullscore)
+// All offsets are cache-line aligned and identical on every replica, so a
+// leader copies its own slot to the same offset in a follower:
+//
+//	header     min_proposal, first undecided index (FUO = applied+1), commit
+//	           word, catch-up mark, flags (rejoining), leader beat
+//	heartbeat  pull-score counter and health word (package pullscore)
 //	perms      permission request/ack words (package permissions)
-//	scratch    detector read scratch; per-peer staging words and read windows
-//	snapshot   snapshot header + bytes pushed to a follower that fell off the log
+//	scratch    detector read scratch; per-peer staging words (the local
+//	           source of small writes) and read windows
+//	snapshot   snapshot header + bytes pushed to a follower off the log
 //	log        LogSlots slots of {index, accepted proposal, commit hint, len,
 //	           payload, crc32c, canary}
 //
-// A slot is complete when its canary (which encodes the slot's index) is set
-// and its crc32c (Castagnoli) over header and payload matches. A slot that is
-// known committed but fails its checksum is never applied: the replica
-// counts it, reports it through Config.OnCorruption and fences itself.
+// A slot is complete when its canary (which encodes the slot's index, so a
+// previous occupant of the ring position never passes) is set and its
+// crc32c (Castagnoli) over header and payload matches. A slot known
+// committed that fails its checksum is never applied: the replica counts
+// it, reports it through Config.OnCorruption and fences itself.
+//
+// # Leadership
+//
+// The pull-score detector names the leader. A named replica asks every peer
+// for write permission (package permissions), and once a majority granted
+// it reads min_proposal from a majority, writes a higher proposal number
+// unique to it (member index + 1 + k·n), reads the undecided slots from the
+// same majority and adopts, slot by slot, the value with the highest
+// accepted proposal, rewriting it under its own proposal. A leader stops as
+// soon as its own log is granted to someone else, and gives up (advertising
+// itself degraded for a while) when its writes stop reaching a majority.
+// Leadership is sticky: a follower the detector names does not take over a
+// holder of its log that is alive, healthy and still writing its beat word,
+// which keeps a healthy leader in place under partial connectivity.
+//
+// A replica restarted without its log (Config.Rejoining) neither leads nor
+// counts in a recovery quorum until a leader has caught it up: an acceptor
+// that forgot what it accepted must not vote.
 package consensus
