@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,17 @@ type options struct {
 	perftest  bool
 	serverIP  string
 	port      int
+	sweep     bool
+	inline    int
+	rounds    int
 }
+
+// Message-rate and polling settings; see the package comment.
+const (
+	rateBatch       = 32
+	rateSignalEvery = 32
+	pollSpins       = 64
+)
 
 func main() {
 	var o options
@@ -72,11 +83,60 @@ func main() {
 	flag.BoolVar(&o.perftest, "perftest", true, "also run perftest on the same device")
 	flag.StringVar(&o.serverIP, "ip", "", "IP perftest's client connects to (default: from the device's IPv4 GID)")
 	flag.IntVar(&o.port, "port", 18515, "perftest TCP port")
+	flag.IntVar(&o.inline, "inline", int(rverbs.DefaultConfig().MaxInline), "inline data size to ask for (0: never inline; see rdma/verbs Config.MaxInline)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of mu then perftest; the table shows medians")
+	flag.BoolVar(&o.sweep, "sweep", false, "also sweep message-rate batch, signaling and poll spins")
 	flag.Parse()
+	if o.rounds < 1 || o.latIters < 1 || o.bwIters < 1 || o.sizeBytes < 1 || o.sizeBytes > 4096 {
+		fmt.Fprintln(os.Stderr, "mu-bench-verbs: -rounds, -iters, -bw-iters must be >= 1 and -size 1..4096")
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "mu-bench-verbs:", err)
 		os.Exit(1)
 	}
+}
+
+// sample is one round of every measurement.
+type sample struct {
+	muPingPong, muCompletion, muRead, muRate result
+	ptWrite, ptRead, ptBW                    result
+}
+
+// medians takes the median of each figure over the rounds that produced it.
+func medians(rs []sample) sample {
+	pick := func(get func(*sample) *result) result {
+		var p50, p99, p999, mpps []float64
+		for i := range rs {
+			r := get(&rs[i])
+			if !r.ok {
+				continue
+			}
+			p50, p99, p999, mpps = append(p50, r.p50), append(p99, r.p99), append(p999, r.p999), append(mpps, r.mpps)
+		}
+		if len(p50) == 0 {
+			return result{}
+		}
+		return result{p50: median(p50), p99: median(p99), p999: median(p999), mpps: median(mpps), ok: true}
+	}
+	return sample{
+		muPingPong:   pick(func(s *sample) *result { return &s.muPingPong }),
+		muCompletion: pick(func(s *sample) *result { return &s.muCompletion }),
+		muRead:       pick(func(s *sample) *result { return &s.muRead }),
+		muRate:       pick(func(s *sample) *result { return &s.muRate }),
+		ptWrite:      pick(func(s *sample) *result { return &s.ptWrite }),
+		ptRead:       pick(func(s *sample) *result { return &s.ptRead }),
+		ptBW:         pick(func(s *sample) *result { return &s.ptBW }),
+	}
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // result holds one measurement in microseconds (or Mpps for rates).
@@ -99,38 +159,70 @@ func run(o options) error {
 			return err
 		}
 	}
-	fmt.Printf("# mu-bench-verbs: device %s, GID IP %s, %d B messages, %d latency iterations, %d rate iterations\n",
-		dev, ip, o.sizeBytes, o.latIters, o.bwIters)
+	fmt.Printf("# mu-bench-verbs: device %s, GID IP %s, %d B messages, %d latency iterations, %d rate iterations, %d rounds\n",
+		dev, ip, o.sizeBytes, o.latIters, o.bwIters, o.rounds)
 	fmt.Printf("# host: %s, GOMAXPROCS %d, max inline %d B\n", kernel(), runtime.GOMAXPROCS(0), pair.a.MaxInline())
 
-	var mu struct{ pingpong, completion, read, rate result }
-	if mu.pingpong, err = pair.pingPong(o); err != nil {
-		return fmt.Errorf("write ping-pong: %w", err)
-	}
-	if mu.completion, err = pair.latency(o, rdma.OpWrite); err != nil {
-		return fmt.Errorf("write completion: %w", err)
-	}
-	if mu.read, err = pair.latency(o, rdma.OpRead); err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	if mu.rate, err = pair.rate(o); err != nil {
-		return fmt.Errorf("message rate: %w", err)
-	}
-	var pt struct{ writeLat, readLat, writeBW result }
-	if o.perftest {
-		gid := strconv.Itoa(pair.gidIndex)
-		lat := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.latIters), "-F", "-p", strconv.Itoa(o.port)}
-		bw := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.bwIters), "-F", "-p", strconv.Itoa(o.port)}
-		if pt.writeLat, err = perftest("ib_write_lat", lat, ip, parseLat); err != nil {
-			fmt.Fprintln(os.Stderr, "ib_write_lat:", err)
-		}
-		if pt.readLat, err = perftest("ib_read_lat", lat, ip, parseLat); err != nil {
-			fmt.Fprintln(os.Stderr, "ib_read_lat:", err)
-		}
-		if pt.writeBW, err = perftest("ib_write_bw", bw, ip, parseBW); err != nil {
-			fmt.Fprintln(os.Stderr, "ib_write_bw:", err)
+	tk := calibrate()
+	nowNs, tscNs, pollNs := pair.costs(tk)
+	fmt.Printf("# cost per call here: clock_gettime %.0f ns, rdtsc %.0f ns (%.3f ns/tick), empty Poll %.0f ns\n", nowNs, tscNs, tk.nsPerTick, pollNs)
+	pair.tk = tk
+
+	if o.sweep {
+		for _, b := range []int{1, 8, 32} {
+			for _, spins := range []int{0, pollSpins} {
+				r, err := pair.rate(o, b, rateSignalEvery, spins)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("# rate sweep: batch %2d, signal every %d, spins %2d: %.4f Mpps\n", b, rateSignalEvery, spins, r.mpps)
+			}
 		}
 	}
+	// The environment is noisy (an emulated guest on shared cores), so mu
+	// and perftest alternate for several rounds and the table shows the
+	// median of each figure over the rounds.
+	var rounds []sample
+	for r := 1; r <= o.rounds; r++ {
+		var sm sample
+		if sm.muPingPong, err = pair.pingPong(o); err != nil {
+			return fmt.Errorf("write ping-pong: %w", err)
+		}
+		if sm.muCompletion, err = pair.latency(o, rdma.OpWrite); err != nil {
+			return fmt.Errorf("write completion: %w", err)
+		}
+		if sm.muRead, err = pair.latency(o, rdma.OpRead); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if sm.muRate, err = pair.rate(o, rateBatch, rateSignalEvery, pollSpins); err != nil {
+			return fmt.Errorf("message rate: %w", err)
+		}
+		if o.perftest {
+			gid := strconv.Itoa(pair.gidIndex)
+			lat := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.latIters), "-F", "-p", strconv.Itoa(o.port)}
+			bw := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.bwIters), "-F", "-p", strconv.Itoa(o.port)}
+			verbose := r == 1
+			if sm.ptWrite, err = perftest("ib_write_lat", lat, ip, parseLat, verbose); err != nil {
+				fmt.Fprintln(os.Stderr, "ib_write_lat:", err)
+			}
+			if sm.ptRead, err = perftest("ib_read_lat", lat, ip, parseLat, verbose); err != nil {
+				fmt.Fprintln(os.Stderr, "ib_read_lat:", err)
+			}
+			// Under emulation perftest's CPU-frequency estimate sometimes
+			// fails and it reports 0; run it again then.
+			for attempt := 0; attempt < 3 && !sm.ptBW.ok; attempt++ {
+				if sm.ptBW, err = perftest("ib_write_bw", bw, ip, parseBW, verbose); err != nil {
+					fmt.Fprintln(os.Stderr, "ib_write_bw:", err)
+				}
+			}
+		}
+		fmt.Printf("# round %d: write p50 mu %.2f / perftest %.2f µs; completion p50 %.2f µs; read p50 mu %.2f / perftest %.2f µs; rate mu %.4f / perftest %.4f Mpps\n",
+			r, sm.muPingPong.p50, sm.ptWrite.p50, sm.muCompletion.p50, sm.muRead.p50, sm.ptRead.p50, sm.muRate.mpps, sm.ptBW.mpps)
+		rounds = append(rounds, sm)
+	}
+	med := medians(rounds)
+	mu := struct{ pingpong, completion, read, rate result }{med.muPingPong, med.muCompletion, med.muRead, med.muRate}
+	pt := struct{ writeLat, readLat, writeBW result }{med.ptWrite, med.ptRead, med.ptBW}
 
 	fmt.Println()
 	fmt.Println("| measurement (64 B unless noted) | mu (rdma/verbs) | perftest | ratio mu/perftest | semantics |")
@@ -138,10 +230,10 @@ func run(o options) error {
 	row := func(name string, m float64, p float64, pOK bool, unit, sem string) {
 		ps, ratio := "n/a", "n/a"
 		if pOK && p > 0 {
-			ps = fmt.Sprintf("%.2f %s", p, unit)
+			ps = num(p, unit)
 			ratio = fmt.Sprintf("%.2fx", m/p)
 		}
-		fmt.Printf("| %s | %.2f %s | %s | %s | %s |\n", name, m, unit, ps, ratio, sem)
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", name, num(m, unit), ps, ratio, sem)
 	}
 	wl, rl := pt.writeLat, pt.readLat
 	row("write latency p50", mu.pingpong.p50, wl.p50, wl.ok, "µs", "half round trip of a write ping-pong; perftest: ib_write_lat t_typical")
@@ -165,6 +257,13 @@ func run(o options) error {
 	return nil
 }
 
+func num(v float64, unit string) string {
+	if unit == "Mpps" {
+		return fmt.Sprintf("%.4f %s", v, unit)
+	}
+	return fmt.Sprintf("%.2f %s", v, unit)
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -176,7 +275,10 @@ func verdict(ok bool) string {
 type pair struct {
 	a, b     *rverbs.Fabric
 	gidIndex int
+	tk       ticker
 }
+
+type rdmaCompletion = rdma.Completion
 
 func newPair(o options) (*pair, error) {
 	mk := func(self, peer rdma.NodeID) (*rverbs.Fabric, error) {
@@ -184,6 +286,7 @@ func newPair(o options) (*pair, error) {
 		cfg.Self, cfg.Peers, cfg.ClusterID = self, []rdma.NodeID{peer}, 0xBE
 		cfg.Device, cfg.GIDIndex = o.device, o.gidIndex
 		cfg.RegionBytes = 1 << 20
+		cfg.MaxInline = uint32(o.inline)
 		return rverbs.New(cfg)
 	}
 	a, err := mk(1, 2)
@@ -251,15 +354,15 @@ func (p *pair) latency(o options, op rdma.Op) (result, error) {
 	h := newHist()
 	for i := -o.warmup; i < o.latIters; i++ {
 		wr[0].ID = uint64(i + o.warmup)
-		start := p.a.Now()
+		start := rdtsc()
 		if _, err := c.Post(wr); err != nil {
 			return result{}, err
 		}
 		n := 0
 		for n == 0 {
-			n = p.a.Poll(out)
+			n = p.a.PollSpin(out, pollSpins)
 		}
-		el := p.a.Now() - start
+		el := p.tk.ns(rdtsc() - start)
 		if out[0].Status != rdma.StatusSuccess {
 			return result{}, out[0].Status.Err()
 		}
@@ -289,11 +392,11 @@ func (p *pair) pingPong(o options) (result, error) {
 		in := mem[msgOff+size-1 : msgOff+size] // last byte of the incoming message
 		out := make([]rdma.Completion, 16)
 		wr := []rdma.WorkRequest{{Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: msgOff, Length: uint32(size)}}
-		var start int64
+		var start uint64
 		for i := 1; i <= total; i++ {
 			tag := byte(i)
 			if starts {
-				start = f.Now()
+				start = rdtsc()
 			} else {
 				for in[0] != tag {
 					if failed.Load() != nil {
@@ -305,15 +408,26 @@ func (p *pair) pingPong(o options) (result, error) {
 			wr[0].ID = uint64(i)
 			// Signal every 16th write so the send queue drains.
 			wr[0].Unsignaled = i%16 != 0
-			if _, err := c.Post(wr); err != nil {
-				failed.Store(err)
-				return
+			for {
+				_, err := c.Post(wr)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, rdma.ErrQueueFull) {
+					failed.Store(err)
+					return
+				}
+				f.Poll(out)
 			}
-			if n := f.Poll(out); n > 0 {
-				for _, cq := range out[:n] {
-					if cq.Status != rdma.StatusSuccess {
-						failed.Store(cq.Status.Err())
-						return
+			// Reap only after a signaled write, as ib_write_lat does: a
+			// poll is a crossing into C.
+			if i%16 == 0 {
+				if n := f.Poll(out); n > 0 {
+					for _, cq := range out[:n] {
+						if cq.Status != rdma.StatusSuccess {
+							failed.Store(cq.Status.Err())
+							return
+						}
 					}
 				}
 			}
@@ -324,7 +438,7 @@ func (p *pair) pingPong(o options) (result, error) {
 					}
 				}
 				if i > o.warmup {
-					h.RecordValue((f.Now() - start) / 2)
+					h.RecordValue(p.tk.ns(rdtsc()-start) / 2)
 				}
 			}
 		}
@@ -346,47 +460,58 @@ func (p *pair) pingPong(o options) (result, error) {
 	return summarize(h), nil
 }
 
-// rate keeps up to the queue depth of 64 B writes in flight, posted 32 per
-// call with the last signaled, and reports millions of writes per second.
-func (p *pair) rate(o options) (result, error) {
+// rate keeps 64 B writes in flight up to the queue depth, batch requests
+// per Post call (one crossing) with every signalEvery-th signaled, and
+// reports millions of writes per second.
+func (p *pair) rate(o options, batch, signalEvery, spins int) (result, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	const batch, depth = 32, 128
 	c := p.a.Conn(2, rdma.PlaneReplication)
 	wrs := make([]rdma.WorkRequest, batch)
 	for i := range wrs {
-		wrs[i] = rdma.WorkRequest{Op: rdma.OpWrite, LocalOffset: uint64(i * 64), RemoteOffset: uint64(65536 + i*64), Length: uint32(o.sizeBytes), Unsignaled: i != batch-1}
+		wrs[i] = rdma.WorkRequest{Op: rdma.OpWrite, LocalOffset: uint64(i * 64), RemoteOffset: uint64(65536 + i*64), Length: uint32(o.sizeBytes)}
 	}
 	out := make([]rdma.Completion, 16)
-	batches := (o.bwIters + batch - 1) / batch
-	posted, done, inflight := 0, 0, 0
-	start := p.a.Now()
-	for done < batches {
-		for inflight < depth/batch && posted < batches {
-			wrs[batch-1].ID = uint64(posted)
-			if n, err := c.Post(wrs); err != nil {
-				return result{}, fmt.Errorf("posted %d of a batch: %w", n, err)
+	total := o.bwIters
+	posted, completed := 0, 0
+	var postTicks uint64
+	posts := 0
+	start := rdtsc()
+	for completed < total {
+		if posted < total {
+			k := min(batch, total-posted)
+			for j := range k {
+				seq := posted + j
+				wrs[j].ID = uint64(seq)
+				wrs[j].Unsignaled = (seq+1)%signalEvery != 0 && seq+1 != total
 			}
-			posted++
-			inflight++
+			t0 := rdtsc()
+			n, err := c.Post(wrs[:k])
+			postTicks += rdtsc() - t0
+			posts++
+			posted += n
+			if err != nil && !errors.Is(err, rdma.ErrQueueFull) {
+				return result{}, err
+			}
 		}
-		n := p.a.Poll(out)
+		n := p.a.PollSpin(out, spins)
 		for _, cq := range out[:n] {
 			if cq.Status != rdma.StatusSuccess {
 				return result{}, cq.Status.Err()
 			}
+			completed = max(completed, int(cq.ID)+1)
 		}
-		done += n
-		inflight -= n
 	}
-	el := p.a.Now() - start
-	ops := float64(batches * batch)
-	return result{mpps: ops / (float64(el) / 1e9) / 1e6, ok: true}, nil
+	el := p.tk.ns(rdtsc() - start)
+	if o.sweep {
+		fmt.Printf("#   %d Post calls, %.1f µs each, %.0f%% of the run in Post\n", posts, float64(p.tk.ns(postTicks))/float64(posts)/1000, 100*float64(p.tk.ns(postTicks))/float64(el))
+	}
+	return result{mpps: float64(total) / (float64(el) / 1e9) / 1e6, ok: true}, nil
 }
 
 // perftest runs a perftest server and client on this host and parses the
 // client's report.
-func perftest(name string, args []string, ip string, parse func([]byte) (result, error)) (result, error) {
+func perftest(name string, args []string, ip string, parse func([]byte) (result, error), verbose bool) (result, error) {
 	if _, err := exec.LookPath(name); err != nil {
 		return result{}, err
 	}
@@ -422,7 +547,9 @@ func perftest(name string, args []string, ip string, parse func([]byte) (result,
 		cancel()
 		return result{}, fmt.Errorf("client: %w\n%s", err, out)
 	}
-	fmt.Printf("\n# %s %s %s\n%s", name, strings.Join(args, " "), ip, indent(out))
+	if verbose {
+		fmt.Printf("\n# %s %s %s\n%s", name, strings.Join(args, " "), ip, indent(out))
+	}
 	return parse(out)
 }
 
@@ -490,6 +617,9 @@ func parseBW(out []byte) (result, error) {
 	}
 	if len(v) < 5 {
 		return result{}, fmt.Errorf("bandwidth row has %d fields, want 5", len(v))
+	}
+	if v[4] <= 0 {
+		return result{}, errors.New("MsgRate 0: perftest could not calibrate its cycle counter")
 	}
 	return result{mpps: v[4], ok: true}, nil
 }

@@ -240,6 +240,19 @@ func (cq *CQ) Poll(out []WC) (int, error) {
 	return cPoll(cq.h, out)
 }
 
+// PollSpin is Poll that, while the CQ is empty, polls again inside C up to
+// spins times before returning 0: a bounded busy-wait for dedicated poller
+// threads, one crossing instead of one per attempt. It does not allocate.
+func (cq *CQ) PollSpin(out []WC, spins int) (int, error) {
+	if cq.h == nil {
+		return 0, ErrClosed
+	}
+	if len(out) == 0 {
+		return 0, nil
+	}
+	return cPollSpin(cq.h, out, max(spins, 0))
+}
+
 // Close destroys the CQ. It fails with ErrBusy while QPs use it.
 func (cq *CQ) Close() error {
 	if cq.h == nil {

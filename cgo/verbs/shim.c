@@ -186,6 +186,15 @@ int mu_cq_poll(mu_cq *c, mu_wc *out, int n)
 	return total;
 }
 
+int mu_cq_poll_spin(mu_cq *c, mu_wc *out, int n, int spins)
+{
+	int got;
+	do {
+		got = mu_cq_poll(c, out, n);
+	} while (got == 0 && spins-- > 0);
+	return got;
+}
+
 mu_qp *mu_qp_create(struct ibv_pd *pd, mu_cq *cq, uint32_t max_send_wr,
 		    uint32_t max_inline, int *err)
 {
@@ -217,7 +226,8 @@ mu_qp *mu_qp_create(struct ibv_pd *pd, mu_cq *cq, uint32_t max_send_wr,
 		errno = 0;
 		q->qp = ibv_create_qp(pd, &a);
 		if (q->qp != NULL) {
-			q->max_inline = a.cap.max_inline_data;
+			/* Providers may round 0 up; asking for none means none. */
+			q->max_inline = max_inline == 0 ? 0 : a.cap.max_inline_data;
 			break;
 		}
 		*err = err_or(EINVAL);

@@ -112,6 +112,10 @@ mu_cq *mu_cq_create(struct ibv_context *ctx, int cqe, int *err);
 int mu_cq_destroy(mu_cq *cq);
 /* Polls up to n completions into out; returns the count or -errno. */
 int mu_cq_poll(mu_cq *cq, mu_wc *out, int n);
+/* Like mu_cq_poll, but polls again while the CQ is empty, up to spins
+ * times: a bounded busy-wait that costs one crossing instead of one per
+ * attempt. */
+int mu_cq_poll_spin(mu_cq *cq, mu_wc *out, int n, int spins);
 
 mu_qp *mu_qp_create(struct ibv_pd *pd, mu_cq *cq, uint32_t max_send_wr,
 		    uint32_t max_inline, int *err);

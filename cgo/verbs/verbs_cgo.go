@@ -6,6 +6,8 @@ package verbs
 #cgo LDFLAGS: -libverbs
 #cgo noescape mu_cq_poll
 #cgo nocallback mu_cq_poll
+#cgo noescape mu_cq_poll_spin
+#cgo nocallback mu_cq_poll_spin
 #cgo noescape mu_post
 #cgo nocallback mu_post
 #cgo noescape mu_query_port
@@ -160,6 +162,14 @@ func cDestroyCQ(h unsafe.Pointer) error {
 
 func cPoll(h unsafe.Pointer, out []WC) (int, error) {
 	n := C.mu_cq_poll((*C.mu_cq)(h), (*C.mu_wc)(unsafe.Pointer(&out[0])), C.int(len(out)))
+	if n < 0 {
+		return 0, errPoll
+	}
+	return int(n), nil
+}
+
+func cPollSpin(h unsafe.Pointer, out []WC, spins int) (int, error) {
+	n := C.mu_cq_poll_spin((*C.mu_cq)(h), (*C.mu_wc)(unsafe.Pointer(&out[0])), C.int(len(out)), C.int(spins))
 	if n < 0 {
 		return 0, errPoll
 	}

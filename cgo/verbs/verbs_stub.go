@@ -19,6 +19,7 @@ func cDeallocPD(unsafe.Pointer) error                       { return ErrNotSuppo
 func cCreateCQ(unsafe.Pointer, int) (unsafe.Pointer, error) { return nil, ErrNotSupported }
 func cDestroyCQ(unsafe.Pointer) error                       { return ErrNotSupported }
 func cPoll(unsafe.Pointer, []WC) (int, error)               { return 0, ErrNotSupported }
+func cPollSpin(unsafe.Pointer, []WC, int) (int, error)      { return 0, ErrNotSupported }
 func cDestroyQP(unsafe.Pointer) error                       { return ErrNotSupported }
 func cPost(unsafe.Pointer, []SendWR) (int, error)           { return 0, ErrNotSupported }
 func cToInit(unsafe.Pointer, uint8, Access) error           { return ErrNotSupported }

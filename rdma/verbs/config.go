@@ -27,7 +27,10 @@ type Config struct {
 	// a later signaled one on the same connection completes.
 	SendQueueDepth uint32
 	// MaxInline is the inline size to ask for; writes up to what the device
-	// grants are copied at post time.
+	// grants are copied into the work request at post time. 0 never
+	// inlines. Inline saves a DMA read on hardware NICs (set 64-256 there),
+	// but rxe runs inline writes slower than gathered ones (measured in the
+	// Soft-RoCE VM: 1.5-3x the time per post), so the default is 0.
 	MaxInline uint32
 	// TimeoutExp is the ACK timeout exponent (4.096 µs * 2^TimeoutExp) and
 	// RetryCount the transport retries: together they decide how long a
@@ -51,7 +54,7 @@ func DefaultConfig() Config {
 		GIDIndex:       -1,
 		RegionBytes:    1 << 20,
 		SendQueueDepth: 128,
-		MaxInline:      256,
+		MaxInline:      0,
 		TimeoutExp:     14,
 		RetryCount:     7,
 		RNRRetry:       7,

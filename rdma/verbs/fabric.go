@@ -380,7 +380,14 @@ func (f *Fabric) newConn(peer rdma.NodeID, plane rdma.Plane) (*Conn, error) {
 
 // Poll moves up to len(out) completions into out, in one crossing into C.
 // It never blocks and never allocates.
-func (f *Fabric) Poll(out []rdma.Completion) int {
+func (f *Fabric) Poll(out []rdma.Completion) int { return f.PollSpin(out, 0) }
+
+// PollSpin is Poll for a dedicated poller: while the completion queue is
+// empty it polls again inside C, up to spins times, before returning 0, so
+// a busy-wait costs one crossing rather than one per attempt. It holds the
+// fabric's lock meanwhile (Reset waits), so keep spins small: each empty
+// poll is well under a microsecond on hardware.
+func (f *Fabric) PollSpin(out []rdma.Completion, spins int) int {
 	if len(out) == 0 || f.closed.Load() {
 		return 0
 	}
@@ -396,7 +403,10 @@ func (f *Fabric) Poll(out []rdma.Completion) int {
 		}
 	}
 	want := min(len(out)-n, len(f.wcs))
-	k, err := f.cq.Poll(f.wcs[:want])
+	if n > 0 {
+		spins = 0 // already have something to return
+	}
+	k, err := f.cq.PollSpin(f.wcs[:want], spins)
 	if err != nil {
 		return n
 	}

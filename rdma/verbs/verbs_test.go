@@ -2,6 +2,7 @@ package verbs
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
@@ -22,8 +23,19 @@ func TestNewWithoutDeviceIsNotSupported(t *testing.T) {
 }
 
 func TestWriteReadAcrossMTU(t *testing.T) {
-	cl := newCluster(t, 2, 1<<20, nil)
+	for _, inline := range []uint32{0, 256} {
+		t.Run(fmt.Sprintf("inline%d", inline), func(t *testing.T) {
+			testWriteRead(t, inline)
+		})
+	}
+}
+
+func testWriteRead(t *testing.T, inline uint32) {
+	cl := newCluster(t, 2, 1<<20, func(c *Config) { c.MaxInline = inline })
 	f1, f2 := cl.fabrics[1], cl.fabrics[2]
+	if inline > 0 && f1.MaxInline() == 0 {
+		t.Fatalf("asked for %d B inline, got none", inline)
+	}
 	c12 := f1.Conn(2, rdma.PlaneReplication)
 	t.Logf("device %s, max inline %d", f1.Device(), f1.MaxInline())
 	rng := rand.New(rand.NewPCG(3, 4))
