@@ -118,6 +118,7 @@ func runPartial(t *testing.T, seed uint64, sc partialScenario) {
 // majority and must take over.
 func TestPartialQuorumLoss50Seeds(t *testing.T) {
 	sim.Seeds(t, 50, func(t *testing.T, seed uint64) {
+		t.Parallel()
 		runPartial(t, seed, partialScenario{n: 5, setup: func(c *cluster, _ *swarm, leader rdma.NodeID) rdma.NodeID {
 			hub := c.ids[(int(leader)+1)%len(c.ids)]
 			for i, a := range c.ids {
@@ -139,6 +140,7 @@ func TestPartialQuorumLoss50Seeds(t *testing.T) {
 // prepare reads.
 func TestPartialConstrainedElection50Seeds(t *testing.T) {
 	sim.Seeds(t, 50, func(t *testing.T, seed uint64) {
+		t.Parallel()
 		runPartial(t, seed, partialScenario{n: 5, setup: func(c *cluster, _ *swarm, leader rdma.NodeID) rdma.NodeID {
 			var rest []rdma.NodeID
 			for _, id := range c.ids {
@@ -178,6 +180,7 @@ func TestPartialConstrainedElection50Seeds(t *testing.T) {
 // connected through B; the cluster must commit with a single stable leader.
 func TestPartialChained50Seeds(t *testing.T) {
 	sim.Seeds(t, 50, func(t *testing.T, seed uint64) {
+		t.Parallel()
 		runPartial(t, seed, partialScenario{n: 3, setup: func(c *cluster, _ *swarm, leader rdma.NodeID) rdma.NodeID {
 			var rest []rdma.NodeID
 			for _, id := range c.ids {
