@@ -7,7 +7,11 @@ import (
 )
 
 func TestClusterElectsAndReplicates(t *testing.T) {
+	commits := map[rdma.NodeID][]Index{}
 	c := newCluster(t, 1, 3, nil)
+	for _, id := range c.ids {
+		c.reps[id].cfg.OnCommit = func(i Index) { commits[id] = append(commits[id], i) }
+	}
 	if !c.w.RunUntil(func() bool { _, ok := c.leader(); return ok }, 20_000_000) {
 		t.Fatalf("no leader after 20 ms; leader log %v", c.leaderLog)
 	}
@@ -37,6 +41,16 @@ func TestClusterElectsAndReplicates(t *testing.T) {
 	for _, id := range c.ids {
 		if got := c.sms[id].applied; got != 200 {
 			t.Errorf("node %d applied %d commands, want 200 (commit %d applied idx %d)", id, got, c.reps[id].CommitIndex(), c.reps[id].AppliedIndex())
+		}
+		// OnCommit reports every applied index once, in order.
+		got := commits[id]
+		if len(got) == 0 || got[len(got)-1] != c.reps[id].AppliedIndex() {
+			t.Errorf("node %d commit notifications %v end before applied index %d", id, got, c.reps[id].AppliedIndex())
+		}
+		for k, i := range got {
+			if i != Index(k+1) {
+				t.Fatalf("node %d: commit notification %d is index %d, want %d", id, k, i, k+1)
+			}
 		}
 	}
 	c.checkSafety()

@@ -67,3 +67,22 @@ func TestNotLeaderErrorMatchesSentinel(t *testing.T) {
 		t.Fatalf("message %q does not name the leader", err)
 	}
 }
+
+func TestNewRejectsBadInput(t *testing.T) {
+	c := newCluster(t, 1, 3, nil)
+	cfg := c.cfg
+	f := c.w.Node(1)
+	if _, err := New(f, nil, cfg); err == nil {
+		t.Error("nil state machine accepted")
+	}
+	bad := cfg
+	bad.Members = []rdma.NodeID{2, 3, 4}
+	if _, err := New(f, &nopSM{}, bad); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "Members") {
+		t.Errorf("members without this node: %v", err)
+	}
+	big := cfg
+	big.LogSlots = 4 * cfg.LogSlots // needs a larger region than the node has
+	if _, err := New(f, &nopSM{}, big); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "RegionBytes") {
+		t.Errorf("region too small: %v", err)
+	}
+}
