@@ -40,10 +40,12 @@ type kvSM struct {
 	last     Index
 	posIndex Index
 	pos      int
+	seen     map[uint64]struct{}
+	dups     []uint64
 }
 
 func newKV(node rdma.NodeID, onApply func(rdma.NodeID, Index, []byte)) *kvSM {
-	return &kvSM{node: node, data: map[uint8]uint64{}, outputs: map[uint64]uint64{}, onApply: onApply}
+	return &kvSM{node: node, data: map[uint8]uint64{}, outputs: map[uint64]uint64{}, onApply: onApply, seen: map[uint64]struct{}{}}
 }
 
 func (s *kvSM) Apply(index Index, cmd []byte) {
@@ -55,6 +57,10 @@ func (s *kvSM) Apply(index Index, cmd []byte) {
 	}
 	s.last = index
 	key, op := cmd[1], binary.LittleEndian.Uint64(cmd[2:])
+	if _, dup := s.seen[op]; dup {
+		s.dups = append(s.dups, op) // applied twice: exactly-once broken
+	}
+	s.seen[op] = struct{}{}
 	if cmd[0] == 1 {
 		v := binary.LittleEndian.Uint64(cmd[10:])
 		s.data[key] = v
@@ -245,6 +251,11 @@ func (c *cluster) leader() (rdma.NodeID, bool) {
 
 func (c *cluster) checkSafety() {
 	c.t.Helper()
+	for _, id := range c.ids {
+		if d := c.sms[id].dups; len(d) > 0 {
+			c.t.Fatalf("node %d applied op %d more than once", id, d[0])
+		}
+	}
 	if len(c.violations) > 0 {
 		c.t.Fatalf("safety violated (%d):\n%s\nleader changes:\n%v", len(c.violations), c.violations[0], c.leaderLog)
 	}
