@@ -15,9 +15,6 @@ const (
 	stageBeat        = 24
 )
 
-// peerSnapshotPosting: snapshot writes are in flight.
-const peerSnapshotPosting peerState = 10
-
 // degradeHold is how long a replica that failed to lead with a majority
 // stays degraded, so peers elect someone else instead of waiting on it.
 func (r *Replica) degradeHold() int64 { return 4 * r.cfg.ElectionTimeoutNs }
@@ -134,7 +131,7 @@ func (r *Replica) resetPeers() {
 		p.state = peerIdle
 		p.since = r.now
 		p.commitInflight, p.headerInflight = false, false
-		p.hdrOK, p.prepOK, p.windowOK, p.failed = false, false, false, false
+		p.hdrOK, p.prepOK, p.windowOK = false, false, false
 		p.windowParts = 0
 	}
 	r.snapBusy = false

@@ -38,11 +38,12 @@ func (r role) String() string {
 type peerState uint8
 
 const (
-	peerIdle         peerState = iota // not replicating; catch up when granted
-	peerHeaderWait                    // header read posted before catch-up
-	peerReplicating                   // every new slot is written to it
-	peerNeedSnapshot                  // fell off the log; waiting to push a snapshot
-	peerSnapshotSent                  // snapshot posted; waiting for it to restore
+	peerIdle            peerState = iota // not replicating; catch up when granted
+	peerHeaderWait                       // header read posted before catch-up
+	peerReplicating                      // every new slot is written to it
+	peerNeedSnapshot                     // fell off the log; waiting to push a snapshot
+	peerSnapshotPosting                  // snapshot writes in flight
+	peerSnapshotSent                     // snapshot landed; waiting for it to restore
 )
 
 type peer struct {
@@ -78,8 +79,8 @@ type peer struct {
 	beatAt        int64
 
 	// election round flags
-	hdrOK, prepOK, windowOK, failed bool
-	windowParts                     int
+	hdrOK, prepOK, windowOK bool
+	windowParts             int
 }
 
 // election is the progress of a leader change.
@@ -532,7 +533,6 @@ func (r *Replica) dispatch(c rdma.Completion) {
 // error (or the peer revoked us), so it must be caught up again.
 func (r *Replica) peerFailed(p *peer) {
 	p.gen++
-	p.failed = true
 	p.commitInflight = false
 	p.headerInflight = false
 	if p.state == peerSnapshotPosting {
