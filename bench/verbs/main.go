@@ -63,6 +63,8 @@ type options struct {
 	sweep     bool
 	inline    int
 	rounds    int
+	rdAtomic  int
+	spins     int
 }
 
 // Message-rate and polling settings; see the package comment.
@@ -84,7 +86,9 @@ func main() {
 	flag.StringVar(&o.serverIP, "ip", "", "IP perftest's client connects to (default: from the device's IPv4 GID)")
 	flag.IntVar(&o.port, "port", 18515, "perftest TCP port")
 	flag.IntVar(&o.inline, "inline", int(rverbs.DefaultConfig().MaxInline), "inline data size to ask for (0: never inline; see rdma/verbs Config.MaxInline)")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds of mu then perftest; the table shows medians")
+	flag.IntVar(&o.rdAtomic, "rd-atomic", 0, "reads/atomics in flight per connection (0: rdma/verbs default)")
+	flag.IntVar(&o.spins, "spins", pollSpins, "empty polls inside C per Poll call while waiting")
+	flag.IntVar(&o.rounds, "rounds", 4, "rounds of mu then perftest; the table shows medians")
 	flag.BoolVar(&o.sweep, "sweep", false, "also sweep message-rate batch, signaling and poll spins")
 	flag.Parse()
 	if o.rounds < 1 || o.latIters < 1 || o.bwIters < 1 || o.sizeBytes < 1 || o.sizeBytes > 4096 {
@@ -169,13 +173,21 @@ func run(o options) error {
 	pair.tk = tk
 
 	if o.sweep {
-		for _, b := range []int{1, 8, 32} {
-			for _, spins := range []int{0, pollSpins} {
-				r, err := pair.rate(o, b, rateSignalEvery, spins)
+		type cfg struct{ batch, signalEvery, spins int }
+		cfgs := []cfg{{1, 32, 0}, {16, 16, 0}, {32, 32, 0}, {32, 32, pollSpins}, {64, 64, 0}}
+		for rep := 0; rep < 3; rep++ {
+			for _, c := range cfgs {
+				r, err := pair.rate(o, c.batch, c.signalEvery, c.spins)
 				if err != nil {
 					return err
 				}
-				fmt.Printf("# rate sweep: batch %2d, signal every %d, spins %2d: %.4f Mpps\n", b, rateSignalEvery, spins, r.mpps)
+				fmt.Printf("# rate sweep: batch %2d, signal every %2d, spins %2d: %.4f Mpps\n", c.batch, c.signalEvery, c.spins, r.mpps)
+			}
+			if o.perftest {
+				bw := []string{"-d", dev, "-x", strconv.Itoa(pair.gidIndex), "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.bwIters), "-F", "-p", strconv.Itoa(o.port)}
+				if r, err := perftest("ib_write_bw", bw, ip, parseBW, false); err == nil {
+					fmt.Printf("# rate sweep: ib_write_bw: %.4f Mpps\n", r.mpps)
+				}
 			}
 		}
 	}
@@ -185,35 +197,19 @@ func run(o options) error {
 	var rounds []sample
 	for r := 1; r <= o.rounds; r++ {
 		var sm sample
-		if sm.muPingPong, err = pair.pingPong(o); err != nil {
-			return fmt.Errorf("write ping-pong: %w", err)
-		}
-		if sm.muCompletion, err = pair.latency(o, rdma.OpWrite); err != nil {
-			return fmt.Errorf("write completion: %w", err)
-		}
-		if sm.muRead, err = pair.latency(o, rdma.OpRead); err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		if sm.muRate, err = pair.rate(o, rateBatch, rateSignalEvery, pollSpins); err != nil {
-			return fmt.Errorf("message rate: %w", err)
+		// Alternate who goes first, so a drift in the host's load does not
+		// favour either side.
+		if r%2 == 1 {
+			if err := pair.measureMu(o, &sm); err != nil {
+				return err
+			}
 		}
 		if o.perftest {
-			gid := strconv.Itoa(pair.gidIndex)
-			lat := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.latIters), "-F", "-p", strconv.Itoa(o.port)}
-			bw := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.bwIters), "-F", "-p", strconv.Itoa(o.port)}
-			verbose := r == 1
-			if sm.ptWrite, err = perftest("ib_write_lat", lat, ip, parseLat, verbose); err != nil {
-				fmt.Fprintln(os.Stderr, "ib_write_lat:", err)
-			}
-			if sm.ptRead, err = perftest("ib_read_lat", lat, ip, parseLat, verbose); err != nil {
-				fmt.Fprintln(os.Stderr, "ib_read_lat:", err)
-			}
-			// Under emulation perftest's CPU-frequency estimate sometimes
-			// fails and it reports 0; run it again then.
-			for attempt := 0; attempt < 3 && !sm.ptBW.ok; attempt++ {
-				if sm.ptBW, err = perftest("ib_write_bw", bw, ip, parseBW, verbose); err != nil {
-					fmt.Fprintln(os.Stderr, "ib_write_bw:", err)
-				}
+			runPerftest(o, dev, ip, pair.gidIndex, r == 1, &sm)
+		}
+		if r%2 == 0 {
+			if err := pair.measureMu(o, &sm); err != nil {
+				return err
 			}
 		}
 		fmt.Printf("# round %d: write p50 mu %.2f / perftest %.2f µs; completion p50 %.2f µs; read p50 mu %.2f / perftest %.2f µs; rate mu %.4f / perftest %.4f Mpps\n",
@@ -264,6 +260,47 @@ func num(v float64, unit string) string {
 	return fmt.Sprintf("%.2f %s", v, unit)
 }
 
+func (pair *pair) measureMu(o options, sm *sample) error {
+	var err error
+	if sm.muPingPong, err = pair.pingPong(o); err != nil {
+		return fmt.Errorf("write ping-pong: %w", err)
+	}
+	if sm.muCompletion, err = pair.latency(o, rdma.OpWrite); err != nil {
+		return fmt.Errorf("write completion: %w", err)
+	}
+	if sm.muRead, err = pair.latency(o, rdma.OpRead); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if sm.muRate, err = pair.rate(o, rateBatch, rateSignalEvery, o.spins); err != nil {
+		return fmt.Errorf("message rate: %w", err)
+	}
+	return nil
+}
+
+func runPerftest(o options, dev, ip string, gidIndex int, verbose bool, sm *sample) {
+	var err error
+	gid := strconv.Itoa(gidIndex)
+	lat := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.latIters), "-F", "-p", strconv.Itoa(o.port)}
+	bw := []string{"-d", dev, "-x", gid, "-s", strconv.Itoa(o.sizeBytes), "-n", strconv.Itoa(o.bwIters), "-F", "-p", strconv.Itoa(o.port)}
+	// Under emulation perftest's CPU-frequency estimate sometimes fails
+	// and it prints nothing or 0; run it again then.
+	for attempt := 0; attempt < 3 && !sm.ptWrite.ok; attempt++ {
+		if sm.ptWrite, err = perftest("ib_write_lat", lat, ip, parseLat, verbose); err != nil {
+			fmt.Fprintln(os.Stderr, "ib_write_lat:", err)
+		}
+	}
+	for attempt := 0; attempt < 3 && !sm.ptRead.ok; attempt++ {
+		if sm.ptRead, err = perftest("ib_read_lat", lat, ip, parseLat, verbose); err != nil {
+			fmt.Fprintln(os.Stderr, "ib_read_lat:", err)
+		}
+	}
+	for attempt := 0; attempt < 3 && !sm.ptBW.ok; attempt++ {
+		if sm.ptBW, err = perftest("ib_write_bw", bw, ip, parseBW, verbose); err != nil {
+			fmt.Fprintln(os.Stderr, "ib_write_bw:", err)
+		}
+	}
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "met"
@@ -287,6 +324,7 @@ func newPair(o options) (*pair, error) {
 		cfg.Device, cfg.GIDIndex = o.device, o.gidIndex
 		cfg.RegionBytes = 1 << 20
 		cfg.MaxInline = uint32(o.inline)
+		cfg.MaxRdAtomic = uint8(o.rdAtomic)
 		return rverbs.New(cfg)
 	}
 	a, err := mk(1, 2)
@@ -360,7 +398,7 @@ func (p *pair) latency(o options, op rdma.Op) (result, error) {
 		}
 		n := 0
 		for n == 0 {
-			n = p.a.PollSpin(out, pollSpins)
+			n = p.a.PollSpin(out, o.spins)
 		}
 		el := p.tk.ns(rdtsc() - start)
 		if out[0].Status != rdma.StatusSuccess {
@@ -474,8 +512,6 @@ func (p *pair) rate(o options, batch, signalEvery, spins int) (result, error) {
 	out := make([]rdma.Completion, 16)
 	total := o.bwIters
 	posted, completed := 0, 0
-	var postTicks uint64
-	posts := 0
 	start := rdtsc()
 	for completed < total {
 		if posted < total {
@@ -485,10 +521,7 @@ func (p *pair) rate(o options, batch, signalEvery, spins int) (result, error) {
 				wrs[j].ID = uint64(seq)
 				wrs[j].Unsignaled = (seq+1)%signalEvery != 0 && seq+1 != total
 			}
-			t0 := rdtsc()
 			n, err := c.Post(wrs[:k])
-			postTicks += rdtsc() - t0
-			posts++
 			posted += n
 			if err != nil && !errors.Is(err, rdma.ErrQueueFull) {
 				return result{}, err
@@ -503,9 +536,6 @@ func (p *pair) rate(o options, batch, signalEvery, spins int) (result, error) {
 		}
 	}
 	el := p.tk.ns(rdtsc() - start)
-	if o.sweep {
-		fmt.Printf("#   %d Post calls, %.1f µs each, %.0f%% of the run in Post\n", posts, float64(p.tk.ns(postTicks))/float64(posts)/1000, 100*float64(p.tk.ns(postTicks))/float64(el))
-	}
 	return result{mpps: float64(total) / (float64(el) / 1e9) / 1e6, ok: true}, nil
 }
 
@@ -605,6 +635,9 @@ func parseLat(out []byte) (result, error) {
 	if len(v) < 9 {
 		return result{}, fmt.Errorf("latency row has %d fields, want 9", len(v))
 	}
+	if v[4] <= 0 {
+		return result{}, errors.New("t_typical 0: perftest could not calibrate its cycle counter")
+	}
 	return result{p50: v[4], p99: v[7], p999: v[8], ok: true}, nil
 }
 
@@ -618,7 +651,7 @@ func parseBW(out []byte) (result, error) {
 	if len(v) < 5 {
 		return result{}, fmt.Errorf("bandwidth row has %d fields, want 5", len(v))
 	}
-	if v[4] <= 0 {
+	if v[4] <= 0 || v[2] <= 0 && v[3] <= 0 {
 		return result{}, errors.New("MsgRate 0: perftest could not calibrate its cycle counter")
 	}
 	return result{mpps: v[4], ok: true}, nil
