@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,39 +13,45 @@ import (
 	"github.com/rdmaconsensus/mu/rdma/inproc"
 )
 
-// counter is a tiny replicated state machine: it sums the bytes it applies.
-type counter struct {
-	mu    sync.Mutex
-	total int
-	count int
+// kv is a tiny replicated state machine: commands are "key=value".
+type kv struct {
+	mu   sync.Mutex
+	data map[string]string
 }
 
-func (c *counter) Apply(_ consensus.Index, cmd []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, b := range cmd {
-		c.total += int(b)
+func (s *kv) Apply(_ consensus.Index, cmd []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, v, _ := strings.Cut(string(cmd), "=")
+	s.data[k] = v
+}
+
+func (s *kv) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for k, v := range s.data {
+		fmt.Fprintf(&b, "%s=%s\n", k, v)
 	}
-	c.count++
+	return []byte(b.String()), nil
 }
 
-func (c *counter) Snapshot() ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return []byte{byte(c.total), byte(c.count)}, nil
-}
-
-func (c *counter) Restore(_ consensus.Index, s []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.total, c.count = int(s[0]), int(s[1])
+func (s *kv) Restore(_ consensus.Index, snap []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data = map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(snap)), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			s.data[k] = v
+		}
+	}
 	return nil
 }
 
-func (c *counter) read() (int, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.total, c.count
+func (s *kv) get(k string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data[k]
 }
 
 // Example replicates three commands through three replicas in one process,
@@ -73,9 +80,9 @@ func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	replicas := map[rdma.NodeID]*consensus.Replica{}
-	sms := map[rdma.NodeID]*counter{}
+	sms := map[rdma.NodeID]*kv{}
 	for _, id := range members {
-		sms[id] = &counter{}
+		sms[id] = &kv{data: map[string]string{}}
 		r, err := consensus.New(fabrics[id], sms[id], cfg)
 		if err != nil {
 			panic(err)
@@ -87,39 +94,38 @@ func Example() {
 	defer func() { cancel(); wg.Wait() }()
 
 	// Propose to any replica; a follower answers with the leader's id.
-	propose := func(cmd []byte) consensus.Index {
+	// After ErrLeadershipLost the outcome is unknown, so the command is
+	// proposed again: "key=value" commands are idempotent.
+	propose := func(cmd string) {
 		at := members[0]
 		for {
 			pctx, pcancel := context.WithTimeout(ctx, time.Second)
-			idx, err := replicas[at].Propose(pctx, cmd)
+			_, err := replicas[at].Propose(pctx, []byte(cmd))
 			pcancel()
 			var nl *consensus.NotLeaderError
 			switch {
 			case err == nil:
-				return idx
+				return
 			case errors.As(err, &nl) && nl.Known:
 				at = nl.Leader
 			}
 			time.Sleep(time.Millisecond) // election under way
 		}
 	}
-	for _, cmd := range [][]byte{{1}, {2}, {3, 4}} {
+	for _, cmd := range []string{"a=1", "b=2", "c=3"} {
 		propose(cmd)
 	}
 
 	// Every replica applies the same commands in the same order.
 	deadline := time.Now().Add(5 * time.Second)
 	for _, id := range members {
-		for {
-			if total, count := sms[id].read(); count == 3 || time.Now().After(deadline) {
-				fmt.Printf("replica %d: %d commands, total %d\n", id, count, total)
-				break
-			}
+		for sms[id].get("c") == "" && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
+		fmt.Printf("replica %d: a=%s b=%s c=%s\n", id, sms[id].get("a"), sms[id].get("b"), sms[id].get("c"))
 	}
 	// Output:
-	// replica 1: 3 commands, total 10
-	// replica 2: 3 commands, total 10
-	// replica 3: 3 commands, total 10
+	// replica 1: a=1 b=2 c=3
+	// replica 2: a=1 b=2 c=3
+	// replica 3: a=1 b=2 c=3
 }
