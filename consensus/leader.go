@@ -137,9 +137,31 @@ func (r *Replica) resetPeers() {
 	r.snapBusy = false
 }
 
+// flushStaleWrites resets every replication connection that still has
+// writes of this replica in flight (to a peer that was cut off, they are
+// retransmitted until the transport timeout). Asking for permission would
+// re-open those peers' logs to this replica, and a write of an earlier
+// term landing then could overwrite entries the peer has since accepted
+// or committed under a newer leader: an accept below the promised
+// proposal. Resetting the local end drops them for good.
+func (r *Replica) flushStaleWrites() {
+	for i := range r.peers {
+		p := &r.peers[i]
+		if p.writesOut == 0 {
+			continue
+		}
+		if err := p.conn.Reset(p.conn.RemoteAccess()); err != nil {
+			r.stats.OpErrors++
+			continue
+		}
+		r.stats.StaleFlushes++
+	}
+}
+
 func (r *Replica) startElection(now int64, fresh bool) {
 	r.role = roleCandidate
 	r.stats.Elections++
+	r.flushStaleWrites()
 	r.resetPeers()
 	r.el.phase = phPermission
 	r.el.epoch = r.perms.Request(now)

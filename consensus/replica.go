@@ -74,6 +74,7 @@ type peer struct {
 	slotFIFO      []uint64 // first index of each outstanding slot write, posting order
 	fifoHead      int
 	fifoLen       int
+	writesOut     int // writes posted and not completed (any generation)
 	commitPending int
 	beatPending   int
 	beatAt        int64
@@ -123,6 +124,7 @@ type Stats struct {
 	ReclaimStalls     uint64 // Steps where the ring was full
 	CommitWords       uint64 // idle-leader commit words written
 	CommitGaps        uint64 // Steps where a committed slot had not arrived
+	StaleFlushes      uint64 // connections reset to drop writes of an earlier term
 	Recatchups        uint64 // followers re-caught-up after their applied position stalled
 }
 
@@ -472,6 +474,9 @@ func (r *Replica) dispatch(c rdma.Completion) {
 	p := &r.peers[r.byMem[m]]
 	// Completions arrive in posting order per connection, whatever their
 	// status or generation: retire the source accounting first.
+	if c.Op == rdma.OpWrite && p.writesOut > 0 {
+		p.writesOut--
+	}
 	switch kind {
 	case wrSlot:
 		if p.fifoLen > 0 {
@@ -550,6 +555,9 @@ func (r *Replica) post(p *peer, w rdma.WorkRequest) bool {
 		r.stats.OpErrors++
 		r.peerFailed(p)
 		return false
+	}
+	if w.Op == rdma.OpWrite {
+		p.writesOut++
 	}
 	return true
 }
