@@ -182,7 +182,7 @@ func run(o options) error {
 
 	if o.sweep {
 		type cfg struct{ batch, signalEvery, spins int }
-		cfgs := []cfg{{1, 32, 0}, {16, 16, 0}, {32, 32, 0}, {32, 32, pollSpins}, {64, 64, 0}}
+		cfgs := []cfg{{1, 100, 0}, {1, 100, pollSpins}, {32, 32, pollSpins}, {32, 96, pollSpins}}
 		for rep := 0; rep < 3; rep++ {
 			for _, c := range cfgs {
 				r, err := pair.rate(o, c.batch, c.signalEvery, c.spins)
