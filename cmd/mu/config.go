@@ -31,8 +31,11 @@ type Config struct {
 	Timings  TimingsConfig  `yaml:"timings"`
 	Detector DetectorConfig `yaml:"detector"`
 	Hwmon    HwmonConfig    `yaml:"hwmon"`
-	// PollMode is how busy-polling goroutines wait: PollSpin owns a core,
-	// PollSpinYield yields between polls when cores are scarce.
+	// PollMode is how the replica's driver waits: PollSpin owns a core,
+	// PollSpinYield yields between polls when cores are scarce, and
+	// PollIdleSleep sleeps until the next wake-up the replica asks for
+	// unless proposals are in flight (for hosts where several replicas
+	// share too few cores for any of them to spin, such as an emulated VM).
 	PollMode string `yaml:"poll_mode"`
 	// LogSizeBytes is the replicated log's size in the registered region.
 	LogSizeBytes uint64 `yaml:"log_size_bytes"`
@@ -104,6 +107,7 @@ type HwmonConfig struct {
 const (
 	PollSpin      = "spin"
 	PollSpinYield = "spin-yield"
+	PollIdleSleep = "idle-sleep"
 )
 
 // Cluster size bounds: Mu replicates across 3 to 7 nodes.
@@ -438,8 +442,8 @@ func (c *Config) Validate() error {
 		return fail("hwmon.collect_interval", "must be positive")
 	}
 
-	if c.PollMode != PollSpin && c.PollMode != PollSpinYield {
-		return fail("poll_mode", "%q is not %q or %q", c.PollMode, PollSpin, PollSpinYield)
+	if c.PollMode != PollSpin && c.PollMode != PollSpinYield && c.PollMode != PollIdleSleep {
+		return fail("poll_mode", "%q is not %q, %q or %q", c.PollMode, PollSpin, PollSpinYield, PollIdleSleep)
 	}
 	if c.LogSizeBytes < minLogSizeBytes || c.LogSizeBytes > maxLogSizeBytes || c.LogSizeBytes%cacheLineBytes != 0 {
 		return fail("log_size_bytes", "%d must be a multiple of %d between %d and %d", c.LogSizeBytes, cacheLineBytes, minLogSizeBytes, maxLogSizeBytes)

@@ -216,6 +216,8 @@ func newDemoCmd() *cobra.Command {
 		drive  string
 		bin    string
 		dev    string
+
+		readInterval, permTimeout time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "demo",
@@ -225,21 +227,25 @@ func newDemoCmd() *cobra.Command {
 			if opts.before < 1 || opts.after < 1 {
 				return fmt.Errorf("--before and --after must be at least 1 (got %d, %d)", opts.before, opts.after)
 			}
-			mode, err := parseDrive(drive)
-			if err != nil {
-				return err
+			if drive != PollSpin && drive != PollSpinYield && drive != PollIdleSleep {
+				return fmt.Errorf("--drive: %q is not %s, %s or %s", drive, PollSpin, PollSpinYield, PollIdleSleep)
 			}
 			var t demoTarget
 			switch fabric {
 			case "inproc":
-				g, err := newInprocGroup(3, mode)
+				g, err := newInprocGroup(3, drive)
 				if err != nil {
 					return err
 				}
 				defer g.close()
 				t = g
 			case "verbs":
-				return errors.New("--fabric verbs is not available yet in this build")
+				g, err := startProcGroup(cmd.Context(), procGroupOptions{n: 3, bin: bin, device: dev, drive: drive, readInterval: readInterval, permissionTimeout: permTimeout})
+				if err != nil {
+					return fmt.Errorf("starting 3 nodes: %w", err)
+				}
+				defer g.close()
+				t = g
 			default:
 				return fmt.Errorf("--fabric: %q is not inproc or verbs", fabric)
 			}
@@ -257,9 +263,11 @@ func newDemoCmd() *cobra.Command {
 	f.IntVar(&opts.after, "after", 1000, "orders acknowledged after the fault")
 	f.Uint64Var(&opts.seed, "seed", 1, "load generator seed")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "give up after this long")
-	f.StringVar(&drive, "drive", "spin-yield", "replica driver: spin (a core each) or spin-yield (when cores are scarce)")
+	f.StringVar(&drive, "drive", "spin-yield", "replica driver: spin (a core each), spin-yield (when cores are scarce), or idle-sleep (--fabric verbs only: sleep unless proposals are in flight)")
 	f.StringVar(&bin, "mu-binary", "", "with --fabric verbs: the mu binary to run nodes with (default: this one)")
 	f.StringVar(&dev, "device", "", "with --fabric verbs: RDMA device (default: the first)")
+	f.DurationVar(&readInterval, "read-interval", 0, "with --fabric verbs: pull-score read interval of the nodes (default: the config default, 40us)")
+	f.DurationVar(&permTimeout, "permission-timeout", 0, "with --fabric verbs: bound on each leader-change step (default: the config default, 2ms)")
 	return c
 }
 
@@ -268,11 +276,11 @@ type inprocGroup struct {
 	net   *inproc.Network
 	ids   []rdma.NodeID
 	nodes map[rdma.NodeID]*replicaNode
-	mode  consensus.DriveMode
+	drive string
 }
 
-func newInprocGroup(n int, mode consensus.DriveMode) (*inprocGroup, error) {
-	g := &inprocGroup{nodes: map[rdma.NodeID]*replicaNode{}, mode: mode}
+func newInprocGroup(n int, drive string) (*inprocGroup, error) {
+	g := &inprocGroup{nodes: map[rdma.NodeID]*replicaNode{}, drive: drive}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))
 	}
@@ -303,7 +311,11 @@ func newInprocGroup(n int, mode consensus.DriveMode) (*inprocGroup, error) {
 		g.nodes[id] = nd
 	}
 	for _, id := range g.ids {
-		g.nodes[id].start(mode)
+		if drive == PollIdleSleep {
+			g.nodes[id].startIdleSleep(time.Duration(cfg.PullScore.BeatIntervalNs))
+		} else {
+			g.nodes[id].start(driveMode(drive))
+		}
 	}
 	return g, nil
 }
@@ -311,15 +323,11 @@ func newInprocGroup(n int, mode consensus.DriveMode) (*inprocGroup, error) {
 func (g *inprocGroup) members() []rdma.NodeID { return g.ids }
 
 func (g *inprocGroup) describe() string {
-	m := "spin"
-	if g.mode == consensus.DriveSpinYield {
-		m = "spin-yield"
-	}
-	return fmt.Sprintf("%d replicas in one process over rdma/inproc (in-process fabric, no RDMA device), drivers %s", len(g.ids), m)
+	return fmt.Sprintf("%d replicas in one process over rdma/inproc (in-process fabric, no RDMA device), %s drivers", len(g.ids), g.drive)
 }
 
 func (g *inprocGroup) propose(ctx context.Context, id rdma.NodeID, cmd []byte) (consensus.Index, error) {
-	return g.nodes[id].r.Propose(ctx, cmd)
+	return g.nodes[id].propose(ctx, cmd)
 }
 
 func (g *inprocGroup) kill(id rdma.NodeID) error {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestDemoInprocKeepsEveryAcknowledgedOrder(t *testing.T) {
-	g, err := newInprocGroup(3, consensus.DriveSpinYield)
+	g, err := newInprocGroup(3, PollSpinYield)
 	if err != nil {
 		t.Fatal(err)
 	}

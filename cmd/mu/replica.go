@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -177,6 +178,16 @@ func (a *timedDetector) Leader() (rdma.NodeID, bool) {
 	a.tl.wasChosen = chosen
 	return l, ok
 }
+func (a *timedDetector) PeerHealth(id rdma.NodeID) consensus.Health {
+	switch a.d.PeerHealth(id) {
+	case pullscore.Fenced:
+		return consensus.HealthFenced
+	case pullscore.Degraded:
+		return consensus.HealthDegraded
+	}
+	return consensus.HealthHealthy
+}
+
 func (a *timedDetector) SetHealth(h consensus.Health) {
 	switch h {
 	case consensus.HealthFenced:
@@ -235,12 +246,17 @@ type replicaNode struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// busy counts proposals in flight through propose; kick wakes an
+	// idle-sleep driver when one arrives.
+	busy atomic.Int64
+	kick chan struct{}
 }
 
 // newReplicaNode builds the replica over f with an instrumented detector
 // and permission manager at the offsets consensus.New would use.
 func newReplicaNode(f rdma.Fabric, cfg consensus.Config) (*replicaNode, error) {
-	n := &replicaNode{id: f.Self(), f: f, sm: newBookSM(), tl: &timeline{}}
+	n := &replicaNode{id: f.Self(), f: f, sm: newBookSM(), tl: &timeline{}, kick: make(chan struct{}, 1)}
 	n.wallOffsetNs = time.Now().UnixNano() - f.Now()
 	members := slices.Sorted(slices.Values(cfg.Members))
 	var peers []rdma.NodeID
@@ -313,6 +329,55 @@ func (n *replicaNode) start(mode consensus.DriveMode) {
 	}()
 }
 
+// startIdleSleep runs the replica with a driver that spins (yielding)
+// while proposals are in flight and otherwise sleeps until the wake-up
+// time Step asks for, at most maxSleep: a sleeping replica costs almost no
+// CPU, so replicas and the kernel's RDMA work share scarce cores fairly.
+// maxSleep must leave the heartbeat counter moving several times per
+// peer sample.
+func (n *replicaNode) startIdleSleep(maxSleep time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.done = cancel, make(chan struct{})
+	go func() {
+		defer close(n.done)
+		t := time.NewTimer(time.Hour)
+		defer t.Stop()
+		for ctx.Err() == nil {
+			wake := n.r.Step(n.f.Now())
+			if n.busy.Load() > 0 {
+				runtime.Gosched()
+				continue
+			}
+			d := min(time.Duration(wake-n.f.Now()), maxSleep)
+			if d < 20*time.Microsecond {
+				runtime.Gosched()
+				continue
+			}
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-n.kick:
+				if !t.Stop() {
+					<-t.C
+				}
+			case <-ctx.Done():
+			}
+		}
+	}()
+}
+
+// propose submits cmd and keeps an idle-sleep driver spinning until it
+// is decided.
+func (n *replicaNode) propose(ctx context.Context, cmd []byte) (consensus.Index, error) {
+	n.busy.Add(1)
+	defer n.busy.Add(-1)
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+	return n.r.Propose(ctx, cmd)
+}
+
 // stop ends the driver and waits for it.
 func (n *replicaNode) stop() {
 	if n.cancel != nil {
@@ -320,14 +385,4 @@ func (n *replicaNode) stop() {
 		<-n.done
 		n.cancel = nil
 	}
-}
-
-func parseDrive(s string) (consensus.DriveMode, error) {
-	switch s {
-	case "busy-poll", "spin":
-		return consensus.DriveBusyPoll, nil
-	case "spin-yield":
-		return consensus.DriveSpinYield, nil
-	}
-	return 0, fmt.Errorf("--drive: %q is not spin or spin-yield", s)
 }
