@@ -28,8 +28,19 @@ type Config struct {
 	// ReadWindowSlots is how many slots a new leader reads from each peer
 	// per recovery round.
 	ReadWindowSlots int
-	// MaxBulkWriteBytes bounds one catch-up write.
+	// MaxBulkWriteBytes bounds the slots one catch-up round covers.
 	MaxBulkWriteBytes int
+	// MaxWriteBytes is the largest single RDMA write posted: the path MTU
+	// (1024 on rxe). Longer slots and ranges are split into writes of at
+	// most this size, posted in order on one connection. A write of one
+	// packet is checked against the target's access flags as a whole, so
+	// once a peer revokes this replica, none of its older writes lands in
+	// part afterwards; a longer message that started before a revocation
+	// would keep landing packet by packet.
+	MaxWriteBytes int
+	// MaxOutstandingWrites bounds writes in flight per follower (below the
+	// send queue depth of the fabric).
+	MaxOutstandingWrites int
 	// SubmitQueue is the number of proposals that may wait for the driver.
 	SubmitQueue int
 	// SnapshotMaxBytes is the largest state-machine snapshot the region can
@@ -95,22 +106,24 @@ type CorruptionReport struct {
 // latency. Members must still be set.
 func DefaultConfig() Config {
 	return Config{
-		PullScore:           pullscore.DefaultConfig(),
-		Permissions:         permissions.DefaultConfig(),
-		LogSlots:            1024,
-		MaxPayloadBytes:     4096,
-		MaxInflightSlots:    64,
-		ReadWindowSlots:     32,
-		MaxBulkWriteBytes:   256 << 10,
-		SubmitQueue:         1024,
-		SnapshotMaxBytes:    1 << 20,
-		CommitPropagationNs: 5_000,
-		ElectionTimeoutNs:   2_000_000,
-		HeaderPollNs:        50_000,
-		CorruptConfirmNs:    20_000,
-		MaxIdleNs:           100_000,
-		LeaderBeatNs:        200_000,
-		LeaderStableNs:      0,
+		PullScore:            pullscore.DefaultConfig(),
+		Permissions:          permissions.DefaultConfig(),
+		LogSlots:             1024,
+		MaxPayloadBytes:      4096,
+		MaxInflightSlots:     32,
+		ReadWindowSlots:      32,
+		MaxBulkWriteBytes:    256 << 10,
+		MaxWriteBytes:        1024,
+		MaxOutstandingWrites: 200,
+		SubmitQueue:          1024,
+		SnapshotMaxBytes:     1 << 20,
+		CommitPropagationNs:  5_000,
+		ElectionTimeoutNs:    2_000_000,
+		HeaderPollNs:         50_000,
+		CorruptConfirmNs:     20_000,
+		MaxIdleNs:            100_000,
+		LeaderBeatNs:         200_000,
+		LeaderStableNs:       0,
 	}
 }
 
@@ -145,6 +158,11 @@ func (c *Config) Validate() error {
 		return cfgErr("ReadWindowSlots", "must be in 1..LogSlots/2 (%d), got %d", c.LogSlots/2, c.ReadWindowSlots)
 	case c.MaxBulkWriteBytes < c.MaxPayloadBytes+64:
 		return cfgErr("MaxBulkWriteBytes", "must hold one slot (>= %d), got %d", c.MaxPayloadBytes+64, c.MaxBulkWriteBytes)
+	case c.MaxWriteBytes < 256:
+		return cfgErr("MaxWriteBytes", "must be >= 256, got %d", c.MaxWriteBytes)
+	case c.MaxOutstandingWrites < c.MaxInflightSlots*c.writesPerSlot()+16:
+		return cfgErr("MaxOutstandingWrites", "must hold MaxInflightSlots slots of %d writes each plus 16 (%d), got %d",
+			c.writesPerSlot(), c.MaxInflightSlots*c.writesPerSlot()+16, c.MaxOutstandingWrites)
 	case c.SubmitQueue < 1:
 		return cfgErr("SubmitQueue", "must be >= 1, got %d", c.SubmitQueue)
 	case c.SnapshotMaxBytes < 0:
@@ -173,6 +191,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: Permissions: %w", ErrInvalidConfig, err)
 	}
 	return nil
+}
+
+// writesPerSlot is how many writes the largest slot takes.
+func (c *Config) writesPerSlot() int {
+	n := int(encodedSlotBytes(c.MaxPayloadBytes))
+	if c.MaxWriteBytes <= 0 {
+		return n
+	}
+	return (n + c.MaxWriteBytes - 1) / c.MaxWriteBytes
 }
 
 // MaxProposalBytes is the largest payload Propose accepts under c.

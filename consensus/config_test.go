@@ -28,6 +28,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"MaxInflightSlots", func(c *Config) { c.MaxInflightSlots = c.LogSlots }},
 		{"ReadWindowSlots", func(c *Config) { c.ReadWindowSlots = 0 }},
 		{"MaxBulkWriteBytes", func(c *Config) { c.MaxBulkWriteBytes = 10 }},
+		{"MaxWriteBytes", func(c *Config) { c.MaxWriteBytes = 100 }},
+		{"MaxOutstandingWrites", func(c *Config) { c.MaxOutstandingWrites = 20 }},
 		{"SubmitQueue", func(c *Config) { c.SubmitQueue = 0 }},
 		{"SnapshotMaxBytes", func(c *Config) { c.SnapshotMaxBytes = -1 }},
 		{"CommitPropagationNs", func(c *Config) { c.CommitPropagationNs = 0 }},

@@ -22,7 +22,9 @@ func (r *Replica) debugString() string {
 
 func (r *Replica) slotInfo(i uint64) string {
 	v, st := decodeSlot(r.slotBuf(i), i, r.cfg.MaxPayloadBytes)
-	return fmt.Sprintf("node %d slot %d: %v prop %d hint %d len %d head %x", r.self, i, st, v.proposal, v.hint, len(v.payload), v.payload[:min(len(v.payload), 22)])
+	b := r.slotBuf(i)
+	raw := fmt.Sprintf(" raw idx %d prop %d hint %d len %d", binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint32(b[24:]))
+	return fmt.Sprintf("node %d slot %d: %v prop %d hint %d len %d head %x", r.self, i, st, v.proposal, v.hint, len(v.payload), v.payload[:min(len(v.payload), 22)]) + raw
 }
 
 // explainHistory replays the agreed log and reports the first acked op

@@ -134,6 +134,11 @@ func testConfig(members []rdma.NodeID) Config {
 	return c
 }
 
+func withTrace(sc sim.Config) sim.Config {
+	sc.Trace = os.Getenv("MU_TRACE") != ""
+	return sc
+}
+
 func simConfig() sim.Config {
 	return sim.DefaultConfig().WithTransportTimeout(2_000_000)
 }
@@ -154,7 +159,7 @@ func newClusterSim(t testing.TB, seed uint64, n int, sc sim.Config, mutate func(
 		mutate(&cfg)
 	}
 	c := &cluster{
-		t: t, w: sim.New(seed, sc), cfg: cfg, ids: ids,
+		t: t, w: sim.New(seed, withTrace(sc)), cfg: cfg, ids: ids,
 		reps: map[rdma.NodeID]*Replica{}, sms: map[rdma.NodeID]*kvSM{},
 		applied: map[Index][][]byte{},
 	}

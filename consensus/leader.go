@@ -465,9 +465,10 @@ func (r *Replica) onLeaderHeader(p *peer) {
 	}
 }
 
-// startCatchup writes the follower's missing range [from, next) in bulk,
-// then marks it replicating: every later slot follows on the same
-// connection, so it never has a gap.
+// startCatchup begins writing the follower's missing range [from, next),
+// paced by pumpCatchup so the send queue never overflows; when the range
+// is in, the follower turns replicating and every later slot follows on the
+// same connection, so it never has a gap.
 func (r *Replica) startCatchup(p *peer, from uint64) {
 	to := r.next - 1
 	if from > to+1 {
@@ -479,11 +480,44 @@ func (r *Replica) startCatchup(p *peer, from uint64) {
 			p.since = r.now
 			return
 		}
-		if !r.postRange(p, from, to) {
-			return
-		}
 		r.stats.CatchUps++
 	}
+	p.state = peerCatchingUp
+	p.since = r.now
+	p.catchNext = from
+	p.acked = from - 1
+	p.hintSent = 0
+	p.headerAt = r.now
+	r.pumpCatchup(p)
+}
+
+// pumpCatchup posts the next part of a follower's missing range, in
+// ascending order, as far as the outstanding-write budget allows, and
+// turns the follower replicating once the range is in.
+func (r *Replica) pumpCatchup(p *peer) {
+	c := r.lay.LogSlots
+	stride := r.lay.SlotStrideBytes
+	maxSlots := max(1, uint64(r.cfg.MaxBulkWriteBytes)/stride)
+	// Room kept for control writes (commit word, beat, caught-up mark).
+	const reserve = 8
+	for p.state == peerCatchingUp && p.catchNext <= r.next-1 {
+		i := p.catchNext
+		n := min(r.next-i, c-i%c, maxSlots)
+		for n > 1 && p.writesOut+r.writesFor(n*stride)+reserve > r.cfg.MaxOutstandingWrites {
+			n /= 2
+		}
+		if p.writesOut+r.writesFor(n*stride)+reserve > r.cfg.MaxOutstandingWrites {
+			return // wait for completions
+		}
+		if !r.postSlots(p, i, i+n-1, uint32(n*stride)) {
+			return
+		}
+		p.catchNext = i + n
+	}
+	if p.state != peerCatchingUp {
+		return
+	}
+	to := r.next - 1
 	st := r.lay.stage(p.member)
 	le.PutUint64(r.region[st+stageCaughtUp:], max(to, 1))
 	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrCaughtUp, p.member, p.gen, 0), Op: rdma.OpWrite,
@@ -493,27 +527,6 @@ func (r *Replica) startCatchup(p *peer, from uint64) {
 	p.state = peerReplicating
 	p.since = r.now
 	p.sent = to
-	p.acked = from - 1
-	p.hintSent = 0
-	p.headerAt = r.now
-}
-
-// postRange posts bulk writes of own slots [from, to] to p, split at the
-// ring's end and at MaxBulkWriteBytes, in ascending order.
-func (r *Replica) postRange(p *peer, from, to uint64) bool {
-	c := r.lay.LogSlots
-	stride := r.lay.SlotStrideBytes
-	maxSlots := max(1, uint64(r.cfg.MaxBulkWriteBytes)/stride)
-	for i := from; i <= to; {
-		pos := i % c
-		n := min(to-i+1, c-pos, maxSlots)
-		last := i + n - 1
-		if !r.postSlots(p, i, last, uint32(n*stride)) {
-			return false
-		}
-		i += n
-	}
-	return true
 }
 
 // granted reports whether p lets this leader write: it acknowledged the
@@ -551,6 +564,11 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		case peerHeaderWait:
 			if now-p.since > r.cfg.ElectionTimeoutNs {
 				r.peerFailed(p)
+			}
+		case peerCatchingUp:
+			r.pumpCatchup(p)
+			if !p.headerInflight && now-p.headerAt >= r.cfg.HeaderPollNs {
+				r.postHeaderRead(p)
 			}
 		case peerReplicating:
 			// A follower counts toward the leader's majority only while
@@ -660,6 +678,9 @@ func (r *Replica) reclaimable(index uint64) bool {
 		p := &r.peers[i]
 		if p.sourcePending(old) {
 			return false // a write still reads the old occupant
+		}
+		if p.state == peerCatchingUp && p.catchNext <= old {
+			return false // its catch-up has yet to send the old occupant
 		}
 		// Only a live follower that still needs exactly the evicted slot
 		// holds the ring back; one that needs an older slot is already

@@ -116,8 +116,8 @@ func runPartial(t *testing.T, seed uint64, sc partialScenario) {
 // Quorum loss: every link is cut except those to one hub replica, so the
 // old leader keeps only the hub; the hub is the one replica that reaches a
 // majority and must take over.
-func TestPartialQuorumLoss50Seeds(t *testing.T) {
-	sim.Seeds(t, 50, func(t *testing.T, seed uint64) {
+func TestPartialQuorumLoss30Seeds(t *testing.T) {
+	sim.Seeds(t, 30, func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runPartial(t, seed, partialScenario{n: 5, setup: func(c *cluster, _ *swarm, leader rdma.NodeID) rdma.NodeID {
 			hub := c.ids[(int(leader)+1)%len(c.ids)]
@@ -138,8 +138,8 @@ func TestPartialQuorumLoss50Seeds(t *testing.T) {
 // the lagging replica, which is the only one reaching a majority. It must
 // lead despite its stale log, recovering the committed entries by its
 // prepare reads.
-func TestPartialConstrainedElection50Seeds(t *testing.T) {
-	sim.Seeds(t, 50, func(t *testing.T, seed uint64) {
+func TestPartialConstrainedElection30Seeds(t *testing.T) {
+	sim.Seeds(t, 30, func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runPartial(t, seed, partialScenario{n: 5, setup: func(c *cluster, _ *swarm, leader rdma.NodeID) rdma.NodeID {
 			var rest []rdma.NodeID
@@ -178,8 +178,8 @@ func TestPartialConstrainedElection50Seeds(t *testing.T) {
 
 // Chained: A-B and B-C connected, A-C cut. A majority (A, B or B, C) is
 // connected through B; the cluster must commit with a single stable leader.
-func TestPartialChained50Seeds(t *testing.T) {
-	sim.Seeds(t, 50, func(t *testing.T, seed uint64) {
+func TestPartialChained30Seeds(t *testing.T) {
+	sim.Seeds(t, 30, func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runPartial(t, seed, partialScenario{n: 3, setup: func(c *cluster, _ *swarm, leader rdma.NodeID) rdma.NodeID {
 			var rest []rdma.NodeID

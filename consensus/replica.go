@@ -40,6 +40,7 @@ type peerState uint8
 const (
 	peerIdle            peerState = iota // not replicating; catch up when granted
 	peerHeaderWait                       // header read posted before catch-up
+	peerCatchingUp                       // missing range being written, paced
 	peerReplicating                      // every new slot is written to it
 	peerNeedSnapshot                     // fell off the log; waiting to push a snapshot
 	peerSnapshotPosting                  // snapshot writes in flight
@@ -67,6 +68,7 @@ type peer struct {
 	rejoining      bool
 	snapIndex      uint64
 	revokedEpoch   uint64 // request epoch this peer refused a write under
+	catchNext      uint64 // next index a paced catch-up will write
 
 	// Writes whose source bytes are still being read by the NIC, across
 	// generations (a failed connection completes them with an error): a
@@ -226,7 +228,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		}
 		r.byMem[i] = len(r.peers)
 		r.peers = append(r.peers, peer{id: id, member: i, conn: f.Conn(id, rdma.PlaneReplication),
-			slotFIFO: make([]uint64, 2*cfg.MaxInflightSlots+cfg.LogSlots)})
+			slotFIFO: make([]uint64, cfg.MaxOutstandingWrites)})
 	}
 	if r.selfIdx < 0 {
 		return nil, cfgErr("Members", "does not list this node (%d)", r.self)
@@ -349,9 +351,10 @@ func (r *Replica) Propose(ctx context.Context, data []byte) (Index, error) {
 	}
 }
 
-// Submit queues data without blocking; the outcome is reported through
-// Config.OnResult-style callback onResult given at construction via
-// SetResultHandler, keyed by token. It copies data.
+// Submit queues data without blocking and copies it. The outcome (the
+// index on commit, or an error) goes to the handler set with
+// SetResultHandler, with token, from a later Step. This is the form for
+// callers on the driving goroutine, such as the simulator.
 func (r *Replica) Submit(data []byte, token uint64) error {
 	if err := r.checkProposal(data); err != nil {
 		return err
@@ -562,21 +565,38 @@ func (r *Replica) post(p *peer, w rdma.WorkRequest) bool {
 	return true
 }
 
-// postSlots posts a write of own slots starting at index first (seq = last
-// index covered) and records it as reading those ring positions until it
-// completes.
+// writesFor is how many writes of at most MaxWriteBytes length bytes take.
+func (r *Replica) writesFor(length uint64) int {
+	m := uint64(r.cfg.MaxWriteBytes)
+	return int((length + m - 1) / m)
+}
+
+// postSlots writes length bytes of own slots starting at index first (the
+// last one being index last) to the same offset at p, as writes of at most
+// MaxWriteBytes in ascending address order. Only the final write carries
+// last as its sequence, so p.acked moves when the whole range is in. Each
+// write is recorded as reading its ring positions until it completes.
 func (r *Replica) postSlots(p *peer, first, last uint64, length uint32) bool {
-	if p.fifoLen == len(p.slotFIFO) {
+	pieces := r.writesFor(uint64(length))
+	if p.fifoLen+pieces > len(p.slotFIFO) || p.writesOut+pieces > r.cfg.MaxOutstandingWrites {
 		r.peerFailed(p) // too much outstanding: catch it up later
 		return false
 	}
-	off := r.lay.SlotOffset(first)
-	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, last), Op: rdma.OpWrite,
-		LocalOffset: off, RemoteOffset: off, Length: length}) {
-		return false
+	base := r.lay.SlotOffset(first)
+	mw := uint32(r.cfg.MaxWriteBytes)
+	for off := uint32(0); off < length; off += mw {
+		n := min(mw, length-off)
+		seq := first - 1
+		if off+n == length {
+			seq = last
+		}
+		if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrSlot, p.member, p.gen, seq), Op: rdma.OpWrite,
+			LocalOffset: base + uint64(off), RemoteOffset: base + uint64(off), Length: n}) {
+			return false
+		}
+		p.slotFIFO[(p.fifoHead+p.fifoLen)%len(p.slotFIFO)] = first
+		p.fifoLen++
 	}
-	p.slotFIFO[(p.fifoHead+p.fifoLen)%len(p.slotFIFO)] = first
-	p.fifoLen++
 	return true
 }
 

@@ -258,6 +258,9 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 	}
 	fail := func(format string, args ...any) {
 		t.Helper()
+		if os.Getenv("MU_TRACE") != "" {
+			_ = os.WriteFile("/tmp/mu-trace.txt", c.w.Trace(), 0o644)
+		}
 		t.Errorf(format, args...)
 		t.Logf("n=%d faults enabled %v; injected:\n%v\nleader changes:\n%v\nreplay: %s", n, enabled, s.faults, c.leaderLog, sim.ReplayCommand(t, seed))
 		for _, id := range c.ids {
