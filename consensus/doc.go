@@ -55,6 +55,16 @@
 // holder of its log that is alive, healthy and still writing its beat word,
 // which keeps a healthy leader in place under partial connectivity.
 //
+// Writes that outlive a change of leader are the hazard of one-sided
+// replication: a write of an earlier term landing after its target has
+// accepted newer entries would overwrite them. Two rules close it. Every
+// write is at most Config.MaxWriteBytes (the path MTU), so the target's
+// access flags are checked for the whole write when it lands, and a
+// revoked writer's late write is refused rather than landing in part. And
+// a replica that starts a leader change first resets its connections that
+// still have writes of its own in flight, since asking for permission
+// re-opens its peers' logs to it.
+//
 // A replica restarted without its log (Config.Rejoining) neither leads nor
 // counts in a recovery quorum until a leader has caught it up: an acceptor
 // that forgot what it accepted must not vote.
