@@ -21,9 +21,12 @@ sr_pkg_installed() {
 # root (or sudo without a password) and runs `apt-get update` when the first
 # attempt fails, since a fresh machine often has no package lists yet.
 sr_install() {
-  local need=() p
+  local need=() p installed
+  # One dpkg-query for all: this runs on every vm-run.
+  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null |
+    awk -F: '/install ok installed/ { printf "%s ", $1 }')"
   for p in "$@"; do
-    sr_pkg_installed "$p" || need+=("$p")
+    [[ $installed == *" $p "* ]] || need+=("$p")
   done
   [ ${#need[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null 2>&1 ||
