@@ -777,6 +777,9 @@ func (r *Replica) startSnapshot(p *peer) {
 	}
 	data, err := r.sm.Snapshot()
 	if err != nil || uint64(len(data)) > r.lay.SnapshotMaxBytes {
+		// The follower stays off the log; counted so an operator sees it
+		// (raise SnapshotMaxBytes or LogSlots).
+		r.stats.SnapshotFailures++
 		p.since = r.now
 		return
 	}

@@ -123,6 +123,7 @@ type Stats struct {
 	CatchUps          uint64 // bulk catch-ups started
 	SnapshotsSent     uint64
 	SnapshotsRestored uint64
+	SnapshotFailures  uint64 // snapshots that failed or exceeded SnapshotMaxBytes
 	ReclaimStalls     uint64 // Steps where the ring was full
 	CommitWords       uint64 // idle-leader commit words written
 	CommitGaps        uint64 // Steps where a committed slot had not arrived
