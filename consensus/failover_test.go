@@ -60,3 +60,25 @@ func TestFailoverFirstCommitUnder3ms20Seeds(t *testing.T) {
 		t.Logf("failover to first commit over %d seeds: p50 %d us, max %d us", len(took), took[len(took)/2]/1000, took[len(took)-1]/1000)
 	}
 }
+
+// A leader marked degraded (hardware arbiter) hands leadership to a healthy
+// replica, which keeps committing; the degraded one stays a follower.
+func TestDegradedLeaderHandsOver10Seeds(t *testing.T) {
+	sim.Seeds(t, 10, func(t *testing.T, seed uint64) {
+		c := newCluster(t, seed, 3, nil)
+		old := waitLeader(t, c, 20_000_000)
+		c.reps[old].SetDegraded(true)
+		var nl rdma.NodeID
+		if !c.w.RunUntil(func() bool { var ok bool; nl, ok = c.leader(); return ok && nl != old }, c.w.Now()+20_000_000) {
+			t.Fatalf("degraded leader %d still leads after 20 ms; %v", old, c.leaderLog)
+		}
+		if ok, _ := c.submitN(t, nl, 0, 10); ok != 10 {
+			t.Fatal("new leader did not commit")
+		}
+		c.w.RunFor(5_000_000)
+		if l, _ := c.leader(); l != nl {
+			t.Fatalf("leadership moved again to %d", l)
+		}
+		c.checkSafety()
+	})
+}

@@ -57,7 +57,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		blind = false // its writes reach a majority: better evidence than heartbeats
 	}
 	h := HealthHealthy
-	if r.rejoining || r.behind || blind || now < r.degradeUntil {
+	if r.rejoining || r.behind || blind || now < r.degradeUntil || r.degradedA.Load() {
 		h = HealthDegraded
 	}
 	if h != r.health {

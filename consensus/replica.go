@@ -182,17 +182,18 @@ type Replica struct {
 	snapBusy      bool
 	lastRequestAt int64
 
-	ring     *submitRing
-	onResult ResultFunc
-	waiters  []waiter
-	wHead    int
-	wLen     int
-	isLeader atomic.Bool
-	fencedA  atomic.Bool
-	stats    Stats
-	commitA  atomic.Uint64
-	appliedA atomic.Uint64
-	leaderA  atomic.Uint32 // detector's leader + 1, 0 unknown
+	ring      *submitRing
+	onResult  ResultFunc
+	waiters   []waiter
+	wHead     int
+	wLen      int
+	isLeader  atomic.Bool
+	fencedA   atomic.Bool
+	degradedA atomic.Bool
+	stats     Stats
+	commitA   atomic.Uint64
+	appliedA  atomic.Uint64
+	leaderA   atomic.Uint32 // detector's leader + 1, 0 unknown
 
 	pdet  *pullscore.Detector
 	pperm *permissions.Manager
@@ -297,6 +298,12 @@ func (r *Replica) Leader() (rdma.NodeID, bool) {
 	}
 	return rdma.NodeID(v - 1), true
 }
+
+// SetDegraded marks the replica degraded (or clears the mark): it
+// advertises Degraded in its heartbeat, so peers stop deferring to it as
+// leader and elect a healthy replica; it keeps replicating. For the
+// hardware arbiter (fail-slow disk, CE storm). Safe from any goroutine.
+func (r *Replica) SetDegraded(on bool) { r.degradedA.Store(on) }
 
 // Fence stops the replica from leading, applying and accepting proposals,
 // and advertises it in the heartbeat so peers elect someone else.
