@@ -104,6 +104,7 @@ func main() {
 // sample is one round of every measurement.
 type sample struct {
 	muPingPong, muCompletion, muRead, muRate result
+	directCompletion, directRead             result
 	ptWrite, ptRead, ptBW                    result
 }
 
@@ -124,13 +125,15 @@ func medians(rs []sample) sample {
 		return result{p50: median(p50), p99: median(p99), p999: median(p999), mpps: median(mpps), ok: true}
 	}
 	return sample{
-		muPingPong:   pick(func(s *sample) *result { return &s.muPingPong }),
-		muCompletion: pick(func(s *sample) *result { return &s.muCompletion }),
-		muRead:       pick(func(s *sample) *result { return &s.muRead }),
-		muRate:       pick(func(s *sample) *result { return &s.muRate }),
-		ptWrite:      pick(func(s *sample) *result { return &s.ptWrite }),
-		ptRead:       pick(func(s *sample) *result { return &s.ptRead }),
-		ptBW:         pick(func(s *sample) *result { return &s.ptBW }),
+		muPingPong:       pick(func(s *sample) *result { return &s.muPingPong }),
+		muCompletion:     pick(func(s *sample) *result { return &s.muCompletion }),
+		muRead:           pick(func(s *sample) *result { return &s.muRead }),
+		muRate:           pick(func(s *sample) *result { return &s.muRate }),
+		directCompletion: pick(func(s *sample) *result { return &s.directCompletion }),
+		directRead:       pick(func(s *sample) *result { return &s.directRead }),
+		ptWrite:          pick(func(s *sample) *result { return &s.ptWrite }),
+		ptRead:           pick(func(s *sample) *result { return &s.ptRead }),
+		ptBW:             pick(func(s *sample) *result { return &s.ptBW }),
 	}
 }
 
@@ -179,6 +182,10 @@ func run(o options) error {
 	nowNs, tscNs, pollNs := pair.costs(tk)
 	fmt.Printf("# cost per call here: clock_gettime %.0f ns, rdtsc %.0f ns (%.3f ns/tick), empty Poll %.0f ns\n", nowNs, tscNs, tk.nsPerTick, pollNs)
 	pair.tk = tk
+	if pair.direct, err = newDirectPair(dev, pair.gidIndex, tk); err != nil {
+		return fmt.Errorf("cgo/verbs pair: %w", err)
+	}
+	defer pair.direct.close()
 
 	if o.sweep {
 		type cfg struct{ batch, signalEvery, spins int }
@@ -247,6 +254,8 @@ func run(o options) error {
 	row("signaled write completion p99", mu.completion.p99, 2*wl.p99, wl.ok, "µs", "same; 2 x ib_write_lat 99%")
 	row("signaled write completion p99.9", mu.completion.p999, 2*wl.p999, wl.ok, "µs", "same; 2 x ib_write_lat 99.9%")
 	row("read latency p50", mu.read.p50, rl.p50, rl.ok, "µs", "post to completion; ib_read_lat t_typical")
+	row("read latency p50, cgo/verbs alone", med.directRead.p50, rl.p50, rl.ok, "µs", "same, without the rdma/verbs layer")
+	row("signaled write completion p50, cgo/verbs alone", med.directCompletion.p50, 2*wl.p50, wl.ok, "µs", "same as above, without the rdma/verbs layer")
 	row("read latency p99", mu.read.p99, rl.p99, rl.ok, "µs", "ib_read_lat 99%")
 	row("read latency p99.9", mu.read.p999, rl.p999, rl.ok, "µs", "ib_read_lat 99.9%")
 	row("write message rate", mu.rate.mpps, pt.writeBW.mpps, pt.writeBW.ok, "Mpps", "64 B writes in flight up to depth; ib_write_bw MsgRate (higher is better)")
@@ -270,6 +279,9 @@ func num(v float64, unit string) string {
 
 func (pair *pair) measureMu(o options, sm *sample) error {
 	var err error
+	if sm.muRate, err = pair.rate(o, rateBatch, rateSignalEvery, o.spins); err != nil {
+		return fmt.Errorf("message rate: %w", err)
+	}
 	if sm.muPingPong, err = pair.pingPong(o); err != nil {
 		return fmt.Errorf("write ping-pong: %w", err)
 	}
@@ -279,8 +291,13 @@ func (pair *pair) measureMu(o options, sm *sample) error {
 	if sm.muRead, err = pair.latency(o, rdma.OpRead); err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
-	if sm.muRate, err = pair.rate(o, rateBatch, rateSignalEvery, o.spins); err != nil {
-		return fmt.Errorf("message rate: %w", err)
+	if pair.direct != nil {
+		if sm.directCompletion, err = pair.direct.latency(o, ibv.OpWrite); err != nil {
+			return fmt.Errorf("direct write completion: %w", err)
+		}
+		if sm.directRead, err = pair.direct.latency(o, ibv.OpRead); err != nil {
+			return fmt.Errorf("direct read: %w", err)
+		}
 	}
 	return nil
 }
@@ -321,6 +338,7 @@ type pair struct {
 	a, b     *rverbs.Fabric
 	gidIndex int
 	tk       ticker
+	direct   *directPair
 }
 
 type rdmaCompletion = rdma.Completion
