@@ -55,7 +55,7 @@ type Fabric struct {
 	gidIndex  int
 	gid       ibv.GID
 	rdAtomic  uint8
-	maxInline uint32
+	maxInline atomic.Uint32 // as granted to the newest queue pair
 
 	// table maps (peer, plane) and QP numbers to connections. It is
 	// replaced, never mutated, under mu, so Conn reads it without a lock.
@@ -201,7 +201,7 @@ func (f *Fabric) Device() string { return f.ctx.Name() }
 
 // MaxInline is the largest write sent inline, as the device granted it (0
 // until the first Prepare).
-func (f *Fabric) MaxInline() uint32 { return f.maxInline }
+func (f *Fabric) MaxInline() uint32 { return f.maxInline.Load() }
 
 // Now is the process-wide monotonic clock in nanoseconds.
 func (f *Fabric) Now() int64 { return int64(time.Since(epoch)) }
@@ -361,7 +361,7 @@ func (f *Fabric) newConn(peer rdma.NodeID, plane rdma.Plane) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.maxInline = qp.MaxInline()
+	f.maxInline.Store(qp.MaxInline())
 	depth := f.cfg.SendQueueDepth
 	c := &Conn{
 		f: f, peer: peer, plane: plane, qp: qp, qpn: qp.Num(),
