@@ -113,8 +113,9 @@ type cluster struct {
 	// safety: the command sequence applied at each index, first writer wins
 	applied    map[Index][][]byte
 	violations []string
-	leaderLog  []string
-	terms      int
+	leaderLog   []string
+	terms       int
+	corruptions map[rdma.NodeID]int
 }
 
 // debugLeaderChanges adds each deposed leader's state to the leader log.
@@ -161,7 +162,7 @@ func newClusterSim(t testing.TB, seed uint64, n int, sc sim.Config, mutate func(
 	c := &cluster{
 		t: t, w: sim.New(seed, withTrace(sc)), cfg: cfg, ids: ids,
 		reps: map[rdma.NodeID]*Replica{}, sms: map[rdma.NodeID]*kvSM{},
-		applied: map[Index][][]byte{},
+		applied: map[Index][][]byte{}, corruptions: map[rdma.NodeID]int{},
 	}
 	c.region = int(cfg.RegionBytes())
 	for _, id := range ids {
@@ -193,6 +194,7 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 		}
 	}
 	cfg.OnCorruption = func(rep CorruptionReport) {
+		c.corruptions[id]++
 		r := c.reps[id]
 		msg := fmt.Sprintf("%d: node %d fenced at index %d: %s; commit %d commit word %d", rep.AtNs, id, rep.Index, r.slotInfo(uint64(rep.Index)), r.commit, le.Uint64(r.region[hdrCommit:]))
 		for j := uint64(rep.Index) + 1; j < uint64(rep.Index)+5; j++ {

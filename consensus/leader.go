@@ -407,6 +407,9 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 			p.since = now
 		}
 	}
+	if r.role != roleLeader {
+		return // fenced itself on a damaged slot while catching a peer up
+	}
 	// Stop resending the request: a late grant of this epoch, arriving
 	// after a peer granted someone newer, would hand this leader write
 	// access without a new prepare.
@@ -509,6 +512,14 @@ func (r *Replica) pumpCatchup(p *peer) {
 		if p.writesOut+r.writesFor(n*stride)+reserve > r.cfg.MaxOutstandingWrites {
 			return // wait for completions
 		}
+		// Never copy a damaged slot to a follower: its own checksum check
+		// would fence it. A leader whose log is damaged fences itself.
+		for k := i; k < i+n; k++ {
+			if _, st := decodeSlot(r.slotBuf(k), k, r.cfg.MaxPayloadBytes); st != slotOK {
+				r.reportCorrupt(k)
+				return
+			}
+		}
 		if !r.postSlots(p, i, i+n-1, uint32(n*stride)) {
 			return
 		}
@@ -540,6 +551,9 @@ func (r *Replica) granted(p *peer) bool {
 // slots, commit on a majority, tell idle followers the commit index, and
 // read followers' headers for log reclamation.
 func (r *Replica) leaderStep(now int64) (wake int64) {
+	if r.role != roleLeader {
+		return 0
+	}
 	live := 1
 	needGrant := false
 	for i := range r.peers {
@@ -589,6 +603,9 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 				r.postHeaderRead(p)
 			}
 		}
+	}
+	if r.role != roleLeader {
+		return 0 // fenced while catching a peer up
 	}
 	if needGrant && now-r.lastRequestAt > 4*r.cfg.ElectionTimeoutNs {
 		// A live peer (restarted, or reconnected) does not let this leader

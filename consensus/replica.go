@@ -679,15 +679,21 @@ func (r *Replica) applyCommitted() (wake int64) {
 			if r.now-r.suspectAt < r.cfg.CorruptConfirmNs {
 				return r.suspectAt + r.cfg.CorruptConfirmNs
 			}
-			r.stats.CorruptSlots++
-			if r.cfg.OnCorruption != nil {
-				r.cfg.OnCorruption(CorruptionReport{Index: Index(i), AtNs: r.now})
-			}
-			r.Fence()
+			r.reportCorrupt(i)
 			return 0
 		}
 	}
 	return 0
+}
+
+// reportCorrupt counts and reports a log slot that failed its check where
+// it had to be whole, and fences the replica.
+func (r *Replica) reportCorrupt(i uint64) {
+	r.stats.CorruptSlots++
+	if r.cfg.OnCorruption != nil {
+		r.cfg.OnCorruption(CorruptionReport{Index: Index(i), AtNs: r.now})
+	}
+	r.Fence()
 }
 
 func (r *Replica) applySlot(i uint64, payload []byte) {
