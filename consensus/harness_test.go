@@ -111,8 +111,8 @@ type cluster struct {
 	onLeader func(id rdma.NodeID)
 
 	// safety: the command sequence applied at each index, first writer wins
-	applied    map[Index][][]byte
-	violations []string
+	applied     map[Index][][]byte
+	violations  []string
 	leaderLog   []string
 	terms       int
 	corruptions map[rdma.NodeID]int
