@@ -1,4 +1,4 @@
-# Shared helpers for the Soft-RoCE scripts. Sourced, not executed.
+# Functions shared by the Soft-RoCE scripts. Sourced, not executed.
 
 sr_prog=${sr_prog:-$(basename "$0")}
 
