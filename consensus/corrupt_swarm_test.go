@@ -9,14 +9,14 @@ import (
 	"github.com/rdmaconsensus/mu/sim"
 )
 
-// TestCorruptionSwarm300Seeds: while clients run, single bits of one
+// TestCorruptionSwarm200Seeds: while clients run, single bits of one
 // replica's log are flipped at random (undetected memory errors). Checked:
 // a replica never applies a slot whose checksum fails (replicas never
 // disagree on an applied command, each command is applied once); every
 // replica that fenced itself reported the corruption; a replica fences only
 // after a reported checksum failure; and the client history stays
 // linearizable.
-func TestCorruptionSwarm300Seeds(t *testing.T) {
+func TestCorruptionSwarm200Seeds(t *testing.T) {
 	var fenced, runs atomic.Int64
 	t.Cleanup(func() {
 		t.Logf("%d of %d runs fenced the damaged replica", fenced.Load(), runs.Load())
@@ -24,7 +24,7 @@ func TestCorruptionSwarm300Seeds(t *testing.T) {
 			t.Error("no run fenced a replica: the flips never hit a committed slot before it was applied")
 		}
 	})
-	sim.Seeds(t, 300, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, 200, func(t *testing.T, seed uint64) {
 		t.Parallel()
 		c := newCluster(t, seed, 3, nil)
 		rng := rand.New(rand.NewPCG(seed, 0xf11b))

@@ -410,7 +410,7 @@ func checkLinearizable(t *testing.T, seed uint64, ops []*clientOp) {
 // TestSwarmSafety2000Seeds: 2000 seeded runs of 3 or 5 replicas under a
 // random subset of crash-restart (without memory), pause, slow node,
 // partition, two-way and one-way link cuts, delay and loss, injected for
-// 12 ms of virtual time while three clients issue puts and gets. Checked:
+// 10 ms of virtual time while three clients issue puts and gets. Checked:
 // no two replicas apply different commands at one index; every
 // acknowledged proposal is in the log at its index; the client history is
 // linearizable (porcupine); and once faults stop, a leader commits a new
@@ -419,6 +419,6 @@ func checkLinearizable(t *testing.T, seed uint64, ops []*clientOp) {
 func TestSwarmSafety2000Seeds(t *testing.T) {
 	sim.Seeds(t, 2000, func(t *testing.T, seed uint64) {
 		t.Parallel()
-		runSwarm(t, seed, swarmOpts{faultNs: 12_000_000, livenessNs: 60_000_000})
+		runSwarm(t, seed, swarmOpts{faultNs: 10_000_000, livenessNs: 60_000_000})
 	})
 }
