@@ -94,6 +94,11 @@ type LeaderChange struct {
 	Proposal   uint64 // proposal number of the new term (when Leader)
 	FirstIndex Index  // first index this leader will propose (when Leader)
 	AtNs       int64
+	// Breakdown of the leader change (when Leader), from the moment this
+	// replica started it: waiting for a majority to grant write
+	// permission, the prepare (read and write min_proposal), and the
+	// recovery reads and adoption of undecided slots.
+	PermissionNs, PrepareNs, RecoveryNs int64
 }
 
 // CorruptionReport describes a committed slot whose checksum failed.

@@ -26,6 +26,19 @@ func TestFailoverFirstCommitUnder3ms20Seeds(t *testing.T) {
 		c.w.Crash(old, false)
 		committed := false
 		var by rdma.NodeID
+		var change LeaderChange
+		for _, id := range c.ids {
+			if id == old {
+				continue
+			}
+			prev := c.reps[id].cfg.OnLeaderChange
+			c.reps[id].cfg.OnLeaderChange = func(ch LeaderChange) {
+				if ch.Leader {
+					change = ch
+				}
+				prev(ch)
+			}
+		}
 		c.onReply = func(node rdma.NodeID, _ uint64, _ Index, err error) {
 			if err == nil && node != old {
 				committed, by = true, node
@@ -49,7 +62,12 @@ func TestFailoverFirstCommitUnder3ms20Seeds(t *testing.T) {
 		}
 		d := c.w.Now() - crashAt
 		took = append(took, d)
-		t.Logf("leader %d crashed; node %d committed after %d us", old, by, d/1000)
+		t.Logf("leader %d crashed; node %d committed after %d us (detection %d us, permission %d us, prepare %d us, recovery %d us)",
+			old, by, d/1000, (change.AtNs-change.PermissionNs-change.PrepareNs-change.RecoveryNs-crashAt)/1000,
+			change.PermissionNs/1000, change.PrepareNs/1000, change.RecoveryNs/1000)
+		if change.PermissionNs < 0 || change.PrepareNs < 0 || change.RecoveryNs < 0 || change.AtNs > c.w.Now() {
+			t.Errorf("inconsistent leader-change breakdown %+v", change)
+		}
 		if d > boundNs {
 			t.Errorf("failover took %d us, bound %d us", d/1000, boundNs/1000)
 		}

@@ -209,6 +209,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			}
 		}
 		r.el.phase, r.el.phaseAt = phReadMin, now
+		r.el.grantedAt = now
 	case phReadMin:
 		ok := 0
 		maxSeen := le.Uint64(r.region[hdrMinProposal:])
@@ -256,6 +257,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			}
 		}
 		r.el.phase, r.el.phaseAt = phRecover, now
+		r.el.preparedAt = now
 	case phRecover:
 		ok := 0
 		for i := range r.peers {
@@ -416,7 +418,10 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 	r.perms.Abandon()
 	r.isLeader.Store(true)
 	if r.cfg.OnLeaderChange != nil {
-		r.cfg.OnLeaderChange(LeaderChange{Leader: true, Proposal: r.proposal, FirstIndex: Index(end), AtNs: now})
+		r.cfg.OnLeaderChange(LeaderChange{Leader: true, Proposal: r.proposal, FirstIndex: Index(end), AtNs: now,
+			PermissionNs: r.el.grantedAt - r.el.startAt,
+			PrepareNs:    r.el.preparedAt - r.el.grantedAt,
+			RecoveryNs:   now - r.el.preparedAt})
 	}
 }
 

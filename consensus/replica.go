@@ -96,6 +96,9 @@ type election struct {
 	start    uint64 // S: first index recovered
 	cursor   uint64 // first index of the window being read
 	members  []bool // peers used for this recovery round (by member)
+
+	// Phase boundaries of the current attempt, for LeaderChange.
+	grantedAt, preparedAt int64
 }
 
 const (
