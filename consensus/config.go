@@ -30,8 +30,8 @@ type Config struct {
 	ReadWindowSlots int
 	// MaxBulkWriteBytes bounds the slots one catch-up round covers.
 	MaxBulkWriteBytes int
-	// MaxWriteBytes is the largest single RDMA write posted: the path MTU
-	// (1024 on rxe). Longer slots and ranges are split into writes of at
+	// MaxWriteBytes is the largest single RDMA write of log slots: the path
+	// MTU (1024 on rxe). Longer slots and ranges are split into writes of at
 	// most this size, posted in order on one connection. A write of one
 	// packet is checked against the target's access flags as a whole, so
 	// once a peer revokes this replica, none of its older writes lands in

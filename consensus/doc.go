@@ -58,9 +58,11 @@
 // Writes that outlive a change of leader are the hazard of one-sided
 // replication: a write of an earlier term landing after its target has
 // accepted newer entries would overwrite them. Two rules close it. Every
-// write is at most Config.MaxWriteBytes (the path MTU), so the target's
+// log write is at most Config.MaxWriteBytes (the path MTU), so the target's
 // access flags are checked for the whole write when it lands, and a
-// revoked writer's late write is refused rather than landing in part. And
+// revoked writer's late write is refused rather than landing in part
+// (snapshot bytes may be longer: a late part there fails the snapshot's
+// checksum and the leader resends). And
 // a replica that starts a leader change first resets its connections that
 // still have writes of its own in flight, since asking for permission
 // re-opens its peers' logs to it.
