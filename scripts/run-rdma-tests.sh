@@ -6,7 +6,9 @@
 # module root with "/" replaced by "_": cgo_verbs.test runs in ./cgo/verbs.
 #
 # Exits non-zero when any binary fails or DIR holds none. Extra arguments
-# after DIR are passed to every binary (e.g. -test.run=Write).
+# after DIR are passed to every binary (e.g. -test.run=Write). A file
+# DIR/NAME.run holds a -test.run pattern for that binary alone: packages whose
+# host tests already ran on the host run only their device tests here.
 # Run it through scripts/softroce/run, which provides the device and sets
 # MU_REQUIRE_RDMA=1 so tests fail rather than skip when the device is absent.
 set -uo pipefail
@@ -63,7 +65,9 @@ for bin in "${bins[@]}"; do
   fi
   echo "=== BINARY $name (in ./$rel)"
   start=$(date +%s.%N)
-  (cd "$pkgdir" && "$bin" -test.v -test.count=1 "$@")
+  only=()
+  [ -f "$dir/$name.run" ] && only=("-test.run=$(cat "$dir/$name.run")")
+  (cd "$pkgdir" && "$bin" -test.v -test.count=1 "${only[@]}" "$@")
   rc=$?
   secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.3f", e - s }')
   if [ "$rc" -eq 0 ]; then
