@@ -25,6 +25,7 @@ vet:
 # verbs integration tests on real Soft-RoCE.
 test: deps
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	$(MAKE) test-host
 	$(MAKE) test-rdma
 

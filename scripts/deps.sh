@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in libibverbs-dev rdma-core ibverbs-providers ibverbs-utils perftest \
-         qemu-system-x86 busybox-static kmod cpio iproute2 sqlite3; do
+         qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 sqlite3; do
   have "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
