@@ -425,3 +425,31 @@ func TestPostPollDoNotAllocate(t *testing.T) {
 		t.Errorf("post+poll allocates %.1f times per op", allocs)
 	}
 }
+
+func TestPollSpin(t *testing.T) {
+	p := newPair(t, pairOpts{})
+	if n, err := p.cq.PollSpin(p.wcs, 1000); n != 0 || err != nil {
+		t.Fatalf("PollSpin on an empty CQ = %d, %v", n, err)
+	}
+	w := p.wr(0, OpWrite, 0, 0, 64)
+	p.post1(t, 0, w)
+	n := 0
+	for tries := 0; n == 0 && tries < 100000; tries++ {
+		var err error
+		if n, err = p.cq.PollSpin(p.wcs, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 1 || p.wcs[0].ID != w.ID || p.wcs[0].Err() != nil {
+		t.Fatalf("PollSpin = %d, %+v", n, p.wcs[0])
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		p.post1(t, 0, w)
+		for n := 0; n == 0; {
+			n, _ = p.cq.PollSpin(p.wcs, 64)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("post+PollSpin allocates %.1f times", allocs)
+	}
+}
