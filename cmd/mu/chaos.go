@@ -224,8 +224,10 @@ func runChaos(ctx context.Context, g *procGroup, plan []faultKind, o chaosOption
 	return run, verifyLogs(run.Acks, logs)
 }
 
-// waitCaughtUp waits until node id answers, is not rejoining, and has
-// applied what the leader had committed when the wait began.
+// waitCaughtUp waits until node id answers, advertises itself healthy (a
+// replica restarted without its log advertises degraded until a leader
+// has caught it up) and has applied what the leader had committed when
+// the wait began.
 func (g *procGroup) waitCaughtUp(ctx context.Context, id rdma.NodeID, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var target consensus.Index
@@ -242,10 +244,12 @@ func (g *procGroup) waitCaughtUp(ctx context.Context, id rdma.NodeID, timeout ti
 		switch {
 		case err != nil:
 			last = err.Error()
-		case target > 0 && st.Applied >= target && !st.Fenced:
+		case target > 0 && st.Applied >= target && !st.Fenced && st.Health == "healthy":
+			// Healthy: no longer rejoining or behind, so it counts in a
+			// recovery quorum again and the next fault can be survived.
 			return nil
 		default:
-			last = fmt.Sprintf("applied %d of %d", st.Applied, target)
+			last = fmt.Sprintf("applied %d of %d, advertises %s", st.Applied, target, st.Health)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -515,6 +515,8 @@ func startMonitor(ctx context.Context, cfg Config, nd *replicaNode, logger *log.
 					logger.Printf("fencing: %v", rep.Reasons)
 					nd.r.Fence()
 				}
+				// Degraded: keep serving, but let a healthy peer lead.
+				nd.r.SetDegraded(rep.Verdict == hwmon.Degraded)
 			}
 		}
 	}()

@@ -87,7 +87,7 @@ func TestProcessesSurviveLeaderKillsAndFreeze(t *testing.T) {
 	}()
 	run, err := runChaos(ctx, g, []faultKind{faultKill, faultKill, faultFreeze}, chaosOptions{
 		seed: 11, ordersBefore: 100, ordersBetween: 100,
-		failoverWait: envDuration(t, "MU_TEST_FAILOVER_WAIT", 30*time.Second),
+		failoverWait: envDuration(t, "MU_TEST_FAILOVER_WAIT", time.Minute),
 		recoverWait:  envDuration(t, "MU_TEST_RECOVER_WAIT", 3*time.Minute),
 		onFault: func(i int, r faultResult) {
 			t.Logf("fault %d: %s node %d -> node %d leads; failover %s (%s); back in %v",

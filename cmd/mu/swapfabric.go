@@ -14,9 +14,19 @@ import (
 // here is a stable proxy to the peer's current queue pair, and a handshake
 // holds the proxy's lock while it swaps them, so no Post runs on a queue
 // pair being destroyed.
+//
+// Destroying a queue pair discards its outstanding requests without
+// completions, and the replica, detector and permission manager each wait
+// for the completion of what they posted (the detector posts no new read
+// while one is outstanding). So every signaled request is tracked until
+// its completion, and a swap completes what the old queue pair still owed
+// as flushed, as verbs does for a queue pair in ERROR.
 type swapFabric struct {
 	*verbs.Fabric
 	conns map[rdma.NodeID]*[rdma.NumPlanes]swapConn
+
+	flushMu sync.Mutex
+	flushed []rdma.Completion // owed by replaced queue pairs
 }
 
 func newSwapFabric(f *verbs.Fabric, peers []rdma.NodeID) *swapFabric {
@@ -24,7 +34,7 @@ func newSwapFabric(f *verbs.Fabric, peers []rdma.NodeID) *swapFabric {
 	for _, p := range peers {
 		var cs [rdma.NumPlanes]swapConn
 		for pl := range rdma.NumPlanes {
-			cs[pl] = swapConn{f: f, peer: p, plane: pl}
+			cs[pl] = swapConn{f: f, peer: p, plane: pl, pending: map[uint64]rdma.Op{}}
 		}
 		s.conns[p] = &cs
 	}
@@ -39,7 +49,28 @@ func (s *swapFabric) Conn(peer rdma.NodeID, plane rdma.Plane) rdma.Conn {
 	return &cs[plane]
 }
 
-// lockPeer excludes every operation on peer's connections.
+// Poll returns completions owed by replaced queue pairs first, then the
+// device's.
+func (s *swapFabric) Poll(out []rdma.Completion) int {
+	n := 0
+	s.flushMu.Lock()
+	if len(s.flushed) > 0 {
+		n = copy(out, s.flushed)
+		s.flushed = s.flushed[n:]
+	}
+	s.flushMu.Unlock()
+	k := s.Fabric.Poll(out[n:])
+	for _, c := range out[n : n+k] {
+		if cs, ok := s.conns[c.Peer]; ok && c.Plane < rdma.NumPlanes {
+			cs[c.Plane].done(c.ID)
+		}
+	}
+	return n + k
+}
+
+// lockPeer excludes every operation on peer's connections. Unlocking
+// after a swap turns what the old queue pairs owed into flushed
+// completions.
 func (s *swapFabric) lockPeer(peer rdma.NodeID) func() {
 	cs, ok := s.conns[peer]
 	if !ok {
@@ -48,9 +79,24 @@ func (s *swapFabric) lockPeer(peer rdma.NodeID) func() {
 	for i := range cs {
 		cs[i].mu.Lock()
 	}
+	before := [rdma.NumPlanes]rdma.Conn{}
+	for i := range cs {
+		before[i] = cs[i].cur()
+	}
 	return func() {
 		for i := range cs {
-			cs[i].mu.Unlock()
+			c := &cs[i]
+			if c.cur() != before[i] {
+				c.pmu.Lock()
+				s.flushMu.Lock()
+				for id, op := range c.pending {
+					s.flushed = append(s.flushed, rdma.Completion{ID: id, Op: op, Status: rdma.StatusFlushed, Peer: c.peer, Plane: c.plane})
+				}
+				s.flushMu.Unlock()
+				clear(c.pending)
+				c.pmu.Unlock()
+			}
+			c.mu.Unlock()
 		}
 	}
 }
@@ -81,6 +127,15 @@ type swapConn struct {
 	f     *verbs.Fabric
 	peer  rdma.NodeID
 	plane rdma.Plane
+
+	pmu     sync.Mutex
+	pending map[uint64]rdma.Op // signaled requests awaiting their completion
+}
+
+func (c *swapConn) done(id uint64) {
+	c.pmu.Lock()
+	delete(c.pending, id)
+	c.pmu.Unlock()
 }
 
 func (c *swapConn) Peer() rdma.NodeID { return c.peer }
@@ -102,7 +157,17 @@ func (c *swapConn) Post(wrs []rdma.WorkRequest) (int, error) {
 	if q == nil {
 		return 0, rdma.ErrConnError
 	}
-	return q.Post(wrs)
+	n, err := q.Post(wrs)
+	if n > 0 {
+		c.pmu.Lock()
+		for i := range wrs[:n] {
+			if !wrs[i].Unsignaled {
+				c.pending[wrs[i].ID] = wrs[i].Op
+			}
+		}
+		c.pmu.Unlock()
+	}
+	return n, err
 }
 
 func (c *swapConn) SetRemoteAccess(a rdma.Access) error {
