@@ -11,6 +11,11 @@
 #   3. the in-process fabric (rdma/inproc), when neither can be had or the VM
 #      fails to boot.
 # MU_DEMO_FABRIC=inproc|verbs|vm forces one; extra arguments go to `mu demo`.
+# Inside the emulated VM the nodes run with timings for a machine ~100x
+# slower than hardware (MU_DEMO_VM_FLAGS overrides them): they sleep when
+# idle, read heartbeats every 20 ms, and bound each leader-change step by
+# 500 ms, because three spinning nodes starve an emulated 2-CPU guest and
+# the detector then suspects everyone.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mu=build/mu
@@ -45,7 +50,9 @@ fi
 if command -v qemu-system-x86_64 >/dev/null 2>&1; then
   echo "demo: this kernel has no RDMA; running on Soft-RoCE INSIDE A THROWAWAY VM (QEMU ${SOFTROCE_ACCEL:-tcg}, rxe0 on the guest's eth0)"
   echo "demo: (the VM is emulated, so latencies are far above real hardware; booting takes a few seconds)"
-  "$sr/vm-run" --timeout "${MU_DEMO_VM_TIMEOUT:-900}" -- "$mu" demo --fabric verbs "$@"
+  # shellcheck disable=SC2086
+  "$sr/vm-run" --timeout "${MU_DEMO_VM_TIMEOUT:-900}" -- "$mu" demo --fabric verbs \
+    ${MU_DEMO_VM_FLAGS:---drive idle-sleep --read-interval 20ms --permission-timeout 500ms --before 500 --after 300} "$@"
   rc=$?
   case $rc in
   0) echo "demo: ran on Soft-RoCE inside the VM"; exit 0 ;;
