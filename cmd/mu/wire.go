@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -172,7 +173,9 @@ func (c *nodeClient) call(ctx context.Context, typ byte, body []byte) (byte, []b
 		return 0, nil, err
 	}
 	c.buf = rb[:0]
-	return rt, rb, nil
+	// The answer is copied: c.buf is reused by the next call, which may
+	// come from another goroutine as soon as the lock is released.
+	return rt, bytes.Clone(rb), nil
 }
 
 // errNodeOutcome is a node's error answer, with the sentinel it matches.
