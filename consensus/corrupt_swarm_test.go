@@ -13,9 +13,9 @@ import (
 // replica's log are flipped at random (undetected memory errors). Checked:
 // a replica never applies a slot whose checksum fails (replicas never
 // disagree on an applied command, each command is applied once); every
-// replica that fenced itself reported the corruption; a replica fences only
-// after a reported checksum failure; and the client history stays
-// linearizable.
+// replica that fenced itself reported the corruption, and none fenced
+// without one; only the damaged replica fences, unless it was the leader
+// (its damaged slots travel); and the client history stays linearizable.
 func TestCorruptionSwarm200Seeds(t *testing.T) {
 	var fenced, runs atomic.Int64
 	t.Cleanup(func() {
@@ -39,6 +39,7 @@ func TestCorruptionSwarm200Seeds(t *testing.T) {
 		victim := c.ids[rng.IntN(len(c.ids))]
 		lay := c.reps[victim].lay
 		flips := 1 + rng.IntN(4)
+		victimLed := false
 		for k := 0; k < flips; k++ {
 			c.w.RunFor(int64(500_000 + rng.IntN(2_000_000)))
 			// Half the flips hit anywhere in the ring; the others hit a
@@ -60,6 +61,7 @@ func TestCorruptionSwarm200Seeds(t *testing.T) {
 			base := lay.LogOffset + pos*lay.SlotStrideBytes
 			n := min(int(le.Uint32(c.w.Node(victim).Bytes()[base+slotLenOff:])), c.cfg.MaxPayloadBytes)
 			off := base + uint64(rng.IntN(slotHeaderBytes+n+slotTrailer))
+			victimLed = victimLed || c.reps[victim].IsLeader()
 			c.w.FlipBit(victim, int(off), uint8(rng.IntN(8)))
 			c.w.Resume(victim)
 		}
@@ -72,7 +74,10 @@ func TestCorruptionSwarm200Seeds(t *testing.T) {
 			if r.Fenced() != (c.corruptions[id] > 0) {
 				t.Fatalf("node %d fenced=%v with %d corruption reports (%s)", id, r.Fenced(), c.corruptions[id], sim.ReplayCommand(t, seed))
 			}
-			if id != victim && r.Fenced() {
+			// A leader's slot damaged after it was sealed and before the NIC
+			// read it reaches the followers damaged, and they fence too
+			// (safe, possibly no longer live). Otherwise only the victim may.
+			if id != victim && r.Fenced() && !victimLed {
 				t.Fatalf("node %d fenced although only node %d's memory was damaged: %v", id, victim, c.leaderLog)
 			}
 		}
