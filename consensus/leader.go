@@ -270,6 +270,9 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			return wake
 		}
 		full, end, abort := r.adoptWindow()
+		if r.fenced {
+			return 0
+		}
 		if abort {
 			r.startElection(now, false)
 			return wake
@@ -293,6 +296,18 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.phaseAt = now
 	}
 	return wake
+}
+
+// recoveryVoters counts the peers whose window this recovery round uses.
+func (r *Replica) recoveryVoters() int {
+	n := 0
+	for i := range r.peers {
+		p := &r.peers[i]
+		if r.el.members[p.member] && p.windowOK {
+			n++
+		}
+	}
+	return n
 }
 
 // nextProposal is the smallest proposal above seen that belongs to this
@@ -353,8 +368,13 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 		var bestProp uint64
 		have, fromOwn := false, false
 		own, st := decodeSlot(r.slotBuf(i), i, maxP)
-		if st == slotOK {
+		switch st {
+		case slotOK:
 			best, bestProp, have, fromOwn = own.payload, own.proposal, true, true
+		case slotCorrupt:
+			// Its own log is damaged: it cannot vote on this index.
+			r.reportCorrupt(i)
+			return false, i, true
 		}
 		for j := range r.peers {
 			p := &r.peers[j]
@@ -375,8 +395,15 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 				r.behind = true
 				return false, i, false
 			case slotCorrupt:
+				// This peer's copy is damaged. Any set that still holds a
+				// majority gives a correct choice (Paxos needs a quorum,
+				// not a particular one), so drop the peer from the round;
+				// without a majority left, start over.
 				r.stats.CorruptSlots++
-				return false, i, true
+				r.el.members[p.member] = false
+				if r.recoveryVoters()+1 < r.q {
+					return false, i, true
+				}
 			}
 		}
 		if !have {

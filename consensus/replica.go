@@ -121,7 +121,7 @@ type Stats struct {
 	Commit            uint64
 	LeaderTerms       uint64 // times this replica became leader
 	Elections         uint64 // leader changes started
-	CorruptSlots      uint64 // committed slots that failed their checksum
+	CorruptSlots      uint64 // slots that failed their checksum where they had to be whole
 	OpErrors          uint64 // failed completions
 	CatchUps          uint64 // bulk catch-ups started
 	SnapshotsSent     uint64
