@@ -75,15 +75,34 @@ func TestClientEndpoint(t *testing.T) {
 		}
 		acks = append(acks, a)
 	}
-	leader := acks[len(acks)-1].By
-	follower := g.ids[0]
-	if follower == leader {
-		follower = g.ids[1]
+	// Leadership may move on a loaded host; a follower's answer must name
+	// the replica that leads when it answers.
+	var leader rdma.NodeID
+	var lastErr error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		leader = 0
+		for _, id := range g.ids {
+			if g.nodes[id].r.IsLeader() {
+				leader = id
+			}
+		}
+		if leader == 0 {
+			continue
+		}
+		follower := g.ids[0]
+		if follower == leader {
+			follower = g.ids[1]
+		}
+		_, lastErr = tt.clients[follower].propose(pctx, gen.Next(nil))
+		var nl *consensus.NotLeaderError
+		if errors.As(lastErr, &nl) && nl.Known && nl.Leader == leader && g.nodes[leader].r.IsLeader() {
+			lastErr = nil
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
-	_, err = tt.clients[follower].propose(pctx, gen.Next(nil))
-	var nl *consensus.NotLeaderError
-	if !errors.As(err, &nl) || !nl.Known || nl.Leader != leader {
-		t.Fatalf("follower %d answered %v, want not-leader naming %d", follower, err, leader)
+	if lastErr != nil || leader == 0 {
+		t.Fatalf("no follower named the current leader (%d): last answer %v", leader, lastErr)
 	}
 	var out strings.Builder
 	if down := writeStatus(ctx, &out, addrs, time.Second); down != 0 {
