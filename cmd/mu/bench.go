@@ -47,6 +47,7 @@ type failoverSeries struct {
 	Kind   faultKind
 	Faults []faultResult
 	Acked  int
+	Err    error // the series stopped early
 }
 
 func quantileNs(v []int64, q float64) int64 {
@@ -118,13 +119,16 @@ latency of the same device is measured in the same run.`,
 			fmt.Fprintf(out, "device %s; raw 8 B RDMA read (post -> completion, %d samples): p50 %s p99 %s\n",
 				gid, raw.TotalCount(), us(raw.ValueAtQuantile(50)), us(raw.ValueAtQuantile(99)))
 			var series []failoverSeries
+			var failed []error
 			for _, n := range sizes {
 				for _, k := range kinds {
 					label := fmt.Sprintf("%d nodes, %s", n, k)
 					g, err := startProcGroup(ctx, procGroupOptions{n: n, device: device, drive: drive,
 						readInterval: readInterval, permissionTimeout: permTimeout})
 					if err != nil {
-						return fmt.Errorf("%s: %w", label, err)
+						failed = append(failed, fmt.Errorf("%s: %w", label, err))
+						fmt.Fprintf(out, "%s: FAILED to start: %v\n", label, err)
+						continue
 					}
 					plan := make([]faultKind, reps)
 					for i := range plan {
@@ -137,20 +141,28 @@ latency of the same device is measured in the same run.`,
 							progress(errw, label, i+1, reps, "last "+us(r.FailoverNs))
 						}})
 					g.close()
+					s := failoverSeries{Nodes: n, Kind: k, Faults: run.Faults, Acked: len(run.Acks), Err: err}
+					series = append(series, s)
+					// Each series is printed as it ends, so a later failure
+					// loses nothing measured.
+					writeFailoverRow(out, s)
 					if err != nil {
-						return fmt.Errorf("%s: %w", label, err)
+						failed = append(failed, fmt.Errorf("%s: %w", label, err))
+						fmt.Fprintf(out, "  %s: FAILED after %d failovers: %v\n", label, len(run.Faults), err)
 					}
-					series = append(series, failoverSeries{Nodes: n, Kind: k, Faults: run.Faults, Acked: len(run.Acks)})
+					if pngPath != "" {
+						if err := writeFailoverPNG(pngPath, series); err != nil {
+							return err
+						}
+					}
 				}
 			}
-			writeFailoverTable(out, series, raw)
+			fmt.Fprintf(out, "reference: Mu (OSDI 2020) published failover %s on ConnectX-4; raw 8 B RDMA read here p50 %s p99 %s\n",
+				us(muPublishedFailoverNs), us(raw.ValueAtQuantile(50)), us(raw.ValueAtQuantile(99)))
 			if pngPath != "" {
-				if err := writeFailoverPNG(pngPath, series); err != nil {
-					return err
-				}
 				fmt.Fprintf(out, "plot: %s (top: each failover's steps, stacked; bottom: distribution of failover times per series)\n", pngPath)
 			}
-			return nil
+			return errors.Join(failed...)
 		},
 	}
 	f := c.Flags()
@@ -167,24 +179,27 @@ latency of the same device is measured in the same run.`,
 	return c
 }
 
-func writeFailoverTable(w io.Writer, series []failoverSeries, raw *hdrhistogram.Histogram) {
-	fmt.Fprintf(w, "\n%-6s %-8s %5s | %-31s | %s\n", "nodes", "fault", "reps", "failover p50 / p90 / p99", "median steps: detection / permission / prepare+catch-up / first commit")
-	for _, s := range series {
-		var fo, det, perm, cu, fc []int64
-		for _, f := range s.Faults {
-			fo = append(fo, f.FailoverNs)
-			if f.Steps.Complete {
-				det, perm = append(det, f.Steps.DetectNs), append(perm, f.Steps.PermissionNs)
-				cu, fc = append(cu, f.Steps.CatchUpNs), append(fc, f.Steps.FirstCommitNs)
-			}
+const failoverHeader = "nodes  fault     reps | failover p50 / p90 / p99          | median steps: detection / permission / prepare+catch-up / first commit"
+
+// writeFailoverRow prints one series: its failover percentiles and the
+// median of each step over the failovers whose steps were all recorded.
+func writeFailoverRow(w io.Writer, s failoverSeries) {
+	var fo, det, perm, cu, fc []int64
+	for _, f := range s.Faults {
+		fo = append(fo, f.FailoverNs)
+		if f.Steps.Complete {
+			det, perm = append(det, f.Steps.DetectNs), append(perm, f.Steps.PermissionNs)
+			cu, fc = append(cu, f.Steps.CatchUpNs), append(fc, f.Steps.FirstCommitNs)
 		}
-		fmt.Fprintf(w, "%-6d %-8s %5d | %9s / %9s / %9s | %s / %s / %s / %s (%d of %d with all steps)\n", s.Nodes, s.Kind, len(s.Faults),
-			us(quantileNs(fo, .5)), us(quantileNs(fo, .9)), us(quantileNs(fo, .99)),
-			us(quantileNs(det, .5)), us(quantileNs(perm, .5)), us(quantileNs(cu, .5)), us(quantileNs(fc, .5)), len(det), len(s.Faults))
 	}
-	fmt.Fprintf(w, "reference: Mu (OSDI 2020) published failover %s on ConnectX-4; raw RDMA read here p50 %s\n",
-		us(muPublishedFailoverNs), us(raw.ValueAtQuantile(50)))
-	fmt.Fprintln(w, "every series: all acknowledged orders applied on every node, identical applied logs: OK")
+	check := "all acknowledged orders applied on every node, identical logs: OK"
+	if s.Err != nil {
+		check = "series did not finish; no final check"
+	}
+	fmt.Fprintf(w, "%s\n%-6d %-8s %5d | %9s / %9s / %9s | %s / %s / %s / %s (%d of %d with all steps); %d orders acknowledged; %s\n",
+		failoverHeader, s.Nodes, s.Kind, len(s.Faults),
+		us(quantileNs(fo, .5)), us(quantileNs(fo, .9)), us(quantileNs(fo, .99)),
+		us(quantileNs(det, .5)), us(quantileNs(perm, .5)), us(quantileNs(cu, .5)), us(quantileNs(fc, .5)), len(det), len(s.Faults), s.Acked, check)
 }
 
 func newBenchReplicateCmd() *cobra.Command {

@@ -232,6 +232,15 @@ func (s *nodeServer) answer(typ byte, body, out []byte) (byte, []byte) {
 			return errAnswer(out, codeOther, err.Error())
 		}
 		return respOK, append(out, b...)
+	case reqTerms:
+		if nd == nil {
+			return errAnswer(out, codeStopped, "replica not running yet")
+		}
+		b, err := json.Marshal(nd.wallTerms())
+		if err != nil {
+			return errAnswer(out, codeOther, err.Error())
+		}
+		return respOK, append(out, b...)
 	case reqRejoin:
 		if len(body) != 2 {
 			return errAnswer(out, codeOther, "rejoin: body must be a 2-byte node id")

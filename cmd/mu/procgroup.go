@@ -312,8 +312,9 @@ func (g *procGroup) logs(ctx context.Context, ids []rdma.NodeID) (map[rdma.NodeI
 }
 
 func (g *procGroup) terms(ctx context.Context, id rdma.NodeID) ([]failoverSteps, error) {
-	a, err := g.answer(ctx, id)
-	return a.Terms, err
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return g.clients[id].terms(qctx)
 }
 
 func (g *procGroup) status(ctx context.Context, id rdma.NodeID) (nodeStatus, error) {

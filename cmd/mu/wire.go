@@ -26,6 +26,7 @@ const (
 	reqStatus  byte = 2 // body: empty
 	reqLog     byte = 3 // body: empty
 	reqRejoin  byte = 4 // body: u16 id of a restarted peer that waits to be dialed
+	reqTerms   byte = 5 // body: empty; the leader-change history alone
 
 	respOK        byte = 0x81 // body: u64 index (propose), or JSON (status, log), or empty
 	respNotLeader byte = 0x82 // body: u16 leader, u8 known, then the leader's client address
@@ -253,6 +254,12 @@ func (c *nodeClient) log(ctx context.Context) (logAnswer, error) {
 	var l logAnswer
 	err := c.jsonCall(ctx, reqLog, &l)
 	return l, err
+}
+
+func (c *nodeClient) terms(ctx context.Context) ([]failoverSteps, error) {
+	var t []failoverSteps
+	err := c.jsonCall(ctx, reqTerms, &t)
+	return t, err
 }
 
 func (c *nodeClient) rejoin(ctx context.Context, id rdma.NodeID) error {
