@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/permissions"
 	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
@@ -72,6 +73,24 @@ type Config struct {
 	// before it starts a leader change; damps ping-pong when scores flap.
 	LeaderStableNs int64
 
+	// ProbeIntervalNs: an idle leader commits an empty entry this long
+	// after its last slot (layer 2 of failure detection), so commit
+	// latency and every follower's write latency stay measured when there
+	// is no traffic. 0 disables probes.
+	ProbeIntervalNs int64
+	// FailSlow configures the leader's per-follower write-latency tracker
+	// (HDR histograms; a follower whose p99 exceeds WarnRatio or
+	// CriticalRatio times its own baseline is fail-slow). The zero value
+	// means hwmon.DefaultFailSlowConfig(). Its durations are read on the
+	// fabric's clock.
+	FailSlow hwmon.FailSlowConfig
+	// Verifier, when set, counts every slot this replica verifies before
+	// applying it and every checksum failure of its own log (read
+	// failures, as in Consul raft-wal's verifier), which is what the
+	// arbiter's log-checksum row reads. A peer's damaged copy seen during
+	// recovery is not counted: it is not this node's fault.
+	Verifier *hwmon.Verifier
+
 	// PullScore and Permissions configure the failure detector and the
 	// permission manager New builds.
 	PullScore   pullscore.Config
@@ -86,6 +105,13 @@ type Config struct {
 	OnLeaderChange func(LeaderChange)
 	OnCommit       func(Index)
 	OnCorruption   func(CorruptionReport)
+	// OnWriteLatency receives the latency of every fast-path slot write
+	// (post to completion, on Step's clock) and OnProbeCommit that of every
+	// probe (write to commit), for metrics export. Called from Step like
+	// the callbacks above; they must not allocate if the hot path is to
+	// stay allocation-free.
+	OnWriteLatency func(peer rdma.NodeID, latencyNs int64)
+	OnProbeCommit  func(latencyNs int64)
 }
 
 // LeaderChange reports this replica gaining or losing leadership.
@@ -129,6 +155,8 @@ func DefaultConfig() Config {
 		MaxIdleNs:            100_000,
 		LeaderBeatNs:         200_000,
 		LeaderStableNs:       0,
+		ProbeIntervalNs:      10_000_000,
+		FailSlow:             hwmon.DefaultFailSlowConfig(),
 	}
 }
 
@@ -188,6 +216,13 @@ func (c *Config) Validate() error {
 		return cfgErr("LeaderBeatNs", "must be > 0, got %d", c.LeaderBeatNs)
 	case c.LeaderStableNs < 0:
 		return cfgErr("LeaderStableNs", "must be >= 0, got %d", c.LeaderStableNs)
+	case c.ProbeIntervalNs < 0:
+		return cfgErr("ProbeIntervalNs", "must be >= 0 (0 disables probes), got %d", c.ProbeIntervalNs)
+	}
+	if c.FailSlow != (hwmon.FailSlowConfig{}) {
+		if err := c.FailSlow.Validate(); err != nil {
+			return fmt.Errorf("%w: FailSlow: %w", ErrInvalidConfig, err)
+		}
 	}
 	if err := c.PullScore.Validate(); err != nil {
 		return fmt.Errorf("%w: PullScore: %w", ErrInvalidConfig, err)
@@ -196,6 +231,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: Permissions: %w", ErrInvalidConfig, err)
 	}
 	return nil
+}
+
+// failSlowConfig is FailSlow with the zero value meaning the default.
+func (c *Config) failSlowConfig() hwmon.FailSlowConfig {
+	if c.FailSlow == (hwmon.FailSlowConfig{}) {
+		return hwmon.DefaultFailSlowConfig()
+	}
+	return c.FailSlow
 }
 
 // writesPerSlot is how many writes the largest slot takes.

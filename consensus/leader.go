@@ -425,6 +425,8 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 	r.next = end
 	r.commitAt = now
 	r.noQuorumSince = 0
+	r.lastSlotAt = now
+	r.probeIndex = 0
 	r.stats.LeaderTerms++
 	for i := range r.peers {
 		p := &r.peers[i]
@@ -552,7 +554,7 @@ func (r *Replica) pumpCatchup(p *peer) {
 				return
 			}
 		}
-		if !r.postSlots(p, i, i+n-1, uint32(n*stride)) {
+		if !r.postSlots(p, i, i+n-1, uint32(n*stride), false) {
 			return
 		}
 		p.catchNext = i + n
@@ -660,6 +662,9 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		r.noQuorumSince = 0
 	}
 	r.proposeQueued()
+	if w := r.probeStep(now); w != 0 {
+		wake = minWake(wake, w)
+	}
 	r.advanceCommit()
 	r.applyCommitted()
 	for i := range r.peers {
@@ -782,17 +787,24 @@ func (r *Replica) proposeQueued() {
 			r.wLen++
 		}
 		ring.mu.Unlock()
-		total := sealSlot(buf, i, r.proposal, r.commit, n)
-		r.next++
-		for j := range r.peers {
-			p := &r.peers[j]
-			if p.state != peerReplicating {
-				continue
-			}
-			if r.postSlots(p, i, i, uint32(total)) {
-				p.sent = i
-				p.hintSent = max(p.hintSent, r.commit)
-			}
+		r.writeSlot(i, n)
+	}
+}
+
+// writeSlot seals the new slot i (n payload bytes already in place) and
+// writes it to every replicating follower.
+func (r *Replica) writeSlot(i uint64, n int) {
+	total := sealSlot(r.slotBuf(i), i, r.proposal, r.commit, n)
+	r.next++
+	r.lastSlotAt = r.now
+	for j := range r.peers {
+		p := &r.peers[j]
+		if p.state != peerReplicating {
+			continue
+		}
+		if r.postSlots(p, i, i, uint32(total), true) {
+			p.sent = i
+			p.hintSent = max(p.hintSent, r.commit)
 		}
 	}
 }
@@ -814,6 +826,10 @@ func (r *Replica) advanceCommit() {
 	if c := quorumIndex(r.acks[:k], r.q, r.scratch); c > r.commit {
 		r.commit = c
 		r.commitAt = r.now
+		if r.probeIndex != 0 && c >= r.probeIndex {
+			r.observeProbe(r.now - r.probeAt)
+			r.probeIndex = 0
+		}
 	}
 }
 

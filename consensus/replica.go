@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"sync/atomic"
 
+	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/permissions"
 	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
@@ -74,6 +75,7 @@ type peer struct {
 	// generations (a failed connection completes them with an error): a
 	// ring position or staging word is not reused while one is pending.
 	slotFIFO      []uint64 // first index of each outstanding slot write, posting order
+	slotPostAt    []int64  // beside slotFIFO: when a timed fast-path write was posted, else 0
 	fifoHead      int
 	fifoLen       int
 	writesOut     int // writes posted and not completed (any generation)
@@ -132,6 +134,7 @@ type Stats struct {
 	CommitGaps        uint64 // Steps where a committed slot had not arrived
 	StaleFlushes      uint64 // connections reset to drop writes of an earlier term
 	Recatchups        uint64 // followers re-caught-up after their applied position stalled
+	Probes            uint64 // empty entries an idle leader wrote as probes
 }
 
 // Replica is one member of a Mu cluster. Step must be called from one
@@ -200,6 +203,15 @@ type Replica struct {
 
 	pdet  *pullscore.Detector
 	pperm *permissions.Manager
+
+	// layer 2: write latency per follower and probe commit latency
+	lat        *hwmon.FailSlow
+	probeLat   *hwmon.FailSlow // keyed by this replica's id
+	nowA       atomic.Int64    // Step's clock, for the latency accessors
+	lastSlotAt int64           // when this leader last wrote a new slot
+	probeIndex uint64          // outstanding probe, 0 if none
+	probeAt    int64
+	fenceReq   atomic.Bool // Fence was called; Step carries it out
 }
 
 // NewWithSeams builds a replica over fabric f with a caller-supplied
@@ -233,7 +245,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		}
 		r.byMem[i] = len(r.peers)
 		r.peers = append(r.peers, peer{id: id, member: i, conn: f.Conn(id, rdma.PlaneReplication),
-			slotFIFO: make([]uint64, cfg.MaxOutstandingWrites)})
+			slotFIFO: make([]uint64, cfg.MaxOutstandingWrites), slotPostAt: make([]int64, cfg.MaxOutstandingWrites)})
 	}
 	if r.selfIdx < 0 {
 		return nil, cfgErr("Members", "does not list this node (%d)", r.self)
@@ -242,6 +254,13 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		if r.peers[i].conn == nil {
 			return nil, fmt.Errorf("%w: no replication connection to node %d", ErrInvalidConfig, r.peers[i].id)
 		}
+	}
+	var err error
+	if r.lat, err = hwmon.NewFailSlow(cfg.failSlowConfig()); err != nil {
+		return nil, fmt.Errorf("%w: FailSlow: %w", ErrInvalidConfig, err)
+	}
+	if r.probeLat, err = hwmon.NewFailSlow(cfg.failSlowConfig()); err != nil {
+		return nil, fmt.Errorf("%w: FailSlow: %w", ErrInvalidConfig, err)
 	}
 	r.comps = make([]rdma.Completion, 64)
 	r.wr = make([]rdma.WorkRequest, 4)
@@ -309,8 +328,17 @@ func (r *Replica) Leader() (rdma.NodeID, bool) {
 func (r *Replica) SetDegraded(on bool) { r.degradedA.Store(on) }
 
 // Fence stops the replica from leading, applying and accepting proposals,
-// and advertises it in the heartbeat so peers elect someone else.
+// and advertises it in the heartbeat so peers elect someone else. Safe
+// from any goroutine (the hardware monitor's): proposals are refused at
+// once; the heartbeat stops and leadership is given up at the next Step.
+// A fence lasts until the process restarts.
 func (r *Replica) Fence() {
+	r.fencedA.Store(true)
+	r.fenceReq.Store(true)
+}
+
+// fence carries out a fence on the driving goroutine.
+func (r *Replica) fence() {
 	if r.fenced {
 		return
 	}
@@ -421,6 +449,10 @@ func (r *Replica) deliver(id int32, index uint64, err error) {
 // a peer's write may have arrived.
 func (r *Replica) Step(now int64) (nextWakeNs int64) {
 	r.now = now
+	r.nowA.Store(now)
+	if r.fenceReq.Load() {
+		r.fence()
+	}
 	wake := now + r.cfg.MaxIdleNs
 	// The detector and the permission manager run first: they may Reset a
 	// connection, which flushes what was outstanding on it, and those
@@ -491,9 +523,11 @@ func (r *Replica) dispatch(c rdma.Completion) {
 	if c.Op == rdma.OpWrite && p.writesOut > 0 {
 		p.writesOut--
 	}
+	var postedAt int64
 	switch kind {
 	case wrSlot:
 		if p.fifoLen > 0 {
+			postedAt = p.slotPostAt[p.fifoHead]
 			p.fifoHead = (p.fifoHead + 1) % len(p.slotFIFO)
 			p.fifoLen--
 		}
@@ -517,6 +551,9 @@ func (r *Replica) dispatch(c rdma.Completion) {
 	case wrSlot:
 		if seq > p.acked {
 			p.acked = seq
+		}
+		if postedAt != 0 {
+			r.observeWrite(p, r.now-postedAt)
 		}
 	case wrCommitWord:
 		p.commitInflight = false
@@ -587,7 +624,9 @@ func (r *Replica) writesFor(length uint64) int {
 // MaxWriteBytes in ascending address order. Only the final write carries
 // last as its sequence, so p.acked moves when the whole range is in. Each
 // write is recorded as reading its ring positions until it completes.
-func (r *Replica) postSlots(p *peer, first, last uint64, length uint32) bool {
+// timed marks a fast-path write whose completion latency is recorded
+// (catch-up ranges are not: their latency is queueing behind the range).
+func (r *Replica) postSlots(p *peer, first, last uint64, length uint32, timed bool) bool {
 	pieces := r.writesFor(uint64(length))
 	if p.fifoLen+pieces > len(p.slotFIFO) || p.writesOut+pieces > r.cfg.MaxOutstandingWrites {
 		r.peerFailed(p) // too much outstanding: catch it up later
@@ -605,7 +644,12 @@ func (r *Replica) postSlots(p *peer, first, last uint64, length uint32) bool {
 			LocalOffset: base + uint64(off), RemoteOffset: base + uint64(off), Length: n}) {
 			return false
 		}
-		p.slotFIFO[(p.fifoHead+p.fifoLen)%len(p.slotFIFO)] = first
+		at := (p.fifoHead + p.fifoLen) % len(p.slotFIFO)
+		p.slotFIFO[at] = first
+		p.slotPostAt[at] = 0
+		if timed && off+n == length {
+			p.slotPostAt[at] = r.now
+		}
 		p.fifoLen++
 	}
 	return true
@@ -662,6 +706,9 @@ func (r *Replica) applyCommitted() (wake int64) {
 		switch st {
 		case slotOK:
 			r.suspectIdx = 0
+			if r.cfg.Verifier != nil {
+				r.cfg.Verifier.RecordRead(true)
+			}
 			r.applySlot(i, v.payload)
 		case slotReplaced:
 			// The leader reused this position: we fell off the log and
@@ -693,10 +740,14 @@ func (r *Replica) applyCommitted() (wake int64) {
 // it had to be whole, and fences the replica.
 func (r *Replica) reportCorrupt(i uint64) {
 	r.stats.CorruptSlots++
+	if r.cfg.Verifier != nil {
+		r.cfg.Verifier.RecordRead(false)
+	}
 	if r.cfg.OnCorruption != nil {
 		r.cfg.OnCorruption(CorruptionReport{Index: Index(i), AtNs: r.now})
 	}
 	r.Fence()
+	r.fence()
 }
 
 func (r *Replica) applySlot(i uint64, payload []byte) {

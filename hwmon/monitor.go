@@ -91,6 +91,14 @@ func WithClock(now func() time.Time) MonitorOption { return func(m *Monitor) { m
 // WithCollectors replaces the collectors NewCollectors would build.
 func WithCollectors(cs ...Collector) MonitorOption { return func(m *Monitor) { m.collectors = cs } }
 
+// WithProbeSummary makes the Monitor read layer 2 (the probe-latency row
+// and per-follower fail-slow state) from fn instead of its own FailSlow:
+// consensus measures it on the fabric's clock (consensus.Replica's
+// ProbeSummary), which need not be the wall clock the Monitor runs on.
+func WithProbeSummary(fn func() ProbeSummary) MonitorOption {
+	return func(m *Monitor) { m.probeSummary = fn }
+}
+
 // Monitor runs the collectors on a cadence, feeds the Arbiter (together
 // with FailSlow and Verifier) and publishes the latest Report. It runs off
 // the replication hot path: consensus reads Latest or Changes and maps
@@ -102,6 +110,8 @@ type Monitor struct {
 	failSlow   *FailSlow
 	verifier   *Verifier
 	now        func() time.Time
+	// probeSummary replaces failSlow.Summary when set (WithProbeSummary).
+	probeSummary func() ProbeSummary
 
 	step    sync.Mutex // serialises collection and the arbiter
 	latest  atomic.Pointer[published]
@@ -163,7 +173,12 @@ func (m *Monitor) Step(ctx context.Context) Report {
 	defer m.step.Unlock()
 	now := m.now()
 	s := Collect(ctx, m.collectors, now)
-	p := m.failSlow.Summary(now)
+	var p ProbeSummary
+	if m.probeSummary != nil {
+		p = m.probeSummary()
+	} else {
+		p = m.failSlow.Summary(now)
+	}
 	s.Probe = &p
 	c := m.verifier.Counts()
 	s.Checksum = &c
