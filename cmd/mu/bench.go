@@ -204,9 +204,10 @@ func writeFailoverRow(w io.Writer, s failoverSeries) {
 
 func newBenchReplicateCmd() *cobra.Command {
 	var (
-		sizesFlag, drive, device string
-		samples, proposers       int
-		duration                 time.Duration
+		sizesFlag, drive, device  string
+		samples, proposers        int
+		duration                  time.Duration
+		readInterval, permTimeout time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "replicate",
@@ -216,7 +217,9 @@ on the RDMA device (no TCP on the measured path), and times Propose on the
 leader: from the call to its return, committed on a majority and applied.
 Throughput is measured with several concurrent proposers for --duration.
 The raw latency of one signaled RDMA write of the same size on the same
-device, post to completion, is measured in the same run.`,
+device, post to completion, is measured in the same run. The replicas
+apply to the order book, which rejects these payloads as malformed after
+decoding their header: the figures are replication's, not matching's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sizes, err := parseInts(sizesFlag, "--sizes")
@@ -228,7 +231,7 @@ device, post to completion, is measured in the same run.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			g, err := newVerbsGroup(gid, 3, drive, slices.Max(sizes))
+			g, err := newVerbsGroup(gid, 3, drive, slices.Max(sizes), readInterval, permTimeout)
 			if err != nil {
 				return err
 			}
@@ -267,43 +270,36 @@ device, post to completion, is measured in the same run.`,
 	f.DurationVar(&duration, "duration", 3*time.Second, "throughput measurement time per size")
 	f.StringVar(&drive, "drive", PollSpinYield, "replica driver: spin, spin-yield or idle-sleep")
 	f.StringVar(&device, "device", "", "RDMA device (default: the first)")
+	f.DurationVar(&readInterval, "read-interval", 0, "pull-score read interval (default 40us)")
+	f.DurationVar(&permTimeout, "permission-timeout", 0, "bound on each leader-change step (default 2ms)")
 	return c
 }
-
-// countSM is the replicate benchmark's state machine: it only counts, so
-// the figures are replication's, not an application's.
-type countSM struct{ n atomic.Uint64 }
-
-func (s *countSM) Apply(consensus.Index, []byte)         { s.n.Add(1) }
-func (s *countSM) Snapshot() ([]byte, error)             { return []byte{0}, nil }
-func (s *countSM) Restore(consensus.Index, []byte) error { return nil }
 
 // verbsGroup is replicas in this process, each with its own verbs fabric
 // on one device, connected directly (no bootstrap).
 type verbsGroup struct {
 	ids     []rdma.NodeID
 	fabrics map[rdma.NodeID]*verbs.Fabric
-	reps    map[rdma.NodeID]*consensus.Replica
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	nodes   map[rdma.NodeID]*replicaNode
 }
 
-func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int) (*verbsGroup, error) {
-	var mode consensus.DriveMode
-	switch drive {
-	case PollSpin:
-		mode = consensus.DriveBusyPoll
-	case PollSpinYield:
-		mode = consensus.DriveSpinYield
-	default:
-		return nil, fmt.Errorf("--drive: %q is not %s or %s", drive, PollSpin, PollSpinYield)
+func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int, readInterval, permTimeout time.Duration) (*verbsGroup, error) {
+	if drive != PollSpin && drive != PollSpinYield && drive != PollIdleSleep {
+		return nil, fmt.Errorf("--drive: %q is not %s, %s or %s", drive, PollSpin, PollSpinYield, PollIdleSleep)
 	}
-	g := &verbsGroup{fabrics: map[rdma.NodeID]*verbs.Fabric{}, reps: map[rdma.NodeID]*consensus.Replica{}}
+	g := &verbsGroup{fabrics: map[rdma.NodeID]*verbs.Fabric{}, nodes: map[rdma.NodeID]*replicaNode{}}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))
 	}
 	cc := consensus.DefaultConfig()
 	cc.Members = g.ids
+	if readInterval > 0 {
+		cc.PullScore.ReadIntervalNs = int64(readInterval)
+		cc.PullScore.BeatIntervalNs = min(cc.PullScore.BeatIntervalNs, int64(readInterval)/2)
+	}
+	if permTimeout > 0 {
+		cc.ElectionTimeoutNs = int64(permTimeout)
+	}
 	// Room for the largest payload plus the batch framing.
 	cc.MaxPayloadBytes = max(cc.MaxPayloadBytes, (maxPayload+64+63)/64*64)
 	cc.MaxBulkWriteBytes = max(cc.MaxBulkWriteBytes, cc.MaxPayloadBytes+64)
@@ -343,41 +339,40 @@ func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int) (*ver
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
 	for _, id := range g.ids {
-		r, err := consensus.New(g.fabrics[id], &countSM{}, cc)
+		nd, err := newReplicaNode(g.fabrics[id], cc)
 		if err != nil {
 			g.close()
 			return nil, err
 		}
-		g.reps[id] = r
+		g.nodes[id] = nd
 	}
 	for _, id := range g.ids {
-		r := g.reps[id]
-		g.wg.Add(1)
-		go func() { defer g.wg.Done(); _ = r.Run(ctx, mode) }()
+		if drive == PollIdleSleep {
+			g.nodes[id].startIdleSleep(time.Duration(cc.PullScore.BeatIntervalNs))
+		} else {
+			g.nodes[id].start(driveMode(drive))
+		}
 	}
 	return g, nil
 }
 
 func (g *verbsGroup) close() {
-	if g.cancel != nil {
-		g.cancel()
+	for _, nd := range g.nodes {
+		nd.stop()
 	}
-	g.wg.Wait()
 	for _, f := range g.fabrics {
 		f.Close()
 	}
 }
 
-// waitLeader proposes an empty command until a replica accepts it.
+// waitLeader proposes a one-byte command until a replica accepts it.
 func (g *verbsGroup) waitLeader(ctx context.Context, timeout time.Duration) (rdma.NodeID, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for _, id := range g.ids {
 			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-			_, err := g.reps[id].Propose(pctx, []byte{0})
+			_, err := g.nodes[id].propose(pctx, []byte{0})
 			cancel()
 			if err == nil {
 				return id, nil
@@ -388,10 +383,10 @@ func (g *verbsGroup) waitLeader(ctx context.Context, timeout time.Duration) (rdm
 	return 0, fmt.Errorf("no leader within %v", timeout)
 }
 
-func (g *verbsGroup) leader() *consensus.Replica {
+func (g *verbsGroup) leader() *replicaNode {
 	for _, id := range g.ids {
-		if g.reps[id].IsLeader() {
-			return g.reps[id]
+		if g.nodes[id].r.IsLeader() {
+			return g.nodes[id]
 		}
 	}
 	return nil
@@ -410,7 +405,7 @@ func (g *verbsGroup) commitLatency(ctx context.Context, size, n int) (*hdrhistog
 		buf[0] = byte(i)
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		start := time.Now()
-		_, err := r.Propose(pctx, buf)
+		_, err := r.propose(pctx, buf)
 		el := time.Since(start)
 		cancel()
 		if err != nil {
@@ -445,7 +440,7 @@ func (g *verbsGroup) throughput(ctx context.Context, size, proposers int, d time
 					continue
 				}
 				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := r.Propose(pctx, buf)
+				_, err := r.propose(pctx, buf)
 				cancel()
 				if err == nil {
 					done.Add(1)
