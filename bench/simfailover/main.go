@@ -66,6 +66,7 @@ func main() {
 	maxPayloadBytes := flag.Int("max-payload-bytes", 0, "consensus Config.MaxPayloadBytes (slot payload); 0 keeps DefaultConfig's")
 	readWindowSlots := flag.Int("read-window-slots", 0, "consensus Config.ReadWindowSlots (slots per recovery read); 0 keeps DefaultConfig's")
 	transportTimeoutNs := flag.Int64("transport-timeout-ns", 0, "sim transport timeout (retry exceeded); 0 keeps sim.DefaultConfig's rxe value")
+	bandwidthBytesPerSec := flag.Int64("bandwidth-bytes-per-sec", 0, "sim link bandwidth; 0 keeps sim.DefaultConfig's")
 	workers := flag.Int("workers", 1, "seeds simulated in parallel (results do not depend on it)")
 	markdown := flag.Bool("markdown", false, "print Markdown tables")
 	verbose := flag.Bool("v", false, "print every failover")
@@ -107,8 +108,14 @@ func main() {
 	}
 
 	simCfg := sim.DefaultConfig()
+	if *bandwidthBytesPerSec > 0 {
+		simCfg.BandwidthBytesPerSec = *bandwidthBytesPerSec
+	}
 	if *transportTimeoutNs > 0 {
 		simCfg = simCfg.WithTransportTimeout(*transportTimeoutNs)
+	}
+	if err := simCfg.Validate(); err != nil {
+		fail(err.Error())
 	}
 	consCfg := consensus.DefaultConfig()
 	if *maxPayloadBytes > 0 {
@@ -223,8 +230,8 @@ func runConfig(o trialOptions, seedBase uint64, n, workers int) outcome {
 }
 
 func replayCommand(o trialOptions, seed uint64) string {
-	return fmt.Sprintf("go run ./simfailover -seeds 1 -seedbase %d -replicas %d -faults %s -load-interval-ns %d -payload-bytes %d -warmup-ns %d -max-payload-bytes %d -read-window-slots %d -transport-timeout-ns %d -v",
-		seed, o.replicas, o.fault, o.loadIntervalNs, o.payloadBytes, o.warmupNs, o.consensus.MaxPayloadBytes, o.consensus.ReadWindowSlots, o.simConfig.TransportTimeoutNs)
+	return fmt.Sprintf("go run ./simfailover -seeds 1 -seedbase %d -replicas %d -faults %s -load-interval-ns %d -payload-bytes %d -warmup-ns %d -max-payload-bytes %d -read-window-slots %d -transport-timeout-ns %d -bandwidth-bytes-per-sec %d -v",
+		seed, o.replicas, o.fault, o.loadIntervalNs, o.payloadBytes, o.warmupNs, o.consensus.MaxPayloadBytes, o.consensus.ReadWindowSlots, o.simConfig.TransportTimeoutNs, o.simConfig.BandwidthBytesPerSec)
 }
 
 // commandLine is how this run was invoked, program name without its
