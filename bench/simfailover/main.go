@@ -397,7 +397,7 @@ func printPeers(w io.Writer, configs []config, results []outcome, proposals, fai
 		fmt.Fprintf(os.Stderr, "simfailover: %s done in %s wall\n", run.name, time.Since(t0).Round(time.Millisecond))
 		rows = append(rows, res.Row())
 	}
-	fmt.Fprintf(w, "raft peers (3 nodes in one process, wall clock on this machine, %d isolations each) beside mu on the simulator:\n", failovers)
+	fmt.Fprintf(w, "raft peers (3 nodes in one process, wall clock on this machine, %d isolations each) beside mu on the simulator:\n\n", failovers)
 	var err error
 	if markdown {
 		err = peers.WriteMarkdown(w, rows)
