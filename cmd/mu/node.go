@@ -307,17 +307,17 @@ func (s *nodeServer) status() nodeStatus {
 	st.Commit = nd.r.CommitIndex()
 	st.Applied = nd.r.AppliedIndex()
 	st.LeaderTerms = nd.tl.leaderTerms.Load()
-	st.Health = nd.det.Health().String()
-	st.Detector = nd.det.Stats()
+	v := nd.det.view.Load()
+	if v == nil {
+		st.Health = "starting"
+		return st
+	}
+	st.Health, st.Detector = v.Health, v.Stats
 	for _, p := range s.cfg.Peers {
 		if p.ID == s.cfg.ID {
 			continue
 		}
-		// Read without the driver's lock: a status page may see a
-		// score one sample old.
-		st.Scores[p.ID] = nd.det.Score(p.ID)
-		st.Alive[p.ID] = nd.det.Alive(p.ID)
-		st.PeerHealth[p.ID] = nd.det.PeerHealth(p.ID).String()
+		st.Scores[p.ID], st.Alive[p.ID], st.PeerHealth[p.ID] = v.Scores[p.ID], v.Alive[p.ID], v.PeerHealth[p.ID]
 		var cs []string
 		for pl := range rdma.NumPlanes {
 			if c := nd.f.Conn(p.ID, pl); c != nil {

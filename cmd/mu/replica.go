@@ -158,14 +158,42 @@ func termAt(terms []failoverSteps, atNs int64) (failoverSteps, bool) {
 // timedDetector is the pull-score detector behind consensus.Detector, as
 // consensus.New wires it, noting when its answer becomes this node.
 type timedDetector struct {
-	d    *pullscore.Detector
-	self rdma.NodeID
-	tl   *timeline
+	d     *pullscore.Detector
+	self  rdma.NodeID
+	peers []rdma.NodeID
+	tl    *timeline
+
+	// view is the detector's state for status pages, copied on the driving
+	// goroutine at most every viewEveryNs: the detector itself is not safe
+	// to read from another goroutine.
+	view     atomic.Pointer[detectorView]
+	viewAtNs int64
 }
+
+// detectorView is a copy of what `mu status` shows of the detector.
+type detectorView struct {
+	Scores     map[rdma.NodeID]int
+	Alive      map[rdma.NodeID]bool
+	PeerHealth map[rdma.NodeID]string
+	Health     string
+	Stats      pullscore.Stats
+}
+
+const viewEveryNs = int64(time.Millisecond)
 
 func (a *timedDetector) Step(now int64) int64 {
 	a.tl.lastNowNs.Store(now)
-	return a.d.Step(now)
+	wake := a.d.Step(now)
+	if now-a.viewAtNs >= viewEveryNs {
+		a.viewAtNs = now
+		v := &detectorView{Scores: map[rdma.NodeID]int{}, Alive: map[rdma.NodeID]bool{}, PeerHealth: map[rdma.NodeID]string{},
+			Health: a.d.Health().String(), Stats: a.d.Stats()}
+		for _, p := range a.peers {
+			v.Scores[p], v.Alive[p], v.PeerHealth[p] = a.d.Score(p), a.d.Alive(p), a.d.PeerHealth(p).String()
+		}
+		a.view.Store(v)
+	}
+	return wake
 }
 func (a *timedDetector) OnCompletion(c rdma.Completion) { a.d.OnCompletion(c) }
 func (a *timedDetector) Alive(id rdma.NodeID) bool      { return a.d.Alive(id) }
@@ -239,7 +267,7 @@ type replicaNode struct {
 	f   rdma.Fabric
 	r   *consensus.Replica
 	sm  *bookSM
-	det *pullscore.Detector
+	det *timedDetector
 	tl  *timeline
 	// wallOffsetNs converts the fabric's clock to Unix nanoseconds.
 	wallOffsetNs int64
@@ -280,7 +308,7 @@ func newReplicaNode(f rdma.Fabric, cfg consensus.Config) (*replicaNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("permissions: %w", err)
 	}
-	n.det = det
+	n.det = &timedDetector{d: det, self: n.id, peers: peers, tl: n.tl}
 	tl := n.tl
 	userLC, userCommit := cfg.OnLeaderChange, cfg.OnCommit
 	cfg.OnLeaderChange = func(c consensus.LeaderChange) {
@@ -311,7 +339,7 @@ func newReplicaNode(f rdma.Fabric, cfg consensus.Config) (*replicaNode, error) {
 			userCommit(i)
 		}
 	}
-	r, err := consensus.NewWithSeams(f, n.sm, &timedDetector{det, n.id, tl}, &timedPermissions{pm, tl}, cfg)
+	r, err := consensus.NewWithSeams(f, n.sm, n.det, &timedPermissions{pm, tl}, cfg)
 	if err != nil {
 		return nil, err
 	}
