@@ -160,8 +160,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "simfailover: %s: %d seeds in %s wall\n", c, *seeds, time.Since(t0).Round(time.Millisecond))
 		if *verbose {
 			for _, s := range results[ci].samples {
-				fmt.Fprintf(out, "  seed %d: leader %d %s, node %d committed after %s (detection %s, permission %s, prepare %s, recovery %s, first commit %s, leaderships %d)\n",
-					s.seed, s.oldLeader, c.fault, s.newLeader, us(s.totalNs), us(s.detectionNs), us(s.permNs), us(s.prepareNs), us(s.recoveryNs), us(s.firstNs), s.elections)
+				fmt.Fprintf(out, "  seed %d: leader %d %s, node %d committed after %s (detection %s, permission %s, prepare %s, recovery %s, first commit %s, leaderships %d; %d proposals committed before the fault)\n",
+					s.seed, s.oldLeader, c.fault, s.newLeader, us(s.totalNs), us(s.detectionNs), us(s.permNs), us(s.prepareNs), us(s.recoveryNs), us(s.firstNs), s.elections, s.preFault)
 			}
 		}
 	}

@@ -220,12 +220,22 @@ func runTrial(seed uint64, o trialOptions) (sample, error) {
 	}
 
 	// Safety after the measurement: keep the load on, let a paused leader
-	// come back (SIGCONT) and step down, then every replica still running
-	// must have applied the same commands in the same order.
+	// come back (SIGCONT) and step down; then exactly one replica leads and
+	// every replica still running has applied the same commands in the
+	// same order.
 	w.RunFor(o.settleNs)
 	if o.fault == faultPause {
 		w.Resume(faulted)
 		w.RunFor(o.settleNs)
+	}
+	leaders := 0
+	for i, r := range reps {
+		if !(ids[i] == faulted && o.fault == faultCrash) && r.IsLeader() {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		return s, fmt.Errorf("%d replicas lead after the failover settled; %s", leaders, describe(ids, reps, 0))
 	}
 	for i := range sms {
 		if ids[i] == faulted && o.fault == faultCrash {
