@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/rdmaconsensus/mu/hwmon"
@@ -23,16 +24,38 @@ type FollowerLatency struct {
 	FailSlow bool
 }
 
+// tracker returns the tracker in t, making it on first use (Validate
+// checked the configuration).
+func (r *Replica) tracker(t *atomic.Pointer[hwmon.FailSlow]) *hwmon.FailSlow {
+	if f := t.Load(); f != nil {
+		return f
+	}
+	f, err := hwmon.NewFailSlow(r.cfg.failSlowConfig())
+	if err != nil {
+		panic("consensus: FailSlow config passed Validate but not NewFailSlow: " + err.Error())
+	}
+	t.Store(f)
+	return f
+}
+
+// status reads a tracker at Step's latest clock; nil before its first use.
+func (r *Replica) status(t *atomic.Pointer[hwmon.FailSlow]) []hwmon.PeerStatus {
+	if f := t.Load(); f != nil {
+		return f.Status(time.Unix(0, r.nowA.Load()))
+	}
+	return nil
+}
+
 // observeWrite records one fast-path write's post-to-completion latency.
 func (r *Replica) observeWrite(p *peer, latencyNs int64) {
-	r.lat.Observe(int(p.id), latencyNs, time.Unix(0, r.now))
+	r.tracker(&r.lat).Observe(int(p.id), latencyNs, time.Unix(0, r.now))
 	if r.cfg.OnWriteLatency != nil {
 		r.cfg.OnWriteLatency(p.id, latencyNs)
 	}
 }
 
 func (r *Replica) observeProbe(latencyNs int64) {
-	r.probeLat.Observe(int(r.self), latencyNs, time.Unix(0, r.now))
+	r.tracker(&r.probeLat).Observe(int(r.self), latencyNs, time.Unix(0, r.now))
 	if r.cfg.OnProbeCommit != nil {
 		r.cfg.OnProbeCommit(latencyNs)
 	}
@@ -68,7 +91,7 @@ func (r *Replica) probeStep(now int64) (wake int64) {
 // order. Followers never written to as leader have no samples. Safe from
 // any goroutine; it allocates (call it at monitoring cadence).
 func (r *Replica) FollowerLatency() []FollowerLatency {
-	st := r.lat.Status(time.Unix(0, r.nowA.Load()))
+	st := r.status(&r.lat)
 	out := make([]FollowerLatency, 0, len(r.peers))
 	for i := range r.peers {
 		fl := FollowerLatency{Peer: r.peers[i].id, Learning: true}
@@ -93,7 +116,7 @@ func (r *Replica) ProbeLatencyP99Ns() int64 {
 }
 
 func (r *Replica) probeP99() (p99Ns, samples int64) {
-	for _, s := range r.probeLat.Status(time.Unix(0, r.nowA.Load())) {
+	for _, s := range r.status(&r.probeLat) {
 		return s.P99Ns, s.Samples
 	}
 	return 0, 0
@@ -106,7 +129,7 @@ func (r *Replica) probeP99() (p99Ns, samples int64) {
 func (r *Replica) ProbeSummary() hwmon.ProbeSummary {
 	var s hwmon.ProbeSummary
 	s.P99Ns, s.Samples = r.probeP99()
-	s.Peers = r.lat.Status(time.Unix(0, r.nowA.Load()))
+	s.Peers = r.status(&r.lat)
 	return s
 }
 

@@ -292,7 +292,6 @@ func TestCriticalCEVerdictDegradesLeader5Seeds(t *testing.T) {
 // layer2Config shortens the fail-slow window so a test sees a slowdown
 // flagged and cleared in tens of milliseconds of virtual time.
 func layer2Config(c *Config) {
-	c.FailSlow = hwmon.DefaultFailSlowConfig()
 	c.FailSlow.Window = 20 * time.Millisecond
 	c.FailSlow.WindowSlots = 5
 	// Enough samples that one head-of-line burst (a write's rxe tail

@@ -204,12 +204,14 @@ type Replica struct {
 	pdet  *pullscore.Detector
 	pperm *permissions.Manager
 
-	// layer 2: write latency per follower and probe commit latency
-	lat        *hwmon.FailSlow
-	probeLat   *hwmon.FailSlow // keyed by this replica's id
-	nowA       atomic.Int64    // Step's clock, for the latency accessors
-	lastSlotAt int64           // when this leader last wrote a new slot
-	probeIndex uint64          // outstanding probe, 0 if none
+	// layer 2: write latency per follower and probe commit latency, made
+	// on the first observation (only a leader observes; each costs a few
+	// hundred KB of histograms)
+	lat        atomic.Pointer[hwmon.FailSlow]
+	probeLat   atomic.Pointer[hwmon.FailSlow] // keyed by this replica's id
+	nowA       atomic.Int64                   // Step's clock, for the latency accessors
+	lastSlotAt int64                          // when this leader last wrote a new slot
+	probeIndex uint64                         // outstanding probe, 0 if none
 	probeAt    int64
 	fenceReq   atomic.Bool // Fence was called; Step carries it out
 }
@@ -254,13 +256,6 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		if r.peers[i].conn == nil {
 			return nil, fmt.Errorf("%w: no replication connection to node %d", ErrInvalidConfig, r.peers[i].id)
 		}
-	}
-	var err error
-	if r.lat, err = hwmon.NewFailSlow(cfg.failSlowConfig()); err != nil {
-		return nil, fmt.Errorf("%w: FailSlow: %w", ErrInvalidConfig, err)
-	}
-	if r.probeLat, err = hwmon.NewFailSlow(cfg.failSlowConfig()); err != nil {
-		return nil, fmt.Errorf("%w: FailSlow: %w", ErrInvalidConfig, err)
 	}
 	r.comps = make([]rdma.Completion, 64)
 	r.wr = make([]rdma.WorkRequest, 4)

@@ -33,6 +33,10 @@ type FailSlowConfig struct {
 	MaxLatencyNs int64
 	// HysteresisClearRatio as in Thresholds.
 	HysteresisClearRatio float64
+	// SignificantFigures is the histograms' precision (1..5; 0 means 3).
+	// Memory grows tenfold per figure: 3 costs ~200 KB per histogram over
+	// 1 ns..10 s, 2 about 30 KB, and 1% is plenty for a 5x ratio.
+	SignificantFigures int
 }
 
 // DefaultFailSlowConfig: 5x warn, 10x critical (design.md §4, layer 2).
@@ -47,6 +51,7 @@ func DefaultFailSlowConfig() FailSlowConfig {
 		LatencyFloorNs:       0,
 		MaxLatencyNs:         int64(10 * time.Second),
 		HysteresisClearRatio: 0.8,
+		SignificantFigures:   3,
 	}
 }
 
@@ -74,6 +79,8 @@ func (c FailSlowConfig) Validate() error {
 		return bad("MaxLatencyNs", "is %d, must be at least 1000", c.MaxLatencyNs)
 	case c.HysteresisClearRatio <= 0 || c.HysteresisClearRatio > 1:
 		return bad("HysteresisClearRatio", "is %v, must be in (0, 1]", c.HysteresisClearRatio)
+	case c.SignificantFigures < 0 || c.SignificantFigures > 5:
+		return bad("SignificantFigures", "is %d, must be in [1, 5] (0: 3)", c.SignificantFigures)
 	}
 	return nil
 }
@@ -119,7 +126,11 @@ func NewFailSlow(cfg FailSlowConfig) (*FailSlow, error) {
 }
 
 func (c FailSlowConfig) newHist() *hdrhistogram.Histogram {
-	return hdrhistogram.New(histLowestNs, c.MaxLatencyNs, 3)
+	figs := c.SignificantFigures
+	if figs == 0 {
+		figs = 3
+	}
+	return hdrhistogram.New(histLowestNs, c.MaxLatencyNs, figs)
 }
 
 func (f *FailSlow) peer(id int, now time.Time) *peerLatency {

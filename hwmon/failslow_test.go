@@ -121,3 +121,28 @@ func TestFailSlowClampsOutOfRange(t *testing.T) {
 		t.Fatalf("out-of-range samples dropped: %+v", p)
 	}
 }
+
+// Two significant figures judge as three do (1% precision against 5x and
+// 10x ratios); out-of-range precision is refused by name.
+func TestFailSlowSignificantFigures(t *testing.T) {
+	cfg := DefaultFailSlowConfig()
+	cfg.SignificantFigures = 6
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("6 significant figures accepted")
+	}
+	cfg.SignificantFigures = 2
+	cfg.BaselineSamples, cfg.MinSamples = 100, 20
+	f, err := NewFailSlow(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	feedPeer(f, c, 1, 200, 10*time.Microsecond)
+	if p := peerStatus(t, f, c, 1); p.BaselineP99Ns < 9_900 || p.BaselineP99Ns > 10_100 || p.Level != Info {
+		t.Fatalf("baseline at 2 figures: %+v", p)
+	}
+	feedPeer(f, c, 1, 1000, 120*time.Microsecond)
+	if p := peerStatus(t, f, c, 1); p.Level != Critical || p.SlowdownRatio < 11.8 || p.SlowdownRatio > 12.2 {
+		t.Fatalf("12x at 2 figures: %+v", p)
+	}
+}
