@@ -1,5 +1,7 @@
 # mu — see README.md. The two main commands: `make demo` and `make test`.
 GO       ?= go
+# scripts/deps.sh installs Go here when the machine has none.
+export PATH := /usr/local/go/bin:$(PATH)
 BUILD    := build
 # Packages whose tests need an RDMA device; their test binaries are built on
 # the host and run on Soft-RoCE (natively, or inside the throwaway VM).
@@ -8,7 +10,7 @@ BUILD    := build
 RDMA_PKGS := ./cgo/verbs ./rdma:RealDevice ./rdma/verbs ./rdma/conformance
 SOFTROCE := scripts/softroce
 
-.PHONY: all build deps test test-host test-rdma rdma-tests rdma-run demo bench bench-verbs vet clean
+.PHONY: all build deps test test-host test-rdma rdma-tests rdma-run demo bench-verbs vet clean
 
 all: build
 
