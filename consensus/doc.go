@@ -70,4 +70,26 @@
 // A replica restarted without its log (Config.Rejoining) neither leads nor
 // counts in a recovery quorum until a leader has caught it up: an acceptor
 // that forgot what it accepted must not vote.
+//
+// # Health
+//
+// Layer 2 (probes): an idle leader commits an empty entry every
+// Config.ProbeIntervalNs (10 ms by default) and times every fast-path slot
+// write from post to completion on Step's clock (catch-up ranges are not
+// timed: their latency is queueing). Each follower's latency goes into an
+// hwmon.FailSlow tracker, fail-slow at 5x and critical at 10x its own
+// baseline p99: Replica.FollowerLatency reports it, OnWriteLatency and
+// OnProbeCommit export every sample, and Replica.ProbeSummary (passed with
+// hwmon.WithProbeSummary) gives the arbiter the probe commit p99 for its
+// probe-latency row. A slow follower does not slow commits while a
+// majority without it is fast: the leader commits on the first majority.
+//
+// Layer 3 (hardware): Replica.ApplyVerdict carries out the arbiter's
+// verdict. Failed fences: the heartbeat stops and the health word says
+// Fenced, so peers elect another leader on their next read; leadership is
+// given up and proposals fail with ErrFenced. Degraded advertises
+// Degraded: a healthy live peer takes leadership over while this replica
+// keeps replicating. A checksum failure of the replica's own log fences
+// it as well and counts as a read failure in Config.Verifier, which the
+// arbiter's log-checksum row reads.
 package consensus

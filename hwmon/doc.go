@@ -8,8 +8,10 @@
 //     /sys/block/*/stat deltas and an optional eBPF latency histogram (disk
 //     latency), RDMA port counters, netdev errors and carrier changes
 //     (rtnetlink), CPU thermal throttling;
-//   - FailSlow holds per-follower probe completion latency in HDR histograms
-//     and flags a follower whose p99 has drifted from its own baseline;
+//   - FailSlow holds per-follower write completion latency in HDR
+//     histograms and flags a follower whose p99 has drifted from its own
+//     baseline (consensus feeds its own tracker on the fabric's clock and
+//     hands the Monitor a ProbeSummary through WithProbeSummary);
 //   - Verifier counts log checksum verifications and failures.
 //
 // Arbiter turns a timestamped Snapshot of all of them into a Report

@@ -101,8 +101,9 @@ func WithProbeSummary(fn func() ProbeSummary) MonitorOption {
 
 // Monitor runs the collectors on a cadence, feeds the Arbiter (together
 // with FailSlow and Verifier) and publishes the latest Report. It runs off
-// the replication hot path: consensus reads Latest or Changes and maps
-// Failed to fence and Degraded to "not preferred as leader".
+// the replication hot path: node wiring reads Latest or Changes and hands
+// each verdict to consensus (Replica.ApplyVerdict), which maps Failed to
+// fence and Degraded to "not preferred as leader".
 type Monitor struct {
 	cfg        Config
 	collectors []Collector
