@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/inproc"
 )
@@ -153,5 +154,71 @@ func TestProposeBlockingAPI(t *testing.T) {
 	}
 	if d := time.Since(began); d > time.Second {
 		t.Fatalf("cancelled proposals took %v to return", d)
+	}
+}
+
+// The hardware monitor runs on its own goroutine: a Failed verdict applied
+// from there (while Run drives the replica) fences the leader, another
+// replica takes over, and the latency accessors read concurrently.
+// Meaningful under -race as well as without.
+func TestApplyVerdictFromAnotherGoroutine(t *testing.T) {
+	reps, stop := inprocCluster(t)
+	defer stop()
+	leaderNow := func(not *Replica) *Replica {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, r := range reps {
+				if r != not && r.IsLeader() {
+					return r
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatal("no leader within 10 s")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Under real time leadership may move on a loaded host: follow it.
+	for i := 0; i < 50; {
+		if _, err := leaderNow(nil).Propose(ctx, []byte("x")); err == nil {
+			i++
+		} else if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) {
+			t.Fatal(err)
+		}
+	}
+	timed := int64(0)
+	for _, r := range reps {
+		for _, f := range r.FollowerLatency() {
+			timed += f.Samples
+		}
+	}
+	if timed == 0 {
+		t.Fatal("no follower write timed after 50 commits")
+	}
+	old := leaderNow(nil)
+	_ = old.ProbeSummary()
+	old.ApplyVerdict(hwmon.Failed)
+	if _, err := old.Propose(ctx, []byte("x")); !errors.Is(err, ErrFenced) {
+		t.Fatalf("fenced leader: %v", err)
+	}
+	nl := leaderNow(old)
+	// Fence takes effect at old's next Step, which on a loaded host may
+	// come after another replica already leads.
+	for deadline := time.Now().Add(10 * time.Second); old.IsLeader() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if old.IsLeader() || !old.Fenced() {
+		t.Fatalf("old leader leads=%v fenced=%v", old.IsLeader(), old.Fenced())
+	}
+	// The survivors keep committing (following leadership if it moves).
+	for at := nl; ; at = leaderNow(old) {
+		_, err := at.Propose(ctx, []byte("y"))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("after the fence: %v", err)
+		}
 	}
 }

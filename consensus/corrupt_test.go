@@ -2,7 +2,9 @@ package consensus
 
 import (
 	"testing"
+	"time"
 
+	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/pullscore"
 )
 
@@ -19,6 +21,8 @@ func TestCorruptedSlotFencesAndIsNeverApplied(t *testing.T) {
 	if victim == ldr {
 		victim = c.ids[1]
 	}
+	ver := &hwmon.Verifier{}
+	c.reps[victim].cfg.Verifier = ver
 	prev := c.reps[victim].cfg.OnCorruption
 	c.reps[victim].cfg.OnCorruption = func(r CorruptionReport) { reports = append(reports, r); prev(r) }
 	if ok, _ := c.submitN(t, ldr, 0, 20); ok != 20 {
@@ -49,6 +53,19 @@ func TestCorruptedSlotFencesAndIsNeverApplied(t *testing.T) {
 	}
 	if r.Stats().CorruptSlots != 1 || len(reports) != 1 || reports[0].Index != Index(bad) {
 		t.Fatalf("corruption counted %d, reported %+v; want one report of index %d", r.Stats().CorruptSlots, reports, bad)
+	}
+	// The failure is counted where the arbiter's log-checksum row reads
+	// it, and that row fences.
+	if n := ver.Counts(); n.ReadFailures != 1 || n.ReadsTotal != uint64(bad) || n.WriteFailures != 0 {
+		t.Fatalf("verifier counted %+v; want %d reads (one per slot checked), 1 read failure", n, bad)
+	}
+	arb, err := hwmon.NewArbiter(hwmon.DefaultThresholds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnt := ver.Counts()
+	if rep := arb.Evaluate(hwmon.Snapshot{At: time.Unix(0, c.w.Now()), Checksum: &cnt}); rep.Verdict != hwmon.Failed || rep.Reasons[0].Row != hwmon.RowLogChecksum {
+		t.Fatalf("arbiter on the verifier's counts: %v %v", rep.Verdict, rep.Reasons)
 	}
 	if h := c.reps[ldr].Detector().PeerHealth(victim); h != pullscore.Fenced {
 		t.Fatalf("leader sees the victim as %v, want fenced", h)
