@@ -7,7 +7,7 @@ BUILD    := build
 # the host and run on Soft-RoCE (natively, or inside the throwaway VM).
 # PKG:PATTERN runs only the tests matching PATTERN on the device (the rest of
 # that package is host-only and timing-sensitive under emulation).
-RDMA_PKGS := ./cgo/verbs ./rdma:RealDevice ./rdma/verbs ./rdma/conformance
+RDMA_PKGS := ./cgo/verbs ./rdma:RealDevice ./rdma/verbs ./rdma/conformance ./cmd/mu:Processes
 SOFTROCE := scripts/softroce
 
 .PHONY: all build deps test test-host test-rdma rdma-tests rdma-run demo bench-verbs vet clean
