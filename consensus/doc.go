@@ -88,8 +88,8 @@
 // verdict. Failed fences: the heartbeat stops and the health word says
 // Fenced, so peers elect another leader on their next read; leadership is
 // given up and proposals fail with ErrFenced. Degraded advertises
-// Degraded: a healthy live peer takes leadership over while this replica
-// keeps replicating. A checksum failure of the replica's own log fences
+// Degraded: a degraded leader steps down once its detector names a healthy
+// live peer, which takes over, and keeps replicating as a follower. A checksum failure of the replica's own log fences
 // it as well and counts as a read failure in Config.Verifier, which the
 // arbiter's log-checksum row reads.
 package consensus

@@ -247,12 +247,10 @@ func TestUncorrectableErrorOnLeaderMovesLeadership10Seeds(t *testing.T) {
 // TestCriticalCEVerdictDegradesLeader5Seeds: a corrected-error storm on
 // the leader (1000 CEs within the arbiter's day window: critical above
 // 100/day) is judged Degraded; ApplyVerdict hands leadership to a healthy
-// replica, while the degraded node keeps replicating (it applies what the
-// new leader commits) and is not fenced. The bound is handoverBoundNs plus
-// one connection Reset (540 µs on rxe): unlike a fenced one, a degraded
-// leader keeps writing until its log is granted away, so the grantor's
-// revocation fails a write in flight and the grantor resets that
-// connection before its grant goes out (measured ~750 µs).
+// replica within handoverBoundNs (the degraded leader steps down once its
+// detector names the healthy peer, so no write of it is in flight to be
+// refused), while the degraded node keeps replicating (it applies what the
+// new leader commits) and is not fenced.
 func TestCriticalCEVerdictDegradesLeader5Seeds(t *testing.T) {
 	sim.Seeds(t, 5, func(t *testing.T, seed uint64) {
 		c := newCluster(t, seed, 3, nil)
@@ -275,7 +273,9 @@ func TestCriticalCEVerdictDegradesLeader5Seeds(t *testing.T) {
 		if !c.w.RunUntil(func() bool { var ok bool; nl, ok = c.leader(); return ok && nl != old }, at+20_000_000) {
 			t.Fatalf("degraded leader %d still leads 20 ms after the verdict; %v", old, c.leaderLog)
 		}
-		if took, bound := c.w.Now()-at, handoverBoundNs(c.cfg)+simConfig().ResetNs; took > bound {
+		took, bound := c.w.Now()-at, handoverBoundNs(c.cfg)
+		t.Logf("CE storm on leader %d: node %d leads after %d us (bound %d us)", old, nl, took/1000, bound/1000)
+		if took > bound {
 			t.Errorf("leadership moved after %d us, bound %d us", took/1000, bound/1000)
 		}
 		c.w.RunFor(3_000_000)
@@ -413,6 +413,7 @@ func TestIdleLeaderProbesOnCadence(t *testing.T) {
 		}
 	}
 	p99 := r.ProbeLatencyP99Ns()
+	t.Logf("%d probes in %d ms; probe commit p99 %d us", probes, spanNs/1_000_000, p99/1000)
 	if p99 < 10_000 || p99 > 200_000 {
 		t.Fatalf("probe commit p99 %d ns, want a write round trip (10..200 us)", p99)
 	}

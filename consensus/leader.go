@@ -85,6 +85,14 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		// A leader stays while its writes reach a majority (leaderStep
 		// gives up otherwise) and nobody took its log (below).
 		want = able
+		// One the hardware arbiter degraded hands over as soon as the
+		// detector names a healthy live peer: stopping before that peer
+		// asks for permission leaves no write of it in flight for a
+		// grantor to refuse, which would cost the grantor a connection
+		// Reset (540 µs on rxe) before its grant goes out.
+		if r.degradedA.Load() && ok && ldr != r.self && r.det.Alive(ldr) && r.det.PeerHealth(ldr) == HealthHealthy {
+			want = false
+		}
 	}
 	if r.role != roleFollower {
 		// Granting another node's request (which the permission manager

@@ -318,7 +318,8 @@ func (r *Replica) Leader() (rdma.NodeID, bool) {
 
 // SetDegraded marks the replica degraded (or clears the mark): it
 // advertises Degraded in its heartbeat, so peers stop deferring to it as
-// leader and elect a healthy replica; it keeps replicating. For the
+// leader and elect a healthy replica (a degraded leader steps down once
+// its detector names a healthy live peer); it keeps replicating. For the
 // hardware arbiter (fail-slow disk, CE storm). Safe from any goroutine.
 func (r *Replica) SetDegraded(on bool) { r.degradedA.Store(on) }
 
