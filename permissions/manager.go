@@ -1,6 +1,8 @@
 package permissions
 
 import (
+	"github.com/rdmaconsensus/mu/internal/backoff"
+
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -81,7 +83,7 @@ type Manager struct {
 	held     bool
 
 	lastSeen []uint64 // request slot words already handled
-	repairs  []backoff
+	repairs  []backoff.Backoff
 	retryReq []bool // request write to member failed: resend
 	retryAck []bool // ack write to member failed: resend
 	// ackHeld: the grant to member is decided but some other member's
@@ -143,7 +145,7 @@ func New(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, areaOffset uint64
 		area:     areaOffset,
 		intended: make([]rdma.Access, n),
 		lastSeen: make([]uint64, n),
-		repairs:  make([]backoff, n),
+		repairs:  make([]backoff.Backoff, n),
 		retryReq: make([]bool, n),
 		retryAck: make([]bool, n),
 		ackHeld:  make([]bool, n),
@@ -481,10 +483,10 @@ func (m *Manager) repair(now int64) {
 		}
 		want := m.intended[i]
 		inError := c.State() == rdma.ConnError
-		if !inError && c.RemoteAccess() == want || !m.repairs[i].broken(now) {
+		if !inError && c.RemoteAccess() == want || !m.repairs[i].Broken(now) {
 			continue
 		}
-		m.repairs[i].record(now, m.cfg.RepairIntervalNs)
+		m.repairs[i].Record(now, m.cfg.RepairIntervalNs)
 		if !inError && c.SetRemoteAccess(want) == nil {
 			continue
 		}

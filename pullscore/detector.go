@@ -1,6 +1,8 @@
 package pullscore
 
 import (
+	"github.com/rdmaconsensus/mu/internal/backoff"
+
 	"errors"
 	"fmt"
 	"slices"
@@ -80,7 +82,7 @@ type peer struct {
 	inflight, missed bool
 	seq              uint64
 	scratchOffset    uint64
-	resets           backoff
+	resets           backoff.Backoff
 }
 
 // Stats counts what the detector did, for status pages and tests.
@@ -295,10 +297,10 @@ func (d *Detector) sample(now int64) {
 // backoff because a Reset costs hundreds of microseconds on rxe. An outstanding
 // read is flushed by the reset; bumping seq makes its completion stale.
 func (d *Detector) reset(p *peer, conn rdma.Conn, now int64) {
-	if !p.resets.broken(now) {
+	if !p.resets.Broken(now) {
 		return
 	}
-	p.resets.record(now, d.cfg.ResetIntervalNs)
+	p.resets.Record(now, d.cfg.ResetIntervalNs)
 	d.stats.Resets++
 	_ = conn.Reset(BackgroundAccess) // on failure the next sample retries
 	p.inflight, p.missed = false, false

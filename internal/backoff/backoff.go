@@ -1,38 +1,40 @@
-package pullscore
+// Package backoff spaces out connection resets, which cost hundreds of
+// microseconds of CPU each on rxe.
+package backoff
 
-// maxBackoffFactor caps the gap between Resets of one connection at this
+// MaxFactor caps the gap between Resets of one connection at this
 // multiple of the configured base interval.
-const maxBackoffFactor = 64
+const MaxFactor = 64
 
-// backoff spaces out Resets of one connection, each of which costs its
+// Backoff spaces out Resets of one connection, each of which costs its
 // caller ~540 µs of CPU on rxe. A connection that breaks again within the
 // base interval of its last Reset is being broken on purpose or by a
 // persistent fault (a deposed leader that keeps writing without
 // permission): the gap before the next Reset doubles each time, up to
-// maxBackoffFactor times the base. A connection that stayed up longer than
+// MaxFactor times the base. A connection that stayed up longer than
 // the base (a peer that died, detected by the transport timeout, which is
 // already slow) is reset again after the base gap, so recovery after the
 // fault ends is never delayed by backoff built up from unrelated breaks.
-type backoff struct {
+type Backoff struct {
 	nextNs, lastNs, gapNs int64
 	// brokenNs is when the connection was first found broken after the
 	// last Reset; -1 when not yet.
 	brokenNs int64
 }
 
-// broken notes that the connection is found broken at now and reports
+// Broken notes that the connection is found broken at now and reports
 // whether a Reset may be done now.
-func (b *backoff) broken(now int64) bool {
+func (b *Backoff) Broken(now int64) bool {
 	if b.gapNs == 0 || b.brokenNs < b.lastNs {
 		b.brokenNs = now
 	}
 	return now >= b.nextNs
 }
 
-// record notes a Reset done at now.
-func (b *backoff) record(now, baseNs int64) {
+// Record notes a Reset done at now.
+func (b *Backoff) Record(now, baseNs int64) {
 	if b.gapNs != 0 && b.brokenNs-b.lastNs < baseNs {
-		b.gapNs = min(2*b.gapNs, baseNs*maxBackoffFactor)
+		b.gapNs = min(2*b.gapNs, baseNs*MaxFactor)
 	} else {
 		b.gapNs = baseNs
 	}
