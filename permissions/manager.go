@@ -1,13 +1,12 @@
 package permissions
 
 import (
-	"github.com/rdmaconsensus/mu/internal/backoff"
-
 	"fmt"
 	"slices"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/rdmaconsensus/mu/internal/backoff"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 

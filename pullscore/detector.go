@@ -1,14 +1,13 @@
 package pullscore
 
 import (
-	"github.com/rdmaconsensus/mu/internal/backoff"
-
 	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/rdmaconsensus/mu/internal/backoff"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
