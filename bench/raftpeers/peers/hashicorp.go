@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -253,7 +254,8 @@ func (c *hcCluster) awaitLeader(ctx context.Context, old int) (int, error) {
 		if ctx.Err() != nil {
 			return -1, fmt.Errorf("no new leader: %w", ctx.Err())
 		}
-		// State is polled; 50 µs is far below the figures measured.
-		time.Sleep(50 * time.Microsecond)
+		// Spin, yielding: time.Sleep would oversleep by up to a millisecond
+		// and inflate the failover measured.
+		runtime.Gosched()
 	}
 }
