@@ -79,3 +79,78 @@ func TestCorruptedSlotFencesAndIsNeverApplied(t *testing.T) {
 	}
 	c.checkSafety()
 }
+
+// A slot whose checksum passes but whose batch framing is inconsistent (a
+// frame overrunning the payload, or 1 to 3 trailing bytes) was written by a
+// faulty peer: it is reported as corruption and fences the replica, and no
+// command of it is applied.
+func TestBadFramingFencesAndIsNeverApplied(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+	}{
+		{"overrun", []byte{1, 0, 0, 0, 'a', 9, 0, 0, 0, 'b'}},
+		{"trailing", []byte{1, 0, 0, 0, 'a', 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 3, 3, nil)
+			if !c.w.RunUntil(func() bool { _, ok := c.leader(); return ok }, 20_000_000) {
+				t.Fatal("no leader")
+			}
+			ldr, _ := c.leader()
+			victim := c.ids[0]
+			if victim == ldr {
+				victim = c.ids[1]
+			}
+			var reports []CorruptionReport
+			prev := c.reps[victim].cfg.OnCorruption
+			c.reps[victim].cfg.OnCorruption = func(r CorruptionReport) { reports = append(reports, r); prev(r) }
+			if ok, _ := c.submitN(t, ldr, 0, 20); ok != 20 {
+				t.Fatal("warm-up proposals did not commit")
+			}
+			c.w.RunFor(200_000)
+			base := c.reps[victim].AppliedIndex()
+			c.w.Pause(victim)
+			if ok, _ := c.submitN(t, ldr, 20, 40); ok != 40 {
+				t.Fatal("proposals did not commit with one follower paused")
+			}
+			c.w.RunFor(200_000)
+			r := c.reps[victim]
+			bad := uint64(base) + 2
+			buf := r.slotBuf(bad)
+			v, st := decodeSlot(buf, bad, c.cfg.MaxPayloadBytes)
+			if st != slotOK {
+				t.Fatalf("victim's slot %d not complete: %v", bad, st)
+			}
+			applied := r.Stats().Commands
+			encodeSlot(buf, bad, v.proposal, v.hint, tc.payload)
+			if _, st := decodeSlot(buf, bad, c.cfg.MaxPayloadBytes); st != slotOK {
+				t.Fatalf("rewritten slot does not pass its checksum: %v", st)
+			}
+			// Commands applied before the bad slot: those of the slot in between.
+			mid, _ := decodeSlot(r.slotBuf(bad-1), bad-1, c.cfg.MaxPayloadBytes)
+			want := applied
+			if uint64(base) < bad-1 {
+				forEachCommand(mid.payload, func([]byte) { want++ })
+			}
+			c.w.Resume(victim)
+			c.w.RunFor(2_000_000)
+
+			if !r.Fenced() {
+				t.Fatalf("victim applied %d, not fenced after bad framing at %d", r.AppliedIndex(), bad)
+			}
+			if got := r.AppliedIndex(); got != Index(bad-1) {
+				t.Fatalf("victim applied up to %d, want exactly %d", got, bad-1)
+			}
+			if got := r.Stats().Commands; got != want {
+				t.Fatalf("victim applied %d commands, want %d: part of the bad slot was applied", got, want)
+			}
+			if r.Stats().CorruptSlots != 1 || len(reports) != 1 || reports[0].Index != Index(bad) {
+				t.Fatalf("corruption counted %d, reported %+v; want one report of index %d", r.Stats().CorruptSlots, reports, bad)
+			}
+			if ok, _ := c.submitN(t, ldr, 60, 10); ok != 10 {
+				t.Fatal("cluster stopped committing after one replica fenced")
+			}
+		})
+	}
+}

@@ -702,6 +702,13 @@ func (r *Replica) applyCommitted() (wake int64) {
 		switch st {
 		case slotOK:
 			r.suspectIdx = 0
+			// A checksum covers what the writer wrote, not that it framed
+			// it well: a slot whose batch framing is inconsistent came
+			// from a faulty peer and is treated as corruption, whole.
+			if !forEachCommand(v.payload, noCommand) {
+				r.reportCorrupt(i)
+				return 0
+			}
 			if r.cfg.Verifier != nil {
 				r.cfg.Verifier.RecordRead(true)
 			}
@@ -746,18 +753,13 @@ func (r *Replica) reportCorrupt(i uint64) {
 	r.fence()
 }
 
+// applySlot applies the commands of slot i, whose framing applyCommitted
+// has checked.
 func (r *Replica) applySlot(i uint64, payload []byte) {
-	p := payload
-	for len(p) >= batchFrameBytes {
-		n := int(le.Uint32(p))
-		p = p[batchFrameBytes:]
-		if n > len(p) {
-			panic(fmt.Sprintf("consensus: slot %d framing overruns payload after checksum passed", i))
-		}
-		r.sm.Apply(Index(i), p[:n])
+	forEachCommand(payload, func(cmd []byte) {
+		r.sm.Apply(Index(i), cmd)
 		r.stats.Commands++
-		p = p[n:]
-	}
+	})
 	r.applied = i
 	r.behind = false
 	r.stats.Applied++
