@@ -27,6 +27,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"MaxPayloadBytes", func(c *Config) { c.MaxPayloadBytes = 4 }},
 		{"MaxInflightSlots", func(c *Config) { c.MaxInflightSlots = c.LogSlots }},
 		{"ReadWindowSlots", func(c *Config) { c.ReadWindowSlots = 0 }},
+		{"RecoveryReadBytes", func(c *Config) { c.RecoveryReadBytes = -1 }},
 		{"MaxBulkWriteBytes", func(c *Config) { c.MaxBulkWriteBytes = 10 }},
 		{"MaxWriteBytes", func(c *Config) { c.MaxWriteBytes = 100 }},
 		{"MaxOutstandingWrites", func(c *Config) { c.MaxOutstandingWrites = 20 }},

@@ -48,7 +48,9 @@
 // it reads min_proposal from a majority, writes a higher proposal number
 // unique to it (member index + 1 + k·n), reads the undecided slots from the
 // same majority and adopts, slot by slot, the value with the highest
-// accepted proposal, rewriting it under its own proposal. A leader stops as
+// accepted proposal, rewriting it under its own proposal. Each recovery
+// read is at most Config.RecoveryReadBytes per peer, so the detector's
+// heartbeat reads queued behind it on the same link keep their deadline. A leader stops as
 // soon as its own log is granted to someone else, and gives up (advertising
 // itself degraded for a while) when its writes stop reaching a majority.
 // Leadership is sticky: a follower the detector names does not take over a

@@ -100,3 +100,69 @@ func TestDegradedLeaderHandsOver10Seeds(t *testing.T) {
 		c.checkSafety()
 	})
 }
+
+// With full-size slots (DefaultConfig's 4 KiB payload and 32-slot read
+// window, 133 KB a window) a recovery read per peer took longer on the
+// simulated 200 MiB/s links than the detector's failure bound, so the
+// heartbeat reads queued behind it missed and no failover completed.
+// Recovery reads are now bounded by RecoveryReadBytes: failover completes,
+// also when each round reads a single slot and the undecided range spans
+// many rounds (proposals in flight at the crash).
+func TestFailoverWithFullSizeSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		readBytes int
+	}{
+		{"default", 0},
+		{"one-slot-rounds", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim.Seeds(t, 5, func(t *testing.T, seed uint64) {
+				c := newCluster(t, seed, 3, func(cfg *Config) {
+					d := DefaultConfig()
+					cfg.MaxPayloadBytes = d.MaxPayloadBytes
+					cfg.ReadWindowSlots = 32
+					cfg.MaxBulkWriteBytes = d.MaxBulkWriteBytes
+					cfg.RecoveryReadBytes = tc.readBytes
+				})
+				old := waitLeader(t, c, 20_000_000)
+				if ok, _ := c.submitN(t, old, 0, 10); ok != 10 {
+					t.Fatal("warm-up did not commit")
+				}
+				c.w.RunFor(1_000_000)
+				// A burst in flight at the crash leaves undecided slots.
+				var buf [kvCmdBytes]byte
+				for i := 10; i < 40; i++ {
+					if err := c.reps[old].Submit(encodeKV(buf[:], true, uint8(i%7), uint64(i+1), uint64(i)), uint64(i)); err != nil {
+						t.Fatalf("submit %d: %v", i, err)
+					}
+				}
+				c.w.RunFor(40_000)
+				crashAt := c.w.Now()
+				c.w.Crash(old, false)
+				committed := false
+				c.onReply = func(node rdma.NodeID, _ uint64, _ Index, err error) {
+					if err == nil && node != old {
+						committed = true
+					}
+				}
+				var offer func()
+				offer = func() {
+					if committed {
+						return
+					}
+					if l, ok := c.leader(); ok && l != old {
+						_ = c.reps[l].Submit(encodeKV(buf[:], true, 1, 99, 99), 99)
+					}
+					c.w.Schedule(c.w.Now()+10_000, offer)
+				}
+				offer()
+				if !c.w.RunUntil(func() bool { return committed }, crashAt+20_000_000) {
+					t.Fatalf("no commit by a new leader 20 ms after the crash; %v", c.leaderLog)
+				}
+				t.Logf("new leader committed %d us after the crash", (c.w.Now()-crashAt)/1000)
+				c.checkSafety()
+			})
+		})
+	}
+}

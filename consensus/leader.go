@@ -336,10 +336,17 @@ func (r *Replica) postHeaderRead(p *peer) {
 		LocalOffset: r.lay.readHeader(p.member), RemoteOffset: 0, Length: headerBytes})
 }
 
-// postWindow reads ReadWindowSlots slots starting at index cursor from p,
-// in two reads when the window wraps around the ring.
+// windowSlots is how many slots one recovery round reads from each peer:
+// ReadWindowSlots, fewer if they exceed RecoveryReadBytes, at least one.
+func (r *Replica) windowSlots() uint64 {
+	w := max(1, uint64(r.cfg.recoveryReadBytes())/r.lay.SlotStrideBytes)
+	return min(w, uint64(r.cfg.ReadWindowSlots))
+}
+
+// postWindow reads windowSlots slots starting at index cursor from p, in
+// two reads when the window wraps around the ring.
 func (r *Replica) postWindow(p *peer, cursor uint64) {
-	w := uint64(r.cfg.ReadWindowSlots)
+	w := r.windowSlots()
 	c := r.lay.LogSlots
 	stride := r.lay.SlotStrideBytes
 	pos := cursor % c
@@ -367,7 +374,7 @@ func (r *Replica) postWindow(p *peer, cursor uint64) {
 // stops at the first index no one holds (end). abort means the round must
 // be redone (a peer's slot failed its checksum).
 func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
-	w := uint64(r.cfg.ReadWindowSlots)
+	w := r.windowSlots()
 	stride := r.lay.SlotStrideBytes
 	maxP := r.cfg.MaxPayloadBytes
 	for k := uint64(0); k < w; k++ {
