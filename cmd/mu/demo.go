@@ -280,6 +280,12 @@ type inprocGroup struct {
 }
 
 func newInprocGroup(n int, drive string) (*inprocGroup, error) {
+	return newInprocGroupWith(n, drive, nil)
+}
+
+// newInprocGroupWith is newInprocGroup with tweak applied to each
+// replica's config before it is built.
+func newInprocGroupWith(n int, drive string, tweak func(rdma.NodeID, *consensus.Config) error) (*inprocGroup, error) {
 	g := &inprocGroup{nodes: map[rdma.NodeID]*replicaNode{}, drive: drive}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))
@@ -303,6 +309,13 @@ func newInprocGroup(n int, drive string) (*inprocGroup, error) {
 		return nil, err
 	}
 	for _, id := range g.ids {
+		cfg := cfg
+		if tweak != nil {
+			if err := tweak(id, &cfg); err != nil {
+				g.close()
+				return nil, fmt.Errorf("replica %d: %w", id, err)
+			}
+		}
 		nd, err := newReplicaNode(fabrics[id], cfg)
 		if err != nil {
 			g.close()

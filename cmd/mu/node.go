@@ -87,6 +87,12 @@ func consensusConfig(c Config) consensus.Config {
 	cc.PullScore.FailBelow = c.Detector.FailBelow
 	cc.PullScore.RecoverAbove = c.Detector.RecoverAbove
 	cc.ElectionTimeoutNs = int64(c.Timings.PermissionTimeout.D())
+	// Layer 2: the leader's probe cadence and its per-follower fail-slow
+	// thresholds (consensus keeps the tracker; the hwmon Monitor reads it).
+	cc.ProbeIntervalNs = int64(c.Timings.ProbeInterval.D())
+	cc.FailSlow = hwmon.DefaultFailSlowConfig()
+	cc.FailSlow.WarnRatio = c.Hwmon.ProbeP99WarnRatio
+	cc.FailSlow.CriticalRatio = c.Hwmon.ProbeP99CriticalRatio
 	probe := cc
 	probe.LogSlots = 16
 	stride := consensus.NewLayout(probe).SlotStrideBytes
@@ -307,6 +313,9 @@ func (s *nodeServer) status() nodeStatus {
 	st.Commit = nd.r.CommitIndex()
 	st.Applied = nd.r.AppliedIndex()
 	st.LeaderTerms = nd.tl.leaderTerms.Load()
+	if st.IsLeader {
+		st.FailSlow = failSlowFlags(nd.r.FollowerLatency())
+	}
 	v := nd.det.view.Load()
 	if v == nil {
 		st.Health = "starting"
@@ -327,6 +336,22 @@ func (s *nodeServer) status() nodeStatus {
 		st.Conns[p.ID] = strings.Join(cs, " ")
 	}
 	return st
+}
+
+// failSlowFlags describes the fail-slow followers among fl (nil if none).
+func failSlowFlags(fl []consensus.FollowerLatency) map[rdma.NodeID]string {
+	var m map[rdma.NodeID]string
+	for _, f := range fl {
+		if !f.FailSlow {
+			continue
+		}
+		if m == nil {
+			m = map[rdma.NodeID]string{}
+		}
+		m[f.Peer] = fmt.Sprintf("%s: write p99 %v, %.1fx its baseline %v", f.Level,
+			time.Duration(f.P99Ns), f.SlowdownRatio, time.Duration(f.BaselineP99Ns))
+	}
+	return m
 }
 
 // runNode runs one replica until ctx ends.
@@ -440,12 +465,20 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	}
 
 	cc.Rejoining = rejoining
+	hw, err := newNodeHardware(cfg, &cc)
+	if err != nil {
+		logger.Printf("hwmon: %v (hardware monitoring off)", err)
+	}
 	nd, err := newReplicaNode(sf, cc)
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	nd.r.SetResultHandler(func(uint64, consensus.Index, error) {})
-	mon := startMonitor(ctx, cfg, nd, logger)
+	var mon *hwmon.Monitor
+	if hw != nil {
+		hw.start(ctx, nd.r, logger)
+		mon = hw.m
+	}
 	srv.mu.Lock()
 	srv.nd, srv.boot, srv.monitor = nd, b, mon
 	srv.mu.Unlock()
@@ -502,32 +535,57 @@ func askLowerPeersToRedial(ctx context.Context, cfg Config, connected *atomic.Bo
 	}
 }
 
-// startMonitor runs the hardware monitor: a Failed verdict fences the
-// replica (stop the heartbeat, give up leadership, refuse proposals).
-func startMonitor(ctx context.Context, cfg Config, nd *replicaNode, logger *log.Logger) *hwmon.Monitor {
+// nodeHardware is the node's hardware monitor wired to its replica: the
+// arbiter's probe-latency and fail-slow rows read the replica's layer-2
+// summary, its log-checksum row the replica's verifier, and every verdict
+// change goes to the replica (Failed fences, Degraded demotes, Healthy
+// clears).
+type nodeHardware struct {
+	m *hwmon.Monitor
+	r atomic.Pointer[consensus.Replica]
+}
+
+// newNodeHardware builds the monitor from the node config and sets cc's
+// Verifier to the monitor's, so it must run before the replica is built.
+// opts come after the node's own (tests replace the collectors).
+func newNodeHardware(cfg Config, cc *consensus.Config, opts ...hwmon.MonitorOption) (*nodeHardware, error) {
 	hc := hwmon.DefaultConfig()
 	cfg.Hwmon.apply(&hc)
-	m, err := hwmon.NewMonitor(hc)
+	h := &nodeHardware{}
+	m, err := hwmon.NewMonitor(hc, append([]hwmon.MonitorOption{hwmon.WithProbeSummary(h.probeSummary)}, opts...)...)
 	if err != nil {
-		logger.Printf("hwmon: %v (hardware monitoring off)", err)
-		return nil
+		return nil, err
 	}
-	go func() { _ = m.Run(ctx) }()
+	h.m = m
+	cc.Verifier = m.Verifier()
+	return h, nil
+}
+
+// probeSummary is the replica's layer-2 view (empty until it runs).
+func (h *nodeHardware) probeSummary() hwmon.ProbeSummary {
+	if r := h.r.Load(); r != nil {
+		return r.ProbeSummary()
+	}
+	return hwmon.ProbeSummary{}
+}
+
+// start runs the monitor for r until ctx ends and hands r every verdict
+// change.
+func (h *nodeHardware) start(ctx context.Context, r *consensus.Replica, logger *log.Logger) {
+	h.r.Store(r)
+	go func() { _ = h.m.Run(ctx) }()
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case rep := <-m.Changes():
+			case rep := <-h.m.Changes():
 				logger.Printf("hardware verdict: %s", rep.Verdict)
-				if rep.Verdict == hwmon.Failed && !nd.r.Fenced() {
+				if rep.Verdict == hwmon.Failed && !r.Fenced() {
 					logger.Printf("fencing: %v", rep.Reasons)
-					nd.r.Fence()
 				}
-				// Degraded: keep serving, but let a healthy peer lead.
-				nd.r.SetDegraded(rep.Verdict == hwmon.Degraded)
+				r.ApplyVerdict(rep.Verdict)
 			}
 		}
 	}()
-	return m
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -97,6 +98,9 @@ func writeStatus(ctx context.Context, w io.Writer, addrs []string, timeout time.
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", st.ID, a, role, leader, st.Commit, st.Applied, st.Health, st.Hardware, strings.Join(scores, " "))
 		for _, r := range st.HardwareWhy {
 			reasons = append(reasons, fmt.Sprintf("node %d: %s", st.ID, r))
+		}
+		for _, id := range slices.Sorted(maps.Keys(st.FailSlow)) {
+			reasons = append(reasons, fmt.Sprintf("node %d: follower %d fail-slow (%s)", st.ID, id, st.FailSlow[id]))
 		}
 	}
 	tw.Flush()

@@ -106,6 +106,9 @@ type nodeStatus struct {
 	Conns map[rdma.NodeID]string `json:"conns"`
 	// Detector counts reads posted, failed and late.
 	Detector pullscore.Stats `json:"detector"`
+	// FailSlow is, on the leader, each fail-slow follower's layer-2 state
+	// (write-latency p99 against its own baseline).
+	FailSlow map[rdma.NodeID]string `json:"fail_slow,omitempty"`
 }
 
 // logAnswer is a node's applied log and leader-change history.
