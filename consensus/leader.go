@@ -135,6 +135,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 func (r *Replica) resetPeers() {
 	for i := range r.peers {
 		p := &r.peers[i]
+		r.dropBatch(p)
 		p.gen++
 		p.state = peerIdle
 		p.since = r.now
@@ -155,6 +156,7 @@ func (r *Replica) resetPeers() {
 func (r *Replica) flushStaleWrites() {
 	for i := range r.peers {
 		p := &r.peers[i]
+		r.dropBatch(p) // never posted: nothing of it can land
 		if p.writesOut == 0 {
 			continue
 		}
@@ -352,19 +354,19 @@ func (r *Replica) postWindow(p *peer, cursor uint64) {
 	pos := cursor % c
 	first := min(w, c-pos)
 	local := r.lay.readWindow(p.member)
-	r.wr[0] = rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 0), Op: rdma.OpRead,
-		LocalOffset: local, RemoteOffset: r.lay.SlotOffset(cursor), Length: uint32(first * stride)}
 	n := 1
 	if first < w {
-		r.wr[1] = rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 1), Op: rdma.OpRead,
-			LocalOffset: local + first*stride, RemoteOffset: r.lay.LogOffset, Length: uint32((w - first) * stride)}
 		n = 2
 	}
 	p.windowOK = false
 	p.windowParts = n
-	if _, err := p.conn.Post(r.wr[:n]); err != nil {
-		r.stats.OpErrors++
-		r.peerFailed(p)
+	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 0), Op: rdma.OpRead,
+		LocalOffset: local, RemoteOffset: r.lay.SlotOffset(cursor), Length: uint32(first * stride)}) {
+		return
+	}
+	if n == 2 {
+		r.post(p, rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 1), Op: rdma.OpRead,
+			LocalOffset: local + first*stride, RemoteOffset: r.lay.LogOffset, Length: uint32((w - first) * stride)})
 	}
 }
 

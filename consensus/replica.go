@@ -86,6 +86,13 @@ type peer struct {
 	// election round flags
 	hdrOK, prepOK, windowOK bool
 	windowParts             int
+
+	// Work requests queued during a Step, posted with one Conn.Post at
+	// its end (one crossing per peer per Step). The accounting above
+	// (writesOut, slotFIFO, commitPending, beatPending) already counts
+	// them; unqueue takes back what was never posted.
+	batch  []rdma.WorkRequest
+	nBatch int
 }
 
 // election is the progress of a leader change.
@@ -155,7 +162,6 @@ type Replica struct {
 	byMem   []int // member index -> peers index, -1 for self
 
 	comps   []rdma.Completion
-	wr      []rdma.WorkRequest
 	acks    []uint64
 	scratch []uint64
 
@@ -247,7 +253,8 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		}
 		r.byMem[i] = len(r.peers)
 		r.peers = append(r.peers, peer{id: id, member: i, conn: f.Conn(id, rdma.PlaneReplication),
-			slotFIFO: make([]uint64, cfg.MaxOutstandingWrites), slotPostAt: make([]int64, cfg.MaxOutstandingWrites)})
+			slotFIFO: make([]uint64, cfg.MaxOutstandingWrites), slotPostAt: make([]int64, cfg.MaxOutstandingWrites),
+			batch: make([]rdma.WorkRequest, cfg.MaxOutstandingWrites+batchSpare)})
 	}
 	if r.selfIdx < 0 {
 		return nil, cfgErr("Members", "does not list this node (%d)", r.self)
@@ -258,7 +265,6 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		}
 	}
 	r.comps = make([]rdma.Completion, 64)
-	r.wr = make([]rdma.WorkRequest, 4)
 	r.acks = make([]uint64, r.n)
 	r.scratch = make([]uint64, r.n)
 	r.el.members = make([]bool, r.n)
@@ -486,6 +492,9 @@ func (r *Replica) Step(now int64) (nextWakeNs int64) {
 	if w := r.stepRole(now); w != 0 {
 		wake = min(wake, w)
 	}
+	for i := range r.peers {
+		r.flushPeer(&r.peers[i])
+	}
 	if r.role != roleLeader {
 		r.rejectQueued()
 	}
@@ -582,8 +591,10 @@ func (r *Replica) dispatch(c rdma.Completion) {
 }
 
 // peerFailed abandons everything outstanding to p: its connection is in
-// error (or the peer revoked us), so it must be caught up again.
+// error (or the peer revoked us), so it must be caught up again. What was
+// queued for it and not yet posted is dropped.
 func (r *Replica) peerFailed(p *peer) {
+	r.dropBatch(p)
 	p.gen++
 	p.commitInflight = false
 	p.headerInflight = false
@@ -594,19 +605,70 @@ func (r *Replica) peerFailed(p *peer) {
 	p.since = r.now
 }
 
-// post posts one work request on p's replication connection. On failure
-// the peer is treated as failed.
+// batchSpare is the room in a peer's batch beyond MaxOutstandingWrites,
+// for the reads (header, recovery window) that budget does not count.
+const batchSpare = 16
+
+// post queues one work request for p's replication connection; the end of
+// Step posts each peer's queue in one call. A full queue is posted at once.
+// On failure the peer is treated as failed and false is returned.
 func (r *Replica) post(p *peer, w rdma.WorkRequest) bool {
-	r.wr[0] = w
-	if _, err := p.conn.Post(r.wr[:1]); err != nil {
-		r.stats.OpErrors++
-		r.peerFailed(p)
+	if p.nBatch == len(p.batch) && !r.flushPeer(p) {
 		return false
 	}
+	p.batch[p.nBatch] = w
+	p.nBatch++
 	if w.Op == rdma.OpWrite {
 		p.writesOut++
 	}
 	return true
+}
+
+// flushPeer posts what is queued for p in one Conn.Post. What the
+// connection did not accept is taken back and the peer treated as failed.
+func (r *Replica) flushPeer(p *peer) bool {
+	if p.nBatch == 0 {
+		return true
+	}
+	wrs := p.batch[:p.nBatch]
+	n, err := p.conn.Post(wrs)
+	if err == nil && n == len(wrs) {
+		p.nBatch = 0
+		return true
+	}
+	r.stats.OpErrors++
+	r.unqueue(p, wrs[max(n, 0):])
+	p.nBatch = 0
+	r.peerFailed(p)
+	return false
+}
+
+// dropBatch discards what is queued for p and not posted.
+func (r *Replica) dropBatch(p *peer) {
+	r.unqueue(p, p.batch[:p.nBatch])
+	p.nBatch = 0
+}
+
+// unqueue takes back the accounting of work requests that were queued
+// but never posted, which are the newest: slot writes at the FIFO's tail.
+func (r *Replica) unqueue(p *peer, wrs []rdma.WorkRequest) {
+	for k := len(wrs) - 1; k >= 0; k-- {
+		w := wrs[k]
+		if w.Op == rdma.OpWrite && p.writesOut > 0 {
+			p.writesOut--
+		}
+		kind, _, _, _ := splitWRID(w.ID)
+		switch kind {
+		case wrSlot:
+			if p.fifoLen > 0 {
+				p.fifoLen--
+			}
+		case wrCommitWord:
+			p.commitPending--
+		case wrBeat:
+			p.beatPending--
+		}
+	}
 }
 
 // writesFor is how many writes of at most MaxWriteBytes length bytes take.
