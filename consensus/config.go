@@ -34,9 +34,10 @@ type Config struct {
 	// least one), and more rounds follow while slots are found. A read
 	// longer than the detector's failure bound at link speed delays the
 	// heartbeat reads queued behind it until the candidate loses its
-	// majority. 0 means 16 KiB.
+	// majority. It also bounds a leader's catch-up writes in flight to one
+	// follower (at least one slot), for the same reason. 0 means 16 KiB.
 	RecoveryReadBytes int
-	// MaxBulkWriteBytes bounds the slots one catch-up round covers.
+	// MaxBulkWriteBytes bounds one write of snapshot bytes to a follower.
 	MaxBulkWriteBytes int
 	// MaxWriteBytes is the largest single RDMA write of log slots: the path
 	// MTU (1024 on rxe). Longer slots and ranges are split into writes of at

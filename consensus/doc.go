@@ -3,7 +3,8 @@
 // (one RDMA write per follower, commit on a majority of completions counting
 // the leader), commit-index propagation for an idle leader, leader change by
 // a Paxos prepare over RDMA reads and writes once a majority has granted write
-// permission, catch-up of lagging followers by bulk writes, a circular log
+// permission, catch-up of lagging followers by writes of each slot's encoded
+// bytes, at most RecoveryReadBytes in flight per follower, a circular log
 // reclaimed from the slowest live follower's applied position, snapshot
 // restore for a follower that fell off the log, and apply in log order
 // exactly once on every replica.

@@ -545,36 +545,41 @@ func (r *Replica) startCatchup(p *peer, from uint64) {
 	r.pumpCatchup(p)
 }
 
-// pumpCatchup posts the next part of a follower's missing range, in
-// ascending order, as far as the outstanding-write budget allows, and
-// turns the follower replicating once the range is in.
+// pumpCatchup posts the next slots of a follower's missing range, in
+// ascending order, as far as the in-flight budget allows, and turns the
+// follower replicating once the range is in.
+//
+// Each slot is written as its encoded bytes (header, payload, trailer),
+// like the fast path, not as its whole stride: a follower behind by many
+// small entries in full-size slots would otherwise need the link's whole
+// bandwidth, or more, to catch up while new entries keep coming. And the
+// bytes queued on that link delay the heartbeat reads the follower sends
+// this leader (their responses share it): with more queued than a detector
+// sampling period at link speed, a follower being caught up declares a
+// healthy leader dead and takes over. So at most RecoveryReadBytes (at
+// least one slot) of catch-up is in flight, like a recovery read.
 func (r *Replica) pumpCatchup(p *peer) {
-	c := r.lay.LogSlots
-	stride := r.lay.SlotStrideBytes
-	maxSlots := max(1, uint64(r.cfg.MaxBulkWriteBytes)/stride)
 	// Room kept for control writes (commit word, beat, caught-up mark).
 	const reserve = 8
+	limit := min(r.cfg.MaxOutstandingWrites-reserve,
+		max(r.writesFor(r.lay.SlotStrideBytes), r.writesFor(uint64(r.cfg.recoveryReadBytes()))))
 	for p.state == peerCatchingUp && p.catchNext <= r.next-1 {
 		i := p.catchNext
-		n := min(r.next-i, c-i%c, maxSlots)
-		for n > 1 && p.writesOut+r.writesFor(n*stride)+reserve > r.cfg.MaxOutstandingWrites {
-			n /= 2
-		}
-		if p.writesOut+r.writesFor(n*stride)+reserve > r.cfg.MaxOutstandingWrites {
-			return // wait for completions
-		}
 		// Never copy a damaged slot to a follower: its own checksum check
 		// would fence it. A leader whose log is damaged fences itself.
-		for k := i; k < i+n; k++ {
-			if _, st := decodeSlot(r.slotBuf(k), k, r.cfg.MaxPayloadBytes); st != slotOK {
-				r.reportCorrupt(k)
-				return
-			}
-		}
-		if !r.postSlots(p, i, i+n-1, uint32(n*stride), false) {
+		v, st := decodeSlot(r.slotBuf(i), i, r.cfg.MaxPayloadBytes)
+		if st != slotOK {
+			r.reportCorrupt(i)
 			return
 		}
-		p.catchNext = i + n
+		n := encodedSlotBytes(len(v.payload))
+		if p.writesOut+r.writesFor(n) > limit {
+			return // wait for completions
+		}
+		if !r.postSlots(p, i, i, uint32(n), false) {
+			return
+		}
+		p.catchNext = i + 1
 	}
 	if p.state != peerCatchingUp {
 		return

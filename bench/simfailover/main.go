@@ -261,11 +261,18 @@ func printSetup(w io.Writer, sc sim.Config, cc consensus.Config, o trialOptions)
 	fmt.Fprintf(w, "detector: pullscore.DefaultConfig: read every %s, score 0..%d, failed below %d: %d misses = %s from the last beat seen\n",
 		us(det.ReadIntervalNs), det.ScoreMax, det.FailBelow, det.MissesToFail(), us(int64(det.MissesToFail())*det.ReadIntervalNs))
 	lay := consensus.NewLayout(cc)
-	windowBytes := int64(cc.ReadWindowSlots) * int64(lay.SlotStrideBytes)
+	// One recovery round reads min(ReadWindowSlots, RecoveryReadBytes /
+	// slot stride) slots, at least one, as consensus does (0 means 16 KiB).
+	readCap := int64(cc.RecoveryReadBytes)
+	if readCap == 0 {
+		readCap = 16 << 10
+	}
+	windowSlots := min(int64(cc.ReadWindowSlots), max(1, readCap/int64(lay.SlotStrideBytes)))
+	windowBytes := windowSlots * int64(lay.SlotStrideBytes)
 	fmt.Fprintf(w, "consensus: MaxPayloadBytes %d, ReadWindowSlots %d, LogSlots %d, election step timeout %s, leader beat %s, permission request timeout %s\n",
 		cc.MaxPayloadBytes, cc.ReadWindowSlots, cc.LogSlots, us(cc.ElectionTimeoutNs), us(cc.LeaderBeatNs), us(cc.Permissions.RequestTimeoutNs))
-	fmt.Fprintf(w, "  one recovery read per peer: %d slots x %d B = %d B, %s on a link of %d B/s (heartbeat reads on that link queue behind it)\n",
-		cc.ReadWindowSlots, lay.SlotStrideBytes, windowBytes, us(windowBytes*1_000_000_000/sc.BandwidthBytesPerSec), sc.BandwidthBytesPerSec)
+	fmt.Fprintf(w, "  one recovery read per peer: min(ReadWindowSlots %d, RecoveryReadBytes %d B / slot %d B) = %d slots = %d B, %s on a link of %d B/s (heartbeat reads on that link queue behind it)\n",
+		cc.ReadWindowSlots, readCap, lay.SlotStrideBytes, windowSlots, windowBytes, us(windowBytes*1_000_000_000/sc.BandwidthBytesPerSec), sc.BandwidthBytesPerSec)
 	fmt.Fprintf(w, "load: one %d-byte proposal every %s to the leader; %s of warm-up; fault at a uniform phase in [0, %s) after it\n",
 		o.payloadBytes, us(o.loadIntervalNs), us(o.warmupNs), us(o.phaseSpreadNs))
 }
