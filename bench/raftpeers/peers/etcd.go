@@ -268,51 +268,7 @@ func RunEtcd(ctx context.Context, cfg Config, tuning EtcdTuning) (*Result, error
 	}
 	defer c.close()
 	res := newResult("etcd-raft", tuning.String())
-	var nextID uint64
-
-	// Commit latency: one proposal in flight at a time, always at the leader.
-	sctx, cancel := context.WithTimeout(ctx, cfg.FailoverDeadline)
-	leader, err := c.stableLeader(sctx)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < cfg.WarmupProposals+cfg.Proposals; i++ {
-		// The sample is what a client sees: from the first attempt until
-		// the proposal is applied, including any resend after leadership
-		// moved.
-		start := time.Now()
-		for {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			nextID++
-			data := newPayload(cfg.PayloadBytes, nextID)
-			if err := leader.propose(data, nextID, cfg.ProposalTimeout); err == nil {
-				break
-			}
-			res.Retries++
-			sctx, cancel := context.WithTimeout(ctx, cfg.FailoverDeadline)
-			leader, err = c.stableLeader(sctx)
-			cancel()
-			if err != nil {
-				return nil, err
-			}
-		}
-		if i >= cfg.WarmupProposals {
-			record(res.Commit, time.Since(start))
-		}
-	}
-
-	for trial := 0; trial < cfg.Failovers; trial++ {
-		d, elected, err := c.failover(ctx, cfg, &nextID)
-		if err != nil {
-			return nil, fmt.Errorf("etcd raft failover %d: %w", trial, err)
-		}
-		record(res.Failover, d)
-		record(res.Election, elected)
-	}
-	return res, nil
+	return measure[*etcdNode](ctx, cfg, res, c)
 }
 
 // failover isolates the current leader, waits for a new one, commits one
@@ -365,4 +321,8 @@ func (c *etcdCluster) failover(ctx context.Context, cfg Config, nextID *uint64) 
 		return 0, 0, fmt.Errorf("after healing: %w", err)
 	}
 	return total, elected, nil
+}
+
+func (c *etcdCluster) propose(leader *etcdNode, data []byte, id uint64, timeout time.Duration) error {
+	return leader.propose(data, id, timeout)
 }

@@ -162,50 +162,7 @@ func RunHashicorp(ctx context.Context, cfg Config, tuning HashicorpTuning) (*Res
 	}
 	defer c.close()
 	res := newResult("hashicorp-raft", tuning.String())
-	var nextID uint64
-
-	sctx, cancel := context.WithTimeout(ctx, cfg.FailoverDeadline)
-	leader, err := c.stableLeader(sctx)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < cfg.WarmupProposals+cfg.Proposals; i++ {
-		// The sample is what a client sees: from the first attempt until
-		// the proposal is applied, including any resend after leadership
-		// moved.
-		start := time.Now()
-		for {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			nextID++
-			data := newPayload(cfg.PayloadBytes, nextID)
-			if err := c.rafts[leader].Apply(data, cfg.ProposalTimeout).Error(); err == nil {
-				break
-			}
-			res.Retries++
-			sctx, cancel := context.WithTimeout(ctx, cfg.FailoverDeadline)
-			leader, err = c.stableLeader(sctx)
-			cancel()
-			if err != nil {
-				return nil, err
-			}
-		}
-		if i >= cfg.WarmupProposals {
-			record(res.Commit, time.Since(start))
-		}
-	}
-
-	for trial := 0; trial < cfg.Failovers; trial++ {
-		d, elected, err := c.failover(ctx, cfg, &nextID)
-		if err != nil {
-			return nil, fmt.Errorf("hashicorp raft failover %d: %w", trial, err)
-		}
-		record(res.Failover, d)
-		record(res.Election, elected)
-	}
-	return res, nil
+	return measure[int](ctx, cfg, res, c)
 }
 
 func (c *hcCluster) failover(ctx context.Context, cfg Config, nextID *uint64) (total, elected time.Duration, err error) {
@@ -258,4 +215,8 @@ func (c *hcCluster) awaitLeader(ctx context.Context, old int) (int, error) {
 		// and inflate the failover measured.
 		runtime.Gosched()
 	}
+}
+
+func (c *hcCluster) propose(leader int, data []byte, id uint64, timeout time.Duration) error {
+	return c.rafts[leader].Apply(data, timeout).Error()
 }
