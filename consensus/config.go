@@ -202,8 +202,8 @@ func (c *Config) Validate() error {
 		return cfgErr("RecoveryReadBytes", "must be >= 0 (0 means %d), got %d", defaultRecoveryReadBytes, c.RecoveryReadBytes)
 	case c.MaxBulkWriteBytes < c.MaxPayloadBytes+64:
 		return cfgErr("MaxBulkWriteBytes", "must hold one slot (>= %d), got %d", c.MaxPayloadBytes+64, c.MaxBulkWriteBytes)
-	case c.MaxWriteBytes < 256:
-		return cfgErr("MaxWriteBytes", "must be >= 256, got %d", c.MaxWriteBytes)
+	case c.MaxWriteBytes < 256 || c.MaxWriteBytes%slotTrailer != 0:
+		return cfgErr("MaxWriteBytes", "must be >= 256 and a multiple of %d (a slot trailer never spans two writes), got %d", slotTrailer, c.MaxWriteBytes)
 	case c.MaxOutstandingWrites < c.MaxInflightSlots*c.writesPerSlot()+16:
 		return cfgErr("MaxOutstandingWrites", "must hold MaxInflightSlots slots of %d writes each plus 16 (%d), got %d",
 			c.writesPerSlot(), c.MaxInflightSlots*c.writesPerSlot()+16, c.MaxOutstandingWrites)

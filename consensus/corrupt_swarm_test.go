@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/sim"
 )
 
@@ -28,8 +27,7 @@ func TestCorruptionSwarm200Seeds(t *testing.T) {
 		t.Parallel()
 		c := newCluster(t, seed, 3, nil)
 		rng := rand.New(rand.NewPCG(seed, 0xf11b))
-		s := &swarm{t: t, c: c, rng: c.w.Rand(77), pending: map[uint64]*clientOp{}, clients: 3, down: map[rdma.NodeID]bool{}}
-		c.onReply = s.onReply
+		s := newSwarm(t, c)
 		if !c.w.RunUntil(func() bool { _, ok := c.leader(); return ok }, 20_000_000) {
 			t.Fatal("no leader")
 		}

@@ -12,7 +12,9 @@ func (r *Replica) debugString() string {
 		s += fmt.Sprintf("  peer %d state %d acked %d sent %d applied %d granted %v gen %d revoked %d conn %v\n", p.id, p.state, p.acked, p.sent, p.applied, r.perms.GrantedBy(p.id, r.el.epoch), p.gen, p.revokedEpoch, p.conn.State())
 	}
 	s += fmt.Sprintf("  noQuorumSince %d degradeUntil %d det leader %v\n", r.noQuorumSince, r.degradeUntil, fmt.Sprint(r.det.Leader()))
-	s += fmt.Sprintf("  hdr commit word %d fuo %d\n", le.Uint64(r.region[hdrCommit:]), le.Uint64(r.region[hdrFUO:]))
+	commitWord, _ := openWord(le.Uint64(r.region[hdrCommit:]))
+	fuo, _ := openWord(le.Uint64(r.region[hdrFUO:]))
+	s += fmt.Sprintf("  hdr commit word %d fuo %d\n", commitWord, fuo)
 	for i := uint64(1); i < 8; i++ {
 		v, st := decodeSlot(r.slotBuf(i), i, r.cfg.MaxPayloadBytes)
 		s += fmt.Sprintf("  slot %d: %v prop %d hint %d len %d\n", i, st, v.proposal, v.hint, len(v.payload))

@@ -12,7 +12,8 @@ import (
 )
 
 // kvCmd is a test command: a put or get on a small key space, tagged with a
-// unique op id so outputs can be matched to client calls.
+// unique op id so outputs can be matched to client calls. Padding may
+// follow (ignored), to make slots longer than one write.
 //
 //	0 u8 kind (1 put, 2 get)   1 u8 key   2 u64 op id   10 u64 value
 const kvCmdBytes = 18
@@ -35,6 +36,7 @@ type kvSM struct {
 	node     rdma.NodeID
 	data     map[uint8]uint64
 	outputs  map[uint64]uint64 // op id -> value read (gets) or written (puts)
+	at       map[uint64]Index  // op id -> index it was applied at
 	onApply  func(node rdma.NodeID, index Index, cmd []byte)
 	applied  uint64 // commands
 	last     Index
@@ -45,11 +47,11 @@ type kvSM struct {
 }
 
 func newKV(node rdma.NodeID, onApply func(rdma.NodeID, Index, []byte)) *kvSM {
-	return &kvSM{node: node, data: map[uint8]uint64{}, outputs: map[uint64]uint64{}, onApply: onApply, seen: map[uint64]struct{}{}}
+	return &kvSM{node: node, data: map[uint8]uint64{}, outputs: map[uint64]uint64{}, at: map[uint64]Index{}, onApply: onApply, seen: map[uint64]struct{}{}}
 }
 
 func (s *kvSM) Apply(index Index, cmd []byte) {
-	if len(cmd) != kvCmdBytes {
+	if len(cmd) < kvCmdBytes {
 		panic(fmt.Sprintf("node %d: bad command length %d at %d", s.node, len(cmd), index))
 	}
 	if index < s.last {
@@ -61,6 +63,7 @@ func (s *kvSM) Apply(index Index, cmd []byte) {
 		s.dups = append(s.dups, op) // applied twice: exactly-once broken
 	}
 	s.seen[op] = struct{}{}
+	s.at[op] = index
 	if cmd[0] == 1 {
 		v := binary.LittleEndian.Uint64(cmd[10:])
 		s.data[key] = v
@@ -109,6 +112,8 @@ type cluster struct {
 	region   int
 	onReply  func(node rdma.NodeID, token uint64, index Index, err error)
 	onLeader func(id rdma.NodeID)
+	// onCorrupt is called when a replica reports corruption and fences.
+	onCorrupt func(id rdma.NodeID)
 
 	// safety: the command sequence applied at each index, first writer wins
 	applied     map[Index][][]byte
@@ -199,11 +204,14 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 	cfg.OnCorruption = func(rep CorruptionReport) {
 		c.corruptions[id]++
 		r := c.reps[id]
-		msg := fmt.Sprintf("%d: node %d fenced at index %d: %s; commit %d commit word %d", rep.AtNs, id, rep.Index, r.slotInfo(uint64(rep.Index)), r.commit, le.Uint64(r.region[hdrCommit:]))
+		msg := fmt.Sprintf("%d: node %d fenced at index %d: %s; commit %d commit word %d", rep.AtNs, id, rep.Index, r.slotInfo(uint64(rep.Index)), r.commit, commitWord(r))
 		for j := uint64(rep.Index) + 1; j < uint64(rep.Index)+5; j++ {
 			msg += "\n  " + r.slotInfo(j)
 		}
 		c.leaderLog = append(c.leaderLog, msg)
+		if c.onCorrupt != nil {
+			c.onCorrupt(id)
+		}
 	}
 	sm := newKV(id, c.recordApply)
 	r, err := New(c.w.Node(id), sm, cfg)
@@ -259,6 +267,18 @@ func (c *cluster) leader() (rdma.NodeID, bool) {
 	return 0, false
 }
 
+// leaders are the live replicas that believe they lead (more than one
+// while a deposed leader has not noticed).
+func (c *cluster) leaders() []rdma.NodeID {
+	var ls []rdma.NodeID
+	for _, id := range c.ids {
+		if !c.w.Node(id).Crashed() && c.reps[id].IsLeader() {
+			ls = append(ls, id)
+		}
+	}
+	return ls
+}
+
 func (c *cluster) checkSafety() {
 	c.t.Helper()
 	for _, id := range c.ids {
@@ -269,4 +289,10 @@ func (c *cluster) checkSafety() {
 	if len(c.violations) > 0 {
 		c.t.Fatalf("safety violated (%d):\n%s\nleader changes:\n%v", len(c.violations), c.violations[0], c.leaderLog)
 	}
+}
+
+// commitWord is the commit index in r's header, 0 when the word is damaged.
+func commitWord(r *Replica) uint64 {
+	v, _ := openWord(le.Uint64(r.region[hdrCommit:]))
+	return v
 }

@@ -1,7 +1,6 @@
 package consensus
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 
@@ -25,6 +24,37 @@ const (
 	headerBytes    = cacheLineBytes
 )
 
+// Every header word but the leader's beat is sealed: a 48-bit value and a
+// 16-bit check of it in one 8-byte word, written whole by one store or one
+// RDMA write. A flipped bit fails the check and the word reads as unknown,
+// never as another value: a commit index, a promise or a caught-up mark
+// that memory damage raised could otherwise apply an uncommitted entry,
+// or let a replica vote with a log it does not have. A cleared word
+// (zero) is valid and means zero.
+const sealedValueMask = 1<<48 - 1
+
+// sealWord packs v (at most 48 bits) with its check.
+func sealWord(v uint64) uint64 {
+	v &= sealedValueMask
+	return v | uint64(wordCheck(v))<<48
+}
+
+// openWord returns the value of a sealed word, and false if its check fails.
+func openWord(w uint64) (uint64, bool) {
+	v := w & sealedValueMask
+	return v, uint16(w>>48) == wordCheck(v)
+}
+
+// wordCheck is 16 bits of a 64-bit mix of v (zero for zero).
+func wordCheck(v uint64) uint16 {
+	v ^= v >> 31
+	v *= 0x7fb5d329728ea185
+	v ^= v >> 27
+	v *= 0x81dadef4bc2dd44d
+	v ^= v >> 33
+	return uint16(v >> 48)
+}
+
 // flagRejoining marks a replica that restarted without its log: it must not
 // count in a recovery quorum until a leader has caught it up.
 const flagRejoining = 1
@@ -32,20 +62,31 @@ const flagRejoining = 1
 // Slot encoding, little endian:
 //
 //	0  u64 index          absolute log index, so a reused ring position is not mistaken
-//	8  u64 proposal       accepted proposal number
+//	8  u64 proposal       proposal the slot was (last) written under
 //	16 u64 commit hint    leader's commit index when the slot was written
 //	24 u32 payload length
-//	28 u32 reserved
-//	32 payload, padded to 8 bytes
-//	   u32 crc32c over bytes [0, 32+len)
-//	   u32 canary         canaryFor(index), written last
+//	28 u32 header check   crc32c over bytes [0, 28)
+//	32 payload, padded to 16 bytes
+//	   u64 proposal       the proposal the payload was sealed under
+//	   u32 crc32c         over the payload
+//	   u32 canary         slotCanary(index, sealing proposal), written last
+//
+// The header and the trailer each prove themselves. A write lands in
+// address order, so a rewrite cut short leaves a new header over the old
+// payload and trailer: if the old trailer still vouches for the payload
+// (same length, same bytes: a new leader rewriting the value it adopted),
+// the slot is the old, whole acceptance; otherwise it is damaged or
+// corrupt. Either way no partial write passes for a whole one, and a
+// rewrite of a committed value cut short on every replica does not erase
+// the value.
 const (
 	slotIndexOff    = 0
 	slotProposalOff = 8
 	slotHintOff     = 16
 	slotLenOff      = 24
+	slotCheckOff    = 28
 	slotHeaderBytes = 32
-	slotTrailer     = 8
+	slotTrailer     = 16
 )
 
 // Snapshot area header, then the snapshot bytes.
@@ -58,6 +99,19 @@ const (
 )
 
 const snapshotCanaryMix = 0x5a5a0f0f
+
+// slotCanary is the canary of a slot holding index under proposal: never
+// zero (a cleared slot is not complete), different for the previous
+// occupant of the ring position, and different for the same index under
+// another proposal.
+func slotCanary(index, proposal uint64) uint32 {
+	h := (proposal + 1) * 0xbf58476d1ce4e5b9
+	c := canaryFor(index) ^ uint32(h>>32) ^ uint32(h)
+	if c == 0 {
+		c = 1
+	}
+	return c
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -76,8 +130,11 @@ func alignUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
 
 // encodedSlotBytes is how many bytes a slot with a payload of n bytes occupies
 // in a write (header, padded payload, trailer).
+// The payload is padded to the trailer's size so the trailer is aligned
+// to it: writes and packets split a slot at multiples of it (MaxWriteBytes
+// is one, MTUs are), so the trailer always lands whole.
 func encodedSlotBytes(n int) uint64 {
-	return slotHeaderBytes + alignUp(uint64(n), 8) + slotTrailer
+	return slotHeaderBytes + alignUp(uint64(n), slotTrailer) + slotTrailer
 }
 
 // Layout places every area in a replica's region. All replicas of a cluster
@@ -149,13 +206,16 @@ func (l *Layout) readHeader(member int) uint64 {
 func (l *Layout) readWindow(member int) uint64 { return l.readHeader(member) + headerBytes }
 
 // slotState classifies the bytes at a ring position for an expected index.
+// Recovery depends on the difference between empty and damaged: only a
+// slot that provably never held the index may be read as "not accepted".
 type slotState uint8
 
 const (
-	slotEmpty    slotState = iota // no complete slot for this index (yet)
+	slotEmpty    slotState = iota // provably not holding this index: never written, or a complete older occupant
 	slotOK                        // complete and checksum verified
-	slotCorrupt                   // canary and index say complete, checksum fails
+	slotCorrupt                   // header and trailer whole, payload checksum fails
 	slotReplaced                  // holds a later index: this one was reclaimed
+	slotDamaged                   // header or trailer not whole: a write cut short, or a flipped word
 )
 
 func (s slotState) String() string {
@@ -168,6 +228,8 @@ func (s slotState) String() string {
 		return "corrupt"
 	case slotReplaced:
 		return "replaced"
+	case slotDamaged:
+		return "damaged"
 	}
 	return fmt.Sprintf("slotState(%d)", uint8(s))
 }
@@ -190,10 +252,9 @@ func encodeSlot(buf []byte, index, proposal, hint uint64, payload []byte) uint64
 	return sealSlot(buf, index, proposal, hint, n)
 }
 
-// sealSlot writes the header, checksum and canary around a payload of n
+// sealSlot writes the header, trailer and canary around a payload of n
 // bytes already in place at buf[slotHeaderBytes:].
 func sealSlot(buf []byte, index, proposal, hint uint64, n int) uint64 {
-	le := binary.LittleEndian
 	total := encodedSlotBytes(n)
 	// Clear the old canary first: the canary position moves with the length
 	// and a stale one must not validate a half-built slot.
@@ -202,42 +263,86 @@ func sealSlot(buf []byte, index, proposal, hint uint64, n int) uint64 {
 	le.PutUint64(buf[slotProposalOff:], proposal)
 	le.PutUint64(buf[slotHintOff:], hint)
 	le.PutUint32(buf[slotLenOff:], uint32(n))
-	le.PutUint32(buf[slotLenOff+4:], 0)
+	le.PutUint32(buf[slotCheckOff:], crc32.Checksum(buf[:slotCheckOff], castagnoli))
 	for i := slotHeaderBytes + n; i < int(total)-slotTrailer; i++ {
 		buf[i] = 0
 	}
-	crc := crc32.Checksum(buf[:slotHeaderBytes+n], castagnoli)
-	le.PutUint32(buf[total-8:], crc)
-	le.PutUint32(buf[total-4:], canaryFor(index))
+	t := buf[total-slotTrailer:]
+	le.PutUint64(t, proposal)
+	le.PutUint32(t[8:], crc32.Checksum(buf[slotHeaderBytes:slotHeaderBytes+n], castagnoli))
+	le.PutUint32(t[12:], slotCanary(index, proposal))
 	return total
 }
 
 // decodeSlot classifies buf (one slot stride) for the expected index.
+//
+// A whole header for index whose trailer does not prove a complete write
+// of that index is a write that never completed here: the first write of
+// the index cut short, or a rewrite under a newer proposal cut short. A
+// leader writes a new value over an index only when its recovery found no
+// chosen value there (once one is chosen every later leader writes that
+// same value, which leaves the slot whole: see the trailer case), so what
+// such a write destroyed was never chosen, and the slot is empty. A slot
+// with signs of a complete write of the index and one bad word is damaged.
 func decodeSlot(buf []byte, index uint64, maxPayload int) (slotView, slotState) {
-	le := binary.LittleEndian
 	got := le.Uint64(buf[slotIndexOff:])
+	prop := le.Uint64(buf[slotProposalOff:])
 	n := le.Uint32(buf[slotLenOff:])
-	if int64(n) > int64(maxPayload) {
+	if got == 0 && neverWritten(buf) {
 		return slotView{}, slotEmpty
+	}
+	if crc32.Checksum(buf[:slotCheckOff], castagnoli) != le.Uint32(buf[slotCheckOff:]) || int64(n) > int64(maxPayload) {
+		return slotView{}, slotDamaged
+	}
+	if got > index {
+		return slotView{index: got}, slotReplaced
 	}
 	total := encodedSlotBytes(int(n))
-	if le.Uint32(buf[total-4:]) != canaryFor(got) {
-		return slotView{}, slotEmpty
-	}
-	if got != index {
-		if got > index {
-			return slotView{index: got}, slotReplaced
+	t := buf[total-slotTrailer:]
+	sealed, crc, canary := le.Uint64(t), le.Uint32(t[8:]), le.Uint32(t[12:])
+	payload := buf[slotHeaderBytes : slotHeaderBytes+int(n)]
+	if canary != slotCanary(got, sealed) {
+		if got < index {
+			return slotView{}, slotDamaged
 		}
+		if canary == slotCanary(got, prop) || sealed == prop && crc32.Checksum(payload, castagnoli) == crc {
+			return slotView{}, slotDamaged // one bad word in a complete slot
+		}
+		return slotView{}, slotEmpty // a write of index that never completed here
+	}
+	if got < index {
+		// A whole slot of an earlier lap: this index was never written
+		// here (its header would have replaced this one first).
 		return slotView{}, slotEmpty
 	}
-	if crc32.Checksum(buf[:slotHeaderBytes+int(n)], castagnoli) != le.Uint32(buf[total-8:]) {
-		return slotView{index: got}, slotCorrupt
+	if crc32.Checksum(payload, castagnoli) != crc {
+		switch {
+		case prop > sealed:
+			return slotView{}, slotEmpty // a rewrite of another value cut short
+		case prop == sealed:
+			return slotView{index: got}, slotCorrupt
+		}
+		return slotView{}, slotDamaged
 	}
+	// A header newer than the trailer is a rewrite of the same value cut
+	// short: what this replica holds whole is the payload under the
+	// trailer's proposal.
 	return slotView{
 		index:    got,
-		proposal: le.Uint64(buf[slotProposalOff:]),
+		proposal: sealed,
 		hint:     le.Uint64(buf[slotHintOff:]),
-		payload:  buf[slotHeaderBytes : slotHeaderBytes+int(n)],
+		payload:  payload,
 		bytes:    total,
 	}, slotOK
+}
+
+// neverWritten reports whether a slot's header and empty-slot trailer are
+// still all zero, as a cleared log leaves them.
+func neverWritten(buf []byte) bool {
+	for _, b := range buf[:encodedSlotBytes(0)] {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }

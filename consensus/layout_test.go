@@ -86,16 +86,78 @@ func TestSlotRejectsStaleAndCorrupt(t *testing.T) {
 		t.Fatalf("bit-flipped payload read as %v, want corrupt", st)
 	}
 	buf[slotHeaderBytes+2] ^= 0x10
-	// Flip a proposal bit: covered by the checksum too.
-	buf[slotProposalOff] ^= 1
-	if _, st := decodeSlot(buf, 5, 256); st != slotCorrupt {
-		t.Fatalf("bit-flipped proposal read as %v, want corrupt", st)
+	// Flip a hint bit: the header check fails, so the slot is damaged.
+	buf[slotHintOff] ^= 1
+	if _, st := decodeSlot(buf, 5, 256); st != slotDamaged {
+		t.Fatalf("bit-flipped hint read as %v, want damaged", st)
 	}
-	buf[slotProposalOff] ^= 1
-	// A length beyond the maximum is not a slot.
+	buf[slotHintOff] ^= 1
+	// A length beyond the maximum is not a slot, and not an empty one.
 	binary.LittleEndian.PutUint32(buf[slotLenOff:], 100000)
-	if _, st := decodeSlot(buf, 5, 256); st != slotEmpty {
-		t.Fatalf("oversized length read as %v, want empty", st)
+	if _, st := decodeSlot(buf, 5, 256); st != slotDamaged {
+		t.Fatalf("oversized length read as %v, want damaged", st)
+	}
+}
+
+// TestSlotDamagedWordIsNotEmpty: a flip in any word the checksum does not
+// vouch for on its own (index, proposal, length, canary) must read as
+// damaged, never as empty: recovery would take empty for "not accepted".
+func TestSlotDamagedWordIsNotEmpty(t *testing.T) {
+	const idx = 70
+	orig := make([]byte, 512)
+	encodeSlot(orig, idx, 4, 60, []byte("committed value"))
+	n := len("committed value")
+	total := int(encodedSlotBytes(n))
+	for off := 0; off < total; off++ {
+		if off >= slotHeaderBytes+n && off < total-slotTrailer {
+			continue // padding: carries nothing
+		}
+		for bit := uint(0); bit < 8; bit++ {
+			buf := bytes.Clone(orig)
+			buf[off] ^= 1 << bit
+			if _, st := decodeSlot(buf, idx, 256); st == slotEmpty || st == slotOK {
+				t.Fatalf("bit %d of byte %d flipped: read as %v", bit, off, st)
+			}
+		}
+	}
+	if _, st := decodeSlot(make([]byte, 512), idx, 256); st != slotEmpty {
+		t.Fatalf("cleared slot read as %v, want empty", st)
+	}
+}
+
+// TestSlotRewriteCutShort: a slot rewritten under a new proposal by a
+// write that stopped part way (new header, old trailer) is never read as
+// the new value whole. Rewriting the same value, it reads as the old
+// acceptance (the value survives a new leader's crash mid-rewrite on every
+// replica); rewriting another value, it holds no value (the old one was
+// not chosen, or the new leader would have written it).
+func TestSlotRewriteCutShort(t *testing.T) {
+	payload := bytes.Repeat([]byte{0x5c}, 200)
+	other := bytes.Repeat([]byte{0x3a}, 200)
+	old := make([]byte, 512)
+	encodeSlot(old, 9, 3, 0, payload)
+	same := make([]byte, 512)
+	encodeSlot(same, 9, 7, 5, payload)
+	diff := make([]byte, 512)
+	encodeSlot(diff, 9, 7, 5, other)
+	total := int(encodedSlotBytes(len(payload)))
+	// Writes and packets split a slot at multiples of slotTrailer, and
+	// never inside the header (a packet is at least 256 bytes).
+	for cut := slotHeaderBytes; cut < total; cut += slotTrailer {
+		buf := bytes.Clone(old)
+		copy(buf, same[:cut])
+		v, st := decodeSlot(buf, 9, 256)
+		if st != slotOK || !bytes.Equal(v.payload, payload) {
+			t.Fatalf("same-value rewrite cut after %d bytes read as %v", cut, st)
+		}
+		if cut < total-slotTrailer && v.proposal != 3 {
+			t.Fatalf("same-value rewrite cut after %d bytes read under proposal %d, want the old 3", cut, v.proposal)
+		}
+		buf = bytes.Clone(old)
+		copy(buf, diff[:cut])
+		if v, st := decodeSlot(buf, 9, 256); st == slotOK && (v.proposal != 3 || !bytes.Equal(v.payload, payload)) {
+			t.Fatalf("rewrite with another value cut after %d bytes read as %v %q", cut, st, v.payload)
+		}
 	}
 }
 
@@ -125,13 +187,16 @@ func TestSealSlotInPlaceReproposes(t *testing.T) {
 
 func TestCanaryDiffersAcrossRingReuse(t *testing.T) {
 	for i := uint64(1); i < 10000; i++ {
-		if canaryFor(i) == 0 {
+		if canaryFor(i) == 0 || slotCanary(i, 3) == 0 {
 			t.Fatalf("canary of %d is zero", i)
 		}
 		for _, c := range []uint64{16, 64, 1024} {
-			if canaryFor(i) == canaryFor(i+c) {
+			if canaryFor(i) == canaryFor(i+c) || slotCanary(i, 3) == slotCanary(i+c, 3) {
 				t.Fatalf("canary of %d equals canary of %d", i, i+c)
 			}
+		}
+		if slotCanary(i, 3) == slotCanary(i, 6) {
+			t.Fatalf("canary of %d is the same under proposals 3 and 6", i)
 		}
 	}
 }

@@ -38,9 +38,9 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	if r.fenced {
 		return 0
 	}
-	if r.rejoining && le.Uint64(r.region[hdrCaughtUp:]) != 0 {
+	if c, ok := openWord(le.Uint64(r.region[hdrCaughtUp:])); r.rejoining && ok && c != 0 {
 		r.rejoining = false
-		le.PutUint64(r.region[hdrFlags:], 0)
+		r.publishHeader()
 	}
 	// A replica that cannot see a majority, lost its log, or recently
 	// failed to lead advertises itself degraded so peers prefer another.
@@ -222,12 +222,20 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.grantedAt = now
 	case phReadMin:
 		ok := 0
-		maxSeen := le.Uint64(r.region[hdrMinProposal:])
+		maxSeen, _ := openWord(le.Uint64(r.region[hdrMinProposal:])) // damaged: the peers' promises decide
 		for i := range r.peers {
 			p := &r.peers[i]
 			if p.hdrOK && !p.rejoining {
 				ok++
 				maxSeen = max(maxSeen, p.minProposal)
+			} else if !p.hdrOK && !p.headerInflight && p.headerAt < r.el.phaseAt &&
+				now-p.since >= r.retryNs() && r.perms.GrantedBy(p.id, r.el.epoch) {
+				// Granted after the first majority, which may not be
+				// able to vote (a replica rejoining without its log).
+				// A failed read (peerFailed sets since) is retried
+				// after retryNs, not at once.
+				p.since = now
+				r.postHeaderRead(p)
 			}
 		}
 		if ok+1 < r.q {
@@ -235,14 +243,14 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		}
 		prop := r.nextProposal(maxSeen)
 		r.el.proposal = prop
-		le.PutUint64(r.region[hdrMinProposal:], prop)
+		le.PutUint64(r.region[hdrMinProposal:], sealWord(prop))
 		for i := range r.peers {
 			p := &r.peers[i]
 			if !p.hdrOK || p.rejoining {
 				continue
 			}
 			st := r.lay.stage(p.member)
-			le.PutUint64(r.region[st+stageMinProposal:], prop)
+			le.PutUint64(r.region[st+stageMinProposal:], sealWord(prop))
 			r.post(p, rdma.WorkRequest{ID: makeWRID(wrMinProposal, p.member, p.gen, 0), Op: rdma.OpWrite,
 				LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
 		}
@@ -308,18 +316,6 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 	return wake
 }
 
-// recoveryVoters counts the peers whose window this recovery round uses.
-func (r *Replica) recoveryVoters() int {
-	n := 0
-	for i := range r.peers {
-		p := &r.peers[i]
-		if r.el.members[p.member] && p.windowOK {
-			n++
-		}
-	}
-	return n
-}
-
 // nextProposal is the smallest proposal above seen that belongs to this
 // replica: proposals are member index + 1 + k*n, unique per replica.
 func (r *Replica) nextProposal(seen uint64) uint64 {
@@ -373,8 +369,14 @@ func (r *Replica) postWindow(p *peer, cursor uint64) {
 // adoptWindow decides, for each index of the window just read, the value
 // with the highest accepted proposal among this replica and the peers that
 // answered, and writes it into the local log under the new proposal. It
-// stops at the first index no one holds (end). abort means the round must
-// be redone (a peer's slot failed its checksum).
+// stops at the first index that a majority provably never accepted (end).
+// abort means the round must be redone: too few replicas can vote.
+//
+// A replica votes on an index only when its slot is complete or provably
+// empty there. A damaged slot (a write cut short, a flipped word) may have
+// overwritten an accepted value, so reading it as "not accepted" could
+// lose a committed entry: such a replica abstains, and the others must
+// still form a majority.
 func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 	w := r.windowSlots()
 	stride := r.lay.SlotStrideBytes
@@ -384,14 +386,22 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 		var best []byte
 		var bestProp uint64
 		have, fromOwn := false, false
+		voters := 0
 		own, st := decodeSlot(r.slotBuf(i), i, maxP)
 		switch st {
 		case slotOK:
 			best, bestProp, have, fromOwn = own.payload, own.proposal, true, true
-		case slotCorrupt:
-			// Its own log is damaged: it cannot vote on this index.
-			r.reportCorrupt(i)
-			return false, i, true
+			voters++
+		case slotEmpty:
+			voters++
+		case slotReplaced:
+			r.behind = true // a lap behind: see the peers' case below
+			return false, i, false
+		default:
+			// Corrupt or damaged (a rewrite of another value cut short
+			// leaves a payload that fails its checksum): it cannot vote
+			// on this index, and adopts what the others hold.
+			r.stats.DamagedSlots++
 		}
 		for j := range r.peers {
 			p := &r.peers[j]
@@ -402,26 +412,35 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 			v, pst := decodeSlot(r.region[off:off+stride], i, maxP)
 			switch pst {
 			case slotOK:
+				voters++
 				if !have || v.proposal > bestProp {
 					best, bestProp, have, fromOwn = v.payload, v.proposal, true, false
 				}
+			case slotEmpty:
+				voters++
 			case slotReplaced:
 				// A majority member reused this position: the index was
 				// decided and reclaimed while this replica lagged by more
 				// than the log. It must be restored before it can lead.
 				r.behind = true
 				return false, i, false
-			case slotCorrupt:
-				// This peer's copy is damaged. Any set that still holds a
-				// majority gives a correct choice (Paxos needs a quorum,
-				// not a particular one), so drop the peer from the round;
-				// without a majority left, start over.
-				r.stats.CorruptSlots++
-				r.el.members[p.member] = false
-				if r.recoveryVoters()+1 < r.q {
-					return false, i, true
+			default:
+				// This peer's copy is corrupt or damaged: it cannot vote.
+				// Any set that still holds a majority gives a correct
+				// choice (Paxos needs a quorum, not a particular one), so
+				// the peer leaves the round.
+				if pst == slotCorrupt {
+					r.stats.CorruptSlots++
+				} else {
+					r.stats.DamagedSlots++
 				}
+				r.el.members[p.member] = false
 			}
+		}
+		if voters < r.q {
+			// Too few votes on this index: start over (and so wait for
+			// a majority that can vote, or for a leader to repair it).
+			return false, i, true
 		}
 		if !have {
 			return false, i, false
@@ -445,6 +464,17 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 	r.lastSlotAt = now
 	r.probeIndex = 0
 	r.stats.LeaderTerms++
+	// What a recovery peer had applied when its header was read was
+	// committed before the recovery read its window, so the recovery
+	// adopted it: it is committed in this log too. Knowing so lets the
+	// catch-ups start where the peers are (startCatchup starts at most
+	// at the commit index + 1).
+	for i := range r.peers {
+		p := &r.peers[i]
+		if r.el.members[p.member] && p.windowOK {
+			r.commit = max(r.commit, min(p.applied, end-1))
+		}
+	}
 	for i := range r.peers {
 		p := &r.peers[i]
 		if r.el.members[p.member] && p.windowOK {
@@ -494,6 +524,18 @@ func (r *Replica) stepDown() {
 
 // onLeaderHeader reacts to a follower's header read while leading.
 func (r *Replica) onLeaderHeader(p *peer) {
+	if !p.hdrOK && p.state == peerReplicating {
+		// Its promise word is damaged: put this leader's back (a word
+		// damaged while it was replicating; a catch-up writes it first).
+		r.postMinProposal(p)
+	}
+	if p.minProposal > r.proposal {
+		// A candidate with a higher proposal prepared on this follower:
+		// this leader is deposed, whatever its detector still says.
+		r.stats.Deposed++
+		r.stepDown()
+		return
+	}
 	switch p.state {
 	case peerHeaderWait:
 		r.startCatchup(p, p.applied+1)
@@ -523,11 +565,20 @@ func (r *Replica) onLeaderHeader(p *peer) {
 // paced by pumpCatchup so the send queue never overflows; when the range
 // is in, the follower turns replicating and every later slot follows on the
 // same connection, so it never has a gap.
+//
+// Two rules keep a deposed leader from counting what is not its own:
+//   - acked starts at most at this leader's commit index. What a follower
+//     applied beyond it may be a newer leader's entries; an
+//     acknowledgement above the commit index comes only from a completed
+//     write of this leader's own slot.
+//   - the first write is this leader's proposal into the follower's
+//     min_proposal word. Writes on one connection land in order, so a
+//     follower never holds a slot under a proposal above its
+//     min_proposal, and a leader that reads a higher one in a header
+//     knows it was deposed (onLeaderHeader) before it writes anything.
 func (r *Replica) startCatchup(p *peer, from uint64) {
 	to := r.next - 1
-	if from > to+1 {
-		from = to + 1
-	}
+	from = min(from, r.commit+1, to+1)
 	if from <= to {
 		if _, st := decodeSlot(r.slotBuf(from), from, r.cfg.MaxPayloadBytes); st != slotOK || to-from >= r.lay.LogSlots {
 			p.state = peerNeedSnapshot
@@ -536,6 +587,9 @@ func (r *Replica) startCatchup(p *peer, from uint64) {
 		}
 		r.stats.CatchUps++
 	}
+	if !r.postMinProposal(p) {
+		return
+	}
 	p.state = peerCatchingUp
 	p.since = r.now
 	p.catchNext = from
@@ -543,6 +597,14 @@ func (r *Replica) startCatchup(p *peer, from uint64) {
 	p.hintSent = 0
 	p.headerAt = r.now
 	r.pumpCatchup(p)
+}
+
+// postMinProposal writes this leader's proposal into p's min_proposal word.
+func (r *Replica) postMinProposal(p *peer) bool {
+	st := r.lay.stage(p.member)
+	le.PutUint64(r.region[st+stageMinProposal:], sealWord(r.proposal))
+	return r.post(p, rdma.WorkRequest{ID: makeWRID(wrMinProposal, p.member, p.gen, 0), Op: rdma.OpWrite,
+		LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
 }
 
 // pumpCatchup posts the next slots of a follower's missing range, in
@@ -566,9 +628,17 @@ func (r *Replica) pumpCatchup(p *peer) {
 	for p.state == peerCatchingUp && p.catchNext <= r.next-1 {
 		i := p.catchNext
 		// Never copy a damaged slot to a follower: its own checksum check
-		// would fence it. A leader whose log is damaged fences itself.
+		// would fence it. Below the applied index a missing slot is a
+		// known hole (a snapshot was restored over it): the follower gets
+		// a snapshot. Above it every slot is this leader's own writing,
+		// so damage there is its memory's, and it fences itself.
 		v, st := decodeSlot(r.slotBuf(i), i, r.cfg.MaxPayloadBytes)
 		if st != slotOK {
+			if i <= r.applied {
+				r.peerFailed(p)
+				p.state = peerNeedSnapshot
+				return
+			}
 			r.reportCorrupt(i)
 			return
 		}
@@ -586,7 +656,7 @@ func (r *Replica) pumpCatchup(p *peer) {
 	}
 	to := r.next - 1
 	st := r.lay.stage(p.member)
-	le.PutUint64(r.region[st+stageCaughtUp:], max(to, 1))
+	le.PutUint64(r.region[st+stageCaughtUp:], sealWord(max(to, 1)))
 	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrCaughtUp, p.member, p.gen, 0), Op: rdma.OpWrite,
 		LocalOffset: st + stageCaughtUp, RemoteOffset: hdrCaughtUp, Length: 8}) {
 		return
@@ -699,7 +769,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			continue
 		}
 		st := r.lay.stage(p.member)
-		le.PutUint64(r.region[st+stageCommit:], r.commit)
+		le.PutUint64(r.region[st+stageCommit:], sealWord(r.commit))
 		if r.post(p, rdma.WorkRequest{ID: makeWRID(wrCommitWord, p.member, p.gen, 0), Op: rdma.OpWrite,
 			LocalOffset: st + stageCommit, RemoteOffset: hdrCommit, Length: 8}) {
 			p.hintSent = r.commit

@@ -37,8 +37,7 @@ func runPartial(t *testing.T, seed uint64, sc partialScenario) {
 	// builds up, so the lagging replica is behind but not off the log.
 	c := newClusterSim(t, seed, sc.n, sim.DefaultConfig().WithTransportTimeout(20_000_000),
 		func(cfg *Config) { cfg.LogSlots = 1024 })
-	s := &swarm{t: t, c: c, rng: c.w.Rand(77), pending: map[uint64]*clientOp{}, clients: 3, down: map[rdma.NodeID]bool{}}
-	c.onReply = s.onReply
+	s := newSwarm(t, c)
 	fail := func(format string, args ...any) {
 		t.Helper()
 		for _, id := range c.ids {

@@ -138,7 +138,9 @@ type Stats struct {
 	SnapshotFailures  uint64 // snapshots that failed or exceeded SnapshotMaxBytes
 	ReclaimStalls     uint64 // Steps where the ring was full
 	CommitWords       uint64 // idle-leader commit words written
-	CommitGaps        uint64 // Steps where a committed slot had not arrived
+	CommitGaps        uint64 // Steps where a committed slot had not arrived whole
+	DamagedSlots      uint64 // slots read in a recovery that were neither whole nor provably empty
+	Deposed           uint64 // times this leader stepped down on seeing a higher proposal
 	StaleFlushes      uint64 // connections reset to drop writes of an earlier term
 	Recatchups        uint64 // followers re-caught-up after their applied position stalled
 	Probes            uint64 // empty entries an idle leader wrote as probes
@@ -278,10 +280,9 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	clear(region[:headerBytes])
 	clear(region[lay.SnapshotOffset : lay.SnapshotOffset+snapHeaderBytes])
 	clear(region[lay.LogOffset : lay.LogOffset+lay.LogSlots*lay.SlotStrideBytes])
-	le.PutUint64(region[hdrFUO:], 1)
 	r.rejoining = cfg.Rejoining
+	r.publishHeader()
 	if r.rejoining {
-		le.PutUint64(region[hdrFlags:], flagRejoining)
 		r.setHealth(HealthDegraded)
 	}
 	return r, nil
@@ -480,6 +481,7 @@ func (r *Replica) Step(now int64) (nextWakeNs int64) {
 	} else {
 		r.leaderA.Store(0)
 	}
+	r.publishHeader()
 	if !r.fenced {
 		r.checkSnapshot()
 		if r.role != roleLeader {
@@ -565,14 +567,23 @@ func (r *Replica) dispatch(c rdma.Completion) {
 	case wrHeaderRead:
 		p.headerInflight = false
 		h := r.region[r.lay.readHeader(m):]
-		p.minProposal = le.Uint64(h[hdrMinProposal:])
-		if fuo := le.Uint64(h[hdrFUO:]); fuo > 0 && fuo-1 != p.applied {
+		// A word that fails its check is unknown. A peer whose promise
+		// or flags are unknown cannot vote in a recovery; a leader
+		// rewrites the promise first thing when it catches the peer up
+		// (startCatchup), and the owner rewrites its flags every Step.
+		minProp, okMin := openWord(le.Uint64(h[hdrMinProposal:]))
+		flags, okFlags := openWord(le.Uint64(h[hdrFlags:]))
+		p.minProposal = 0
+		if okMin {
+			p.minProposal = minProp
+		}
+		if fuo, ok := openWord(le.Uint64(h[hdrFUO:])); ok && fuo > 0 && fuo-1 != p.applied {
 			p.applied = fuo - 1
 			p.appliedAt = r.now
 		}
-		p.rejoining = le.Uint64(h[hdrFlags:])&flagRejoining != 0
+		p.rejoining = !okFlags || flags&flagRejoining != 0
 		p.headerAt = r.now
-		p.hdrOK = true
+		p.hdrOK = okMin
 		if r.role == roleLeader {
 			r.onLeaderHeader(p)
 		}
@@ -736,7 +747,7 @@ func (r *Replica) slotBuf(index uint64) []byte {
 // learnCommit raises the commit index from the header commit word and from
 // the hints in complete slots past the applied position.
 func (r *Replica) learnCommit() {
-	if c := le.Uint64(r.region[hdrCommit:]); c > r.commit {
+	if c, ok := openWord(le.Uint64(r.region[hdrCommit:])); ok && c > r.commit {
 		r.commit = c
 	}
 	if r.scanPos <= r.applied {
@@ -780,10 +791,11 @@ func (r *Replica) applyCommitted() (wake int64) {
 			// wait for a snapshot.
 			r.behind = true
 			return 0
-		case slotEmpty:
-			// Committed but not here: a transport gap, not a checksum
-			// failure. Wait; the leader notices the stalled applied
-			// position and catches this replica up again.
+		case slotEmpty, slotDamaged:
+			// Committed but not here whole: a transport gap, or a write
+			// cut short, not a checksum failure. Wait; the leader notices
+			// the stalled applied position and catches this replica up
+			// again, which rewrites the slot.
 			r.stats.CommitGaps++
 			return 0
 		default:
@@ -825,7 +837,7 @@ func (r *Replica) applySlot(i uint64, payload []byte) {
 	r.applied = i
 	r.behind = false
 	r.stats.Applied++
-	le.PutUint64(r.region[hdrFUO:], i+1)
+	le.PutUint64(r.region[hdrFUO:], sealWord(i+1))
 	if r.cfg.OnCommit != nil {
 		r.cfg.OnCommit(Index(i))
 	}
@@ -866,7 +878,19 @@ func (r *Replica) checkSnapshot() {
 		r.commit = idx
 	}
 	r.scanPos = idx + 1
-	le.PutUint64(r.region[hdrFUO:], idx+1)
+	le.PutUint64(r.region[hdrFUO:], sealWord(idx+1))
+}
+
+// publishHeader rewrites the header words this replica owns (first
+// undecided index, flags) from its state, which also repairs a word that
+// memory damage flipped.
+func (r *Replica) publishHeader() {
+	le.PutUint64(r.region[hdrFUO:], sealWord(r.applied+1))
+	var flags uint64
+	if r.rejoining {
+		flags = flagRejoining
+	}
+	le.PutUint64(r.region[hdrFlags:], sealWord(flags))
 }
 
 // rejectQueued fails proposals that reached a replica that does not lead.

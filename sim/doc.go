@@ -61,5 +61,6 @@
 //
 // Tests sweep seeds with Seeds, which prints the replay command of every
 // failing seed, and check client histories recorded in virtual time with
-// History.Check (porcupine).
+// History.Check (porcupine). World.SetEventHook runs a check after every
+// event, for invariants that must hold at every instant.
 package sim

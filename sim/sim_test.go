@@ -144,6 +144,39 @@ func TestStepperWakesOnTimerWriteAndCompletion(t *testing.T) {
 	}
 }
 
+// The event hook runs after every event, packets of a long write included,
+// so it sees a write half landed.
+func TestEventHookRunsAfterEveryEvent(t *testing.T) {
+	w, a, b := twoNodes(t, DefaultConfig())
+	for i := range 3072 {
+		a.Bytes()[i] = 0xff
+	}
+	calls, half := uint64(0), false
+	w.SetEventHook(func() {
+		calls++
+		r := b.Bytes()
+		half = half || (r[0] == 0xff && r[3071] == 0)
+	})
+	start := w.Events()
+	a.Conn(2, rdma.PlaneReplication).Post([]rdma.WorkRequest{{ID: 1, Op: rdma.OpWrite, Length: 3072}})
+	if c := pollOne(t, w, a, 1_000_000); c.Status != rdma.StatusSuccess {
+		t.Fatalf("write: %+v", c)
+	}
+	if calls != w.Events()-start || calls < 3 {
+		t.Fatalf("hook ran %d times for %d events", calls, w.Events()-start)
+	}
+	if !half {
+		t.Fatal("hook never saw the write half landed")
+	}
+	w.SetEventHook(nil)
+	before := calls
+	w.Schedule(w.Now()+1, func() {})
+	w.RunFor(10)
+	if calls != before {
+		t.Fatal("hook ran after it was removed")
+	}
+}
+
 // TestLatencyFit prints the fitted medians and p99s next to the reference
 // figures and keeps them within 10% of them.
 func TestLatencyFit(t *testing.T) {

@@ -62,7 +62,8 @@ type World struct {
 	events   uint64
 	stepping *Node // node whose Step is running, if any
 
-	onRestart func(rdma.NodeID)
+	onRestart  func(rdma.NodeID)
+	afterEvent func()
 }
 
 // maxNodes bounds the directed link table; mu clusters have 3-7 replicas.
@@ -217,6 +218,12 @@ func (w *World) Schedule(at int64, fn func()) {
 	w.push(event{at: max(at, w.now), kind: evFunc, fn: fn})
 }
 
+// SetEventHook sets fn to run after every event the world processes (a
+// node's Step, a packet landing, a completion, a scheduled function), so a
+// test can check invariants that must hold at every instant instead of at
+// its own checkpoints. fn runs on the world's goroutine; nil removes it.
+func (w *World) SetEventHook(fn func()) { w.afterEvent = fn }
+
 // Run processes events until virtual time untilNs, then sets the clock to
 // untilNs.
 func (w *World) Run(untilNs int64) {
@@ -268,6 +275,9 @@ func (w *World) processOne() {
 		ev.end.onComplete(ev.gen)
 	case evFunc:
 		ev.fn()
+	}
+	if w.afterEvent != nil {
+		w.afterEvent()
 	}
 }
 
