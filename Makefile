@@ -10,7 +10,7 @@ BUILD    := build
 RDMA_PKGS := ./cgo/verbs ./rdma:RealDevice ./rdma/verbs ./rdma/conformance ./cmd/mu:Processes
 SOFTROCE := scripts/softroce
 
-.PHONY: all build deps test test-host test-rdma rdma-tests rdma-run demo bench-verbs vet clean
+.PHONY: all build deps test test-host test-fuzz test-rdma rdma-tests rdma-run demo bench-verbs vet clean
 
 all: build
 
@@ -29,10 +29,23 @@ test: deps
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 	$(MAKE) test-host
+	$(MAKE) test-fuzz
 	$(MAKE) test-rdma
 
 test-host:
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Native fuzz targets for every decoder of untrusted input, each run for
+# FUZZTIME (5 targets: 50 s in all by default; the first run also builds
+# instrumented test binaries). New coverage is minimized for at most 1 s, or
+# minimization would eat the run. Crashers land in PKG/testdata/fuzz/.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./config:FuzzParse ./endpoint:FuzzReadFrame ./endpoint:FuzzDecodeAnswer \
+	./rdma:FuzzBootstrapFrame ./rdma:FuzzDecodeHello
+test-fuzz:
+	@set -e; for e in $(FUZZ_TARGETS); do p=$${e%%:*}; f=$${e#*:}; \
+	  echo "fuzz: $$f in $$p for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s $$p; done
 
 # Build each RDMA package's test binary on the host, then run them all where
 # rxe exists (here, or in the VM) with MU_REQUIRE_RDMA=1, so a missing device

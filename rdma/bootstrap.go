@@ -2,6 +2,7 @@ package rdma
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ var (
 	// ErrPeerRejected: the peer validated the handshake but could not set up
 	// its side (its Prepare or Commit failed).
 	ErrPeerRejected = errors.New("rdma: bootstrap: peer rejected the connection")
+	// ErrUnauthenticated: the TLS handshake failed, or the peer's
+	// certificate names another node than the one dialed.
+	ErrUnauthenticated = errors.New("rdma: bootstrap: peer not authenticated")
 )
 
 // DefaultHandshakeTimeout bounds one handshake when BootstrapConfig.Timeout
@@ -288,6 +292,17 @@ type BootstrapConfig struct {
 	// ran (peer is the claimed id, meaningful only when err is nil or the
 	// hello could be decoded). For logging.
 	OnInbound func(remote net.Addr, peer NodeID, err error)
+
+	// ServerTLS and ClientTLS, when set (both or neither), run every
+	// handshake inside TLS: ServerTLS on the listener, ClientTLS(peer) on
+	// the dialer. Both must authenticate the other side (mutual TLS).
+	// PeerID names the node a verified TLS connection belongs to; a hello
+	// that claims another id is refused, and so is a listener that is not
+	// the node dialed. Nothing of the hello is read before the TLS
+	// handshake succeeded.
+	ServerTLS *tls.Config
+	ClientTLS func(peer NodeID) *tls.Config
+	PeerID    func(tls.ConnectionState) (NodeID, error)
 }
 
 // Bootstrapper connects a node's queue pairs with its peers over TCP.
@@ -326,6 +341,9 @@ type Bootstrapper struct {
 func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rdma: bootstrap config: timeout %v: must not be negative", cfg.Timeout)
+	}
+	if (cfg.ServerTLS == nil) != (cfg.ClientTLS == nil) || (cfg.ServerTLS != nil) != (cfg.PeerID != nil) {
+		return nil, errors.New("rdma: bootstrap config: ServerTLS, ClientTLS and PeerID go together")
 	}
 	if cfg.Peering.Prepare == nil || cfg.Peering.Commit == nil || cfg.Peering.Abort == nil {
 		return nil, errors.New("rdma: bootstrap config: peering: Prepare, Commit and Abort are all required")
@@ -518,13 +536,14 @@ func decodeReject(f frame, peer NodeID) error {
 	return fmt.Errorf("%w (reported by node %d: %s)", sentinel, peer, f.body[3:])
 }
 
-// sendReject tells the peer why, best effort: the connection may be broken.
+// sendReject tells the peer which check failed, best effort: the
+// connection may be broken. The message is the sentinel's alone: the
+// peer may be anyone, and the details (this node's id and cluster, the
+// ids it expected) are for the local log, not for it.
 func sendReject(conn net.Conn, reason error) {
-	msg := reason.Error()
-	if len(msg) > 512 {
-		msg = msg[:512]
-	}
-	body := []byte{rejectCode(reason)}
+	code := rejectCode(reason)
+	msg := rejectSentinels[code].Error()
+	body := []byte{code}
 	body = binary.BigEndian.AppendUint16(body, uint16(len(msg)))
 	body = append(body, msg...)
 	_, _ = conn.Write(appendFrame(nil, kindReject, body))
@@ -572,7 +591,7 @@ func timeoutErr(ctx context.Context, err error) error {
 }
 
 func isHandshakeSentinel(err error) bool {
-	for _, s := range []error{ErrBadHandshake, ErrVersionMismatch, ErrForeignCluster, ErrUnexpectedPeer, ErrPeerRejected, ErrHandshakeTimeout} {
+	for _, s := range []error{ErrBadHandshake, ErrVersionMismatch, ErrForeignCluster, ErrUnexpectedPeer, ErrPeerRejected, ErrHandshakeTimeout, ErrUnauthenticated} {
 		if errors.Is(err, s) {
 			return true
 		}
@@ -604,6 +623,17 @@ func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) (
 	defer conn.Close()
 	ctx, unbound := b.bound(ctx, conn)
 	defer unbound()
+	if b.cfg.ClientTLS != nil {
+		tc := tls.Client(conn, b.cfg.ClientTLS(peer))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("node %d at %s: %w", peer, addr, timeoutErr(ctx, fmt.Errorf("%w: TLS: %v", ErrUnauthenticated, err)))
+		}
+		id, err := b.cfg.PeerID(tc.ConnectionState())
+		if err != nil || id != peer {
+			return nil, fmt.Errorf("%w: node %d at %s: certificate names node %d (%v)", ErrUnauthenticated, peer, addr, id, err)
+		}
+		conn = tc
+	}
 
 	// Prepare replaces whatever was connected to peer before.
 	b.clearConnected(peer)
@@ -681,12 +711,27 @@ func (b *Bootstrapper) serveConn(ctx context.Context, conn net.Conn) (NodeID, er
 	defer conn.Close()
 	ctx, unbound := b.bound(ctx, conn)
 	defer unbound()
+	authenticated := NodeID(0)
+	if b.cfg.ServerTLS != nil {
+		tc := tls.Server(conn, b.cfg.ServerTLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return 0, timeoutErr(ctx, fmt.Errorf("%w: TLS: %v", ErrUnauthenticated, err))
+		}
+		id, err := b.cfg.PeerID(tc.ConnectionState())
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		}
+		conn, authenticated = tc, id
+	}
 
 	f, err := readFrame(conn)
 	if err != nil {
-		return 0, timeoutErr(ctx, err)
+		return authenticated, timeoutErr(ctx, err)
 	}
 	h, err := b.checkHello(f, 0, true)
+	if err == nil && authenticated != 0 && h.From != authenticated {
+		err = fmt.Errorf("%w: hello claims node %d, certificate names node %d", ErrUnexpectedPeer, h.From, authenticated)
+	}
 	if err != nil {
 		sendReject(conn, err)
 		return h.From, err
@@ -726,6 +771,9 @@ func (b *Bootstrapper) listenerSteps(conn net.Conn, peer NodeID, local, remote [
 
 // isPermanent reports errors that retrying the same peer cannot cure.
 func isPermanent(err error) bool {
+	// ErrUnauthenticated is not: a peer restarting with renewed
+	// credentials, or a spoofer racing the real one, must not end the
+	// retries.
 	return errors.Is(err, ErrForeignCluster) || errors.Is(err, ErrVersionMismatch) ||
 		errors.Is(err, ErrUnexpectedPeer) || errors.Is(err, ErrBadHandshake)
 }

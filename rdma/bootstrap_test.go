@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -425,6 +426,10 @@ func TestBootstrapListenerRejectsBadDialer(t *testing.T) {
 				}
 				if got := decodeReject(f, 3); !errors.Is(got, c.want) {
 					t.Errorf("reject decodes to %v, want %v", got, c.want)
+				}
+				// The dialer may be anyone: no cluster id, no node ids.
+				if msg := string(f.body[3:]); strings.ContainsAny(msg, "0123456789") {
+					t.Errorf("reject message %q reveals numbers", msg)
 				}
 			} else if err == nil {
 				t.Errorf("dialer got a %s frame, want the connection closed", f.kind)

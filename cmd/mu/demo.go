@@ -159,7 +159,7 @@ func runDemo(ctx context.Context, t demoTarget, opts demoOptions) (demoResult, e
 		return res, err
 	}
 	l := logs[survivors[0]]
-	res.commands, _ = digest(l.Entries, l.RestoredAt)
+	res.commands, _ = digest(l.Entries, l.from())
 	res.lastIndex = l.LastIndex
 	return res, nil
 }
@@ -385,10 +385,10 @@ func (n *replicaNode) nodeLog() nodeLog {
 	// The book and the log are read under the state machine's lock so the
 	// digest and the last index describe the same state.
 	n.sm.applyMu.Lock()
-	entries, restored := n.sm.log.snapshot()
+	entries, restored, trimmed := n.sm.log.Snapshot()
 	snap, err := n.sm.Snapshot()
 	n.sm.applyMu.Unlock()
-	l.Entries, l.RestoredAt = entries, restored
+	l.Entries, l.RestoredAt, l.TrimmedAt = entries, restored, trimmed
 	if err == nil {
 		h := fnv.New64a()
 		h.Write(snap)

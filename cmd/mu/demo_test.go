@@ -36,7 +36,7 @@ func TestDemoInprocKeepsEveryAcknowledgedOrder(t *testing.T) {
 // The check must be able to fail: a lost acknowledged command and
 // diverging logs are both reported.
 func TestVerifyLogsDetectsLossAndDivergence(t *testing.T) {
-	e := func(i consensus.Index, s string) appliedEntry { return appliedEntry{i, []byte(s)} }
+	e := func(i consensus.Index, s string) appliedEntry { return appliedEntry{Index: i, Cmd: []byte(s)} }
 	acked := []ack{{Index: 1, Cmd: []byte("a"), By: 1}, {Index: 2, Cmd: []byte("b"), By: 1}}
 	good := nodeLog{Entries: []appliedEntry{e(1, "a"), e(2, "b")}, LastIndex: 2, StateDigest: 9}
 	if err := verifyLogs(acked, map[rdma.NodeID]nodeLog{2: good, 3: good}); err != nil {
@@ -59,5 +59,15 @@ func TestVerifyLogsDetectsLossAndDivergence(t *testing.T) {
 	restored := nodeLog{Entries: []appliedEntry{e(2, "b")}, RestoredAt: 1, LastIndex: 2, StateDigest: 9}
 	if err := verifyLogs(acked, map[rdma.NodeID]nodeLog{2: good, 3: restored}); err != nil {
 		t.Errorf("restored replica: %v", err)
+	}
+	// So is one whose bounded applied log dropped its oldest entries.
+	trimmed := nodeLog{Entries: []appliedEntry{e(2, "b")}, TrimmedAt: 1, LastIndex: 2, StateDigest: 9}
+	if err := verifyLogs(acked, map[rdma.NodeID]nodeLog{2: good, 3: trimmed}); err != nil {
+		t.Errorf("trimmed replica: %v", err)
+	}
+	trimmed.Entries = nil
+	trimmed.TrimmedAt = 0
+	if err := verifyLogs(acked, map[rdma.NodeID]nodeLog{2: good, 3: trimmed}); err == nil {
+		t.Errorf("a log that lost entries without saying so passed")
 	}
 }

@@ -36,7 +36,7 @@ func testNodeConfig(t *testing.T, id rdma.NodeID, extra string) Config {
 	for i := 1; i <= 3; i++ {
 		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, 1000+i, 2000+i)
 	}
-	cfg, err := ParseConfig(fmt.Appendf(nil, "id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\n%s", id, peers.String(), extra))
+	cfg, err := ParseConfig(fmt.Appendf(nil, "id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n%s", id, peers.String(), extra))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ Exit status: 0 healthy, 3 degraded, 4 failed.`,
 				if err != nil {
 					return err
 				}
-				nc.Hwmon.apply(&hc)
+				nc.ApplyHwmon(&hc)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), span+30*time.Second)
 			defer cancel()
@@ -59,21 +59,4 @@ Exit status: 0 healthy, 3 degraded, 4 failed.`,
 	c.Flags().DurationVar(&span, "span", time.Second, "time between the two readings (disk latency is a delta)")
 	c.Flags().StringVar(&rasDB, "rasdaemon-db", "", "rasdaemon database (default: hwmon's default path)")
 	return c
-}
-
-// apply sets the config file's hwmon section into c.
-func (h HwmonConfig) apply(c *hwmon.Config) {
-	t := &c.Thresholds
-	t.MemoryCEWarnPerDay = h.MemoryCEWarnPerDay
-	t.MemoryCECriticalPerDay = h.MemoryCECriticalPerDay
-	t.DiskP99WarnRatio = h.DiskP99WarnRatio
-	t.DiskP99CriticalRatio = h.DiskP99CriticalRatio
-	t.ReallocatedWarn = h.ReallocatedSectorsWarn
-	t.ReallocatedCritical = h.ReallocatedSectorsCritical
-	t.SymbolErrorCriticalPerHour = h.LinkSymbolErrorsCriticalPerHr
-	t.ProbeLatencyWarn = h.ProbeLatencyWarn.D()
-	t.ProbeLatencyCritical = h.ProbeLatencyCritical.D()
-	c.FailSlow.WarnRatio = h.ProbeP99WarnRatio
-	c.FailSlow.CriticalRatio = h.ProbeP99CriticalRatio
-	c.Interval = h.CollectInterval.D()
 }

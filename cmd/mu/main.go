@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newHealthCmd(), newCheckConfigCmd(), newDemoCmd(), newNodeCmd(), newStatusCmd(), newBenchCmd())
+	root.AddCommand(newHealthCmd(), newCheckConfigCmd(), newCertsCmd(), newDemoCmd(), newNodeCmd(), newStatusCmd(), newBenchCmd())
 	return root
 }
 

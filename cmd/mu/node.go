@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
@@ -21,7 +19,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rdmaconsensus/mu/clustertls"
+	"github.com/rdmaconsensus/mu/config"
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
@@ -73,35 +74,6 @@ anything already.`,
 	return c
 }
 
-// consensusConfig derives the replica's settings from the node config.
-func consensusConfig(c Config) consensus.Config {
-	cc := consensus.DefaultConfig()
-	for _, p := range c.Peers {
-		cc.Members = append(cc.Members, p.ID)
-	}
-	read := int64(c.Timings.PullscoreReadInterval.D())
-	cc.PullScore.ReadIntervalNs = read
-	// The own counter must move at least twice per peer sample.
-	cc.PullScore.BeatIntervalNs = min(cc.PullScore.BeatIntervalNs, read/2)
-	cc.PullScore.ScoreMax = c.Detector.ScoreMax
-	cc.PullScore.FailBelow = c.Detector.FailBelow
-	cc.PullScore.RecoverAbove = c.Detector.RecoverAbove
-	cc.ElectionTimeoutNs = int64(c.Timings.PermissionTimeout.D())
-	// Layer 2: the leader's probe cadence and its per-follower fail-slow
-	// thresholds (consensus keeps the tracker; the hwmon Monitor reads it).
-	cc.ProbeIntervalNs = int64(c.Timings.ProbeInterval.D())
-	cc.FailSlow = hwmon.DefaultFailSlowConfig()
-	cc.FailSlow.WarnRatio = c.Hwmon.ProbeP99WarnRatio
-	cc.FailSlow.CriticalRatio = c.Hwmon.ProbeP99CriticalRatio
-	probe := cc
-	probe.LogSlots = 16
-	stride := consensus.NewLayout(probe).SlotStrideBytes
-	cc.LogSlots = int(c.LogSizeBytes / stride)
-	cc.MaxInflightSlots = min(cc.MaxInflightSlots, cc.LogSlots/2)
-	cc.ReadWindowSlots = min(cc.ReadWindowSlots, cc.LogSlots/2)
-	return cc
-}
-
 func driveMode(pollMode string) consensus.DriveMode {
 	if pollMode == PollSpinYield {
 		return consensus.DriveSpinYield
@@ -117,12 +89,18 @@ type nodeServer struct {
 	started time.Time
 	device  string
 
+	// creds are the node's TLS credentials; nil runs both listeners in
+	// plain TCP (security.insecure).
+	creds *clustertls.Credentials
+
 	mu        sync.Mutex
 	nd        *replicaNode
 	boot      *rdma.Bootstrapper
 	redialing map[rdma.NodeID]bool
-	rejoining bool
-	monitor   *hwmon.Monitor
+	// lastRedial spaces the redials one peer's rejoin requests cause.
+	lastRedial map[rdma.NodeID]time.Time
+	rejoining  bool
+	monitor    *hwmon.Monitor
 
 	ctx context.Context
 }
@@ -133,128 +111,112 @@ func (s *nodeServer) node() *replicaNode {
 	return s.nd
 }
 
-func (s *nodeServer) serve(ln net.Listener) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	go func() { <-s.ctx.Done(); ln.Close() }()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.handle(conn)
-		}()
+// limits are the client endpoint's bounds from the config.
+func (s *nodeServer) limits() endpoint.Limits {
+	c := s.cfg.Client
+	return endpoint.Limits{
+		MaxConns:        c.MaxConnections,
+		IdleTimeout:     c.IdleTimeout.D(),
+		ReadTimeout:     c.ReadTimeout.D(),
+		WriteTimeout:    c.WriteTimeout.D(),
+		MaxRequestBytes: s.cfg.MaxRequestBytes(),
 	}
 }
 
-func (s *nodeServer) handle(conn net.Conn) {
-	defer conn.Close()
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
+// serve runs the client endpoint on ln until s.ctx ends.
+func (s *nodeServer) serve(ln net.Listener) error {
+	es, err := endpoint.NewServer(s.limits(), s.answer, s.logger.Printf)
+	if err != nil {
+		ln.Close()
+		return err
 	}
-	go func() { <-s.ctx.Done(); conn.Close() }()
-	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
-	var buf, out []byte
-	for {
-		typ, body, err := readFrame(r, buf)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
-				s.logger.Printf("client %s: %v", conn.RemoteAddr(), err)
-			}
-			return
-		}
-		buf = body[:0]
-		var rt byte
-		rt, out = s.answer(typ, body, out[:0])
-		if err := writeFrame(w, rt, out); err != nil {
-			return
-		}
+	if s.creds != nil {
+		// Nodes and clients of the cluster alike; what each may ask is
+		// decided per request.
+		es.UseTLS(s.creds.ServerConfig(nil))
 	}
-}
-
-func errAnswer(out []byte, code byte, msg string) (byte, []byte) {
-	return respError, append(append(out, code), msg...)
+	return es.Serve(s.ctx, ln)
 }
 
 // proposeTimeout bounds one proposal at the node; the client resends.
 const proposeTimeout = time.Second
 
-func (s *nodeServer) answer(typ byte, body, out []byte) (byte, []byte) {
+func (s *nodeServer) answer(ctx context.Context, typ byte, body, out []byte) (byte, []byte) {
 	nd := s.node()
+	errAnswer := endpoint.ErrorAnswer
 	switch typ {
-	case reqPropose:
+	case endpoint.ReqPropose:
 		if nd == nil {
-			return errAnswer(out, codeStopped, "replica not running yet (connecting to peers)")
+			return errAnswer(out, endpoint.CodeStopped, "replica not running yet (connecting to peers)")
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, proposeTimeout)
-		idx, err := nd.propose(ctx, body)
+		pctx, cancel := context.WithTimeout(ctx, proposeTimeout)
+		idx, err := nd.propose(pctx, body)
 		cancel()
 		var nl *consensus.NotLeaderError
 		switch {
 		case err == nil:
-			return respOK, binary.LittleEndian.AppendUint64(out, uint64(idx))
+			return endpoint.RespOK, binary.LittleEndian.AppendUint64(out, uint64(idx))
 		case errors.As(err, &nl):
-			out = binary.LittleEndian.AppendUint16(out, uint16(nl.Leader))
-			known := byte(0)
-			if nl.Known {
-				known = 1
+			addr := ""
+			if p, ok := s.cfg.Peer(nl.Leader); ok && nl.Known {
+				addr = p.ClientAddress
 			}
-			out = append(out, known)
-			for _, p := range s.cfg.Peers {
-				if nl.Known && p.ID == nl.Leader {
-					out = append(out, p.ClientAddress...)
-				}
-			}
-			return respNotLeader, out
+			return endpoint.NotLeaderAnswer(out, nl.Leader, nl.Known, addr)
 		case errors.Is(err, consensus.ErrLeadershipLost):
-			return errAnswer(out, codeUnknownOutcome, err.Error())
+			return errAnswer(out, endpoint.CodeUnknownOutcome, err.Error())
 		case errors.Is(err, consensus.ErrFenced):
-			return errAnswer(out, codeFenced, err.Error())
+			return errAnswer(out, endpoint.CodeFenced, err.Error())
 		case errors.Is(err, consensus.ErrStopped):
-			return errAnswer(out, codeStopped, err.Error())
+			return errAnswer(out, endpoint.CodeStopped, err.Error())
 		case errors.Is(err, consensus.ErrTooLarge):
-			return errAnswer(out, codeTooLarge, err.Error())
+			return errAnswer(out, endpoint.CodeTooLarge, err.Error())
 		case errors.Is(err, consensus.ErrQueueFull):
-			return errAnswer(out, codeQueueFull, err.Error())
+			return errAnswer(out, endpoint.CodeQueueFull, err.Error())
 		case errors.Is(err, context.DeadlineExceeded):
-			return errAnswer(out, codeTimeout, "not committed within "+proposeTimeout.String()+"; outcome unknown")
+			return errAnswer(out, endpoint.CodeTimeout, "not committed within "+proposeTimeout.String()+"; outcome unknown")
 		}
-		return errAnswer(out, codeOther, err.Error())
-	case reqStatus:
+		return errAnswer(out, endpoint.CodeOther, err.Error())
+	case endpoint.ReqStatus:
 		b, err := json.Marshal(s.status())
 		if err != nil {
-			return errAnswer(out, codeOther, err.Error())
+			return errAnswer(out, endpoint.CodeOther, err.Error())
 		}
-		return respOK, append(out, b...)
-	case reqLog:
+		return endpoint.RespOK, append(out, b...)
+	case endpoint.ReqLog:
 		if nd == nil {
-			return errAnswer(out, codeStopped, "replica not running yet")
+			return errAnswer(out, endpoint.CodeStopped, "replica not running yet")
 		}
 		b, err := json.Marshal(logAnswer{Log: nd.nodeLog(), Terms: nd.wallTerms()})
 		if err != nil {
-			return errAnswer(out, codeOther, err.Error())
+			return errAnswer(out, endpoint.CodeOther, err.Error())
 		}
-		return respOK, append(out, b...)
-	case reqTerms:
+		return endpoint.RespOK, append(out, b...)
+	case endpoint.ReqTerms:
 		if nd == nil {
-			return errAnswer(out, codeStopped, "replica not running yet")
+			return errAnswer(out, endpoint.CodeStopped, "replica not running yet")
 		}
 		b, err := json.Marshal(nd.wallTerms())
 		if err != nil {
-			return errAnswer(out, codeOther, err.Error())
+			return errAnswer(out, endpoint.CodeOther, err.Error())
 		}
-		return respOK, append(out, b...)
-	case reqRejoin:
-		if len(body) != 2 {
-			return errAnswer(out, codeOther, "rejoin: body must be a 2-byte node id")
+		return endpoint.RespOK, append(out, b...)
+	case endpoint.ReqRejoin:
+		id, err := endpoint.DecodeRejoin(body)
+		if err != nil {
+			return errAnswer(out, endpoint.CodeOther, err.Error())
 		}
-		s.redial(rdma.NodeID(binary.LittleEndian.Uint16(body)))
-		return respOK, out
+		// A rejoin rebuilds queue pairs: only the restarted node itself
+		// may ask for it.
+		if s.creds != nil {
+			cs, _ := endpoint.PeerTLS(ctx)
+			if who, err := clustertls.PeerNode(cs); err != nil || who != id {
+				return errAnswer(out, endpoint.CodeRefused, "rejoin: only the restarting node may ask")
+			}
+		}
+		s.redial(id)
+		return endpoint.RespOK, out
 	}
-	return errAnswer(out, codeOther, fmt.Sprintf("unknown request type %d", typ))
+	return errAnswer(out, endpoint.CodeOther, fmt.Sprintf("unknown request type %d", typ))
 }
 
 // redial connects again to a restarted peer with a higher id: of each
@@ -262,9 +224,17 @@ func (s *nodeServer) answer(typ byte, body, out []byte) (byte, []byte) {
 func (s *nodeServer) redial(peer rdma.NodeID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.nd == nil || peer <= s.cfg.ID || s.redialing[peer] {
+	if s.nd == nil || s.boot == nil || peer <= s.cfg.ID || s.redialing[peer] {
 		return
 	}
+	// A redial is a full handshake: at most one per handshake timeout.
+	if last, ok := s.lastRedial[peer]; ok && time.Since(last) < s.cfg.Timings.HandshakeTimeout.D() {
+		return
+	}
+	if s.lastRedial == nil {
+		s.lastRedial = map[rdma.NodeID]time.Time{}
+	}
+	s.lastRedial[peer] = time.Now()
 	i := slices.IndexFunc(s.cfg.Peers, func(p PeerConfig) bool { return p.ID == peer })
 	if i < 0 {
 		return
@@ -359,7 +329,18 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	self := cfg.Self()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &nodeServer{cfg: cfg, self: self, logger: logger, started: time.Now(), ctx: ctx, redialing: map[rdma.NodeID]bool{}}
+	creds, err := cfg.Credentials()
+	if err != nil {
+		return err
+	}
+	if creds == nil {
+		for _, line := range insecureBanner() {
+			logger.Print(line)
+		}
+	} else {
+		logger.Printf("mutual TLS 1.3 on both listeners as %v (certificate valid until %s)", creds.Self, creds.NotAfter.Format(time.RFC3339))
+	}
+	srv := &nodeServer{cfg: cfg, self: self, logger: logger, started: time.Now(), ctx: ctx, redialing: map[rdma.NodeID]bool{}, creds: creds}
 
 	// The client endpoint comes up first: status while connecting, and
 	// restarted peers' reconnection requests.
@@ -369,7 +350,12 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	}
 	var srvDone sync.WaitGroup
 	srvDone.Add(1)
-	go func() { defer srvDone.Done(); srv.serve(cln) }()
+	go func() {
+		defer srvDone.Done()
+		if err := srv.serve(cln); err != nil {
+			logger.Printf("client endpoint: %v", err)
+		}
+	}()
 	defer func() { cancel(); srvDone.Wait() }() // cancel ends the client endpoint
 
 	t0 := time.Now()
@@ -401,13 +387,13 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 
 	rejoining := rejoin == "yes"
 	if rejoin == "auto" {
-		rejoining = clusterHasCommitted(ctx, cfg)
+		rejoining = clusterHasCommitted(ctx, cfg, creds)
 	}
 	srv.mu.Lock()
 	srv.rejoining = rejoining
 	srv.mu.Unlock()
 
-	b, err := rdma.NewBootstrapper(rdma.BootstrapConfig{
+	bc := rdma.BootstrapConfig{
 		ClusterID: cfg.ClusterID, Self: cfg.ID, Peers: peers,
 		Timeout: cfg.Timings.HandshakeTimeout.D(), Peering: sf.peering(),
 		OnInbound: func(remote net.Addr, peer rdma.NodeID, err error) {
@@ -415,7 +401,11 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 				logger.Printf("bootstrap from %v (node %d): %v", remote, peer, err)
 			}
 		},
-	})
+	}
+	if creds != nil {
+		bc.ServerTLS, bc.ClientTLS, bc.PeerID = creds.ServerConfig(clustertls.OnlyNodes), creds.ClientConfig, clustertls.PeerNode
+	}
+	b, err := rdma.NewBootstrapper(bc)
 	if err != nil {
 		return err
 	}
@@ -442,7 +432,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 		connected.Store(true)
 	}()
 	if rejoining {
-		go askLowerPeersToRedial(bctx, cfg, &connected)
+		go askLowerPeersToRedial(bctx, cfg, creds, &connected)
 	}
 	quorum := len(cfg.Peers)/2 + 1
 	allBy := time.Now().Add(2 * cfg.Timings.HandshakeTimeout.D())
@@ -474,6 +464,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 		return fmt.Errorf("replica: %w", err)
 	}
 	nd.r.SetResultHandler(func(uint64, consensus.Index, error) {})
+	nd.sm.log.SetMaxBytes(cfg.AppliedLogMaxBytes)
 	var mon *hwmon.Monitor
 	if hw != nil {
 		hw.start(ctx, nd.r, logger)
@@ -497,13 +488,13 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 
 // clusterHasCommitted asks the peers whether the cluster has committed
 // anything: then this node restarts without its log.
-func clusterHasCommitted(ctx context.Context, cfg Config) bool {
+func clusterHasCommitted(ctx context.Context, cfg Config, creds *clustertls.Credentials) bool {
 	for _, p := range cfg.Peers {
 		if p.ID == cfg.ID {
 			continue
 		}
-		c := newNodeClient(p.ClientAddress)
-		qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		c := newNodeClientDial(p.ClientAddress, tlsDial(creds, p.ID))
+		qctx, cancel := context.WithTimeout(ctx, peerCallTimeout(cfg))
 		st, err := c.status(qctx)
 		cancel()
 		c.close()
@@ -516,14 +507,14 @@ func clusterHasCommitted(ctx context.Context, cfg Config) bool {
 
 // askLowerPeersToRedial tells the lower-id peers, which dial this node,
 // that it restarted, until every connection is up.
-func askLowerPeersToRedial(ctx context.Context, cfg Config, connected *atomic.Bool) {
+func askLowerPeersToRedial(ctx context.Context, cfg Config, creds *clustertls.Credentials, connected *atomic.Bool) {
 	for !connected.Load() && ctx.Err() == nil {
 		for _, p := range cfg.Peers {
 			if p.ID >= cfg.ID {
 				continue
 			}
-			c := newNodeClient(p.ClientAddress)
-			qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			c := newNodeClientDial(p.ClientAddress, tlsDial(creds, p.ID))
+			qctx, cancel := context.WithTimeout(ctx, peerCallTimeout(cfg))
 			_ = c.rejoin(qctx, cfg.ID)
 			cancel()
 			c.close()
@@ -550,7 +541,7 @@ type nodeHardware struct {
 // opts come after the node's own (tests replace the collectors).
 func newNodeHardware(cfg Config, cc *consensus.Config, opts ...hwmon.MonitorOption) (*nodeHardware, error) {
 	hc := hwmon.DefaultConfig()
-	cfg.Hwmon.apply(&hc)
+	cfg.ApplyHwmon(&hc)
 	h := &nodeHardware{}
 	m, err := hwmon.NewMonitor(hc, append([]hwmon.MonitorOption{hwmon.WithProbeSummary(h.probeSummary)}, opts...)...)
 	if err != nil {
@@ -589,3 +580,13 @@ func (h *nodeHardware) start(ctx context.Context, r *consensus.Replica, logger *
 		}
 	}()
 }
+
+// insecureBanner is what a node without credentials logs at every start.
+func insecureBanner() []string {
+	bar := strings.Repeat("!", 78)
+	return []string{bar, "!!! " + config.InsecureWarning, bar}
+}
+
+// peerCallTimeout bounds one call to a peer's client endpoint: a TLS
+// handshake and a request, so one bootstrap handshake's time.
+func peerCallTimeout(cfg Config) time.Duration { return cfg.Timings.HandshakeTimeout.D() }

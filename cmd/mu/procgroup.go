@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/rdma"
 )
@@ -146,9 +147,31 @@ func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, err
 			read += fmt.Sprintf("  permission_timeout: %s\n", opts.permissionTimeout)
 		}
 	}
+	// The nodes run as in production, with mutual TLS: a throwaway CA,
+	// node certificates and one client certificate for the group's own
+	// calls.
+	certs := filepath.Join(dir, "certs")
+	if err := clustertls.InitDir(certs, "mu-group", 24*time.Hour); err != nil {
+		return nil, err
+	}
 	for _, id := range g.ids {
-		text := fmt.Sprintf("id: %d\ncluster_id: 0x6d75\npeers:\n%srdma:\n  device: %s\n  port: %d\n  gid_index: %d\n%spoll_mode: %s\nlog_size_bytes: %d\n",
-			id, peers.String(), gid.Device, gid.Port, gid.Index, read, opts.drive, 16<<20)
+		if _, _, err := clustertls.IssueInDir(certs, clustertls.NodeIdentity(id), 24*time.Hour); err != nil {
+			return nil, err
+		}
+	}
+	cc, ck, err := clustertls.IssueInDir(certs, clustertls.ClientIdentity("procgroup"), 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	client, err := clustertls.LoadFiles(filepath.Join(certs, clustertls.CAFile), cc, ck)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range g.ids {
+		cert, key := clustertls.Files(certs, clustertls.NodeIdentity(id))
+		security := fmt.Sprintf("security:\n  ca: %s\n  cert: %s\n  key: %s\n", filepath.Join(certs, clustertls.CAFile), cert, key)
+		text := fmt.Sprintf("id: %d\ncluster_id: 0x6d75\npeers:\n%srdma:\n  device: %s\n  port: %d\n  gid_index: %d\n%s%spoll_mode: %s\nlog_size_bytes: %d\n",
+			id, peers.String(), gid.Device, gid.Port, gid.Index, read, security, opts.drive, 16<<20)
 		cfg, err := ParseConfig([]byte(text))
 		if err != nil {
 			return nil, fmt.Errorf("generated config for node %d: %w", id, err)
@@ -158,7 +181,7 @@ func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, err
 			return nil, err
 		}
 		g.cfgPath[id], g.cfgs[id] = path, cfg
-		g.clients[id] = newNodeClient(cfg.Self().ClientAddress)
+		g.clients[id] = newNodeClientDial(cfg.Self().ClientAddress, tlsDial(client, id))
 	}
 	for _, id := range g.ids {
 		if err := g.start(id, false); err != nil {

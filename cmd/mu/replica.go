@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -11,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rdmaconsensus/mu/appliedlog"
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/examples/orderbook"
 	"github.com/rdmaconsensus/mu/examples/orderbook/rsm"
@@ -20,41 +20,7 @@ import (
 )
 
 // appliedEntry is one command as a replica applied it.
-type appliedEntry struct {
-	Index consensus.Index
-	Cmd   []byte
-}
-
-// appliedLog records every command a replica applies, in order, so the
-// demo and the tests can check that survivors applied the same commands
-// and that every acknowledged one is among them.
-type appliedLog struct {
-	mu      sync.Mutex
-	entries []appliedEntry
-	// restoredAt is the snapshot index the log starts after (0: from the
-	// first entry); entries at or below it were never seen one by one.
-	restoredAt consensus.Index
-}
-
-func (l *appliedLog) add(index consensus.Index, cmd []byte) {
-	l.mu.Lock()
-	l.entries = append(l.entries, appliedEntry{index, bytes.Clone(cmd)})
-	l.mu.Unlock()
-}
-
-func (l *appliedLog) restore(index consensus.Index) {
-	l.mu.Lock()
-	l.entries = l.entries[:0]
-	l.restoredAt = index
-	l.mu.Unlock()
-}
-
-// snapshot returns a copy of the entries and the restore point.
-func (l *appliedLog) snapshot() ([]appliedEntry, consensus.Index) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.entries), l.restoredAt
-}
+type appliedEntry = appliedlog.Entry
 
 // bookSM is the replicated order book with its applied log.
 type bookSM struct {
@@ -62,16 +28,18 @@ type bookSM struct {
 	// applyMu makes the applied log and the book change together, so a
 	// reader sees both at the same index.
 	applyMu sync.Mutex
-	log     appliedLog
+	// log is the demo's and the tests' record of applied commands, bounded
+	// (the node sets applied_log_max_bytes).
+	log *appliedlog.Log
 }
 
 func newBookSM() *bookSM {
-	return &bookSM{StateMachine: rsm.New(orderbook.DefaultConfig(), nil)}
+	return &bookSM{StateMachine: rsm.New(orderbook.DefaultConfig(), nil), log: appliedlog.New(0)}
 }
 
 func (s *bookSM) Apply(index consensus.Index, cmd []byte) {
 	s.applyMu.Lock()
-	s.log.add(index, cmd)
+	s.log.Add(index, cmd)
 	s.StateMachine.Apply(index, cmd)
 	s.applyMu.Unlock()
 }
@@ -82,7 +50,7 @@ func (s *bookSM) Restore(index consensus.Index, snap []byte) error {
 	if err := s.StateMachine.Restore(index, snap); err != nil {
 		return err
 	}
-	s.log.restore(index)
+	s.log.Restore(index)
 	return nil
 }
 

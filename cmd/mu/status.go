@@ -13,14 +13,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rdmaconsensus/mu/clustertls"
+	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
 func newStatusCmd() *cobra.Command {
 	var (
-		path    string
-		addrs   []string
-		timeout time.Duration
+		path          string
+		addrs         []string
+		timeout       time.Duration
+		ca, cert, key string
 	)
 	c := &cobra.Command{
 		Use:   "status (--config FILE | --addr HOST:PORT,...)",
@@ -30,6 +33,7 @@ func newStatusCmd() *cobra.Command {
 			if path == "" && len(addrs) == 0 {
 				return errors.New("give --config (the nodes' client_address values are used) or --addr")
 			}
+			var dial endpoint.DialFunc
 			if path != "" {
 				cfg, err := LoadConfig(path)
 				if err != nil {
@@ -38,8 +42,20 @@ func newStatusCmd() *cobra.Command {
 				for _, p := range cfg.Peers {
 					addrs = append(addrs, p.ClientAddress)
 				}
+				creds, err := cfg.Credentials()
+				if err != nil {
+					return err
+				}
+				dial = tlsDial(creds, 0)
 			}
-			down := writeStatus(cmd.Context(), cmd.OutOrStdout(), addrs, timeout)
+			if ca != "" || cert != "" || key != "" {
+				creds, err := clustertls.LoadFiles(ca, cert, key)
+				if err != nil {
+					return err
+				}
+				dial = tlsDial(creds, 0)
+			}
+			down := writeStatus(cmd.Context(), cmd.OutOrStdout(), addrs, dial, timeout)
 			if down == len(addrs) {
 				return errors.New("no node answered")
 			}
@@ -49,16 +65,20 @@ func newStatusCmd() *cobra.Command {
 	c.Flags().StringVar(&path, "config", "", "a node config file of the cluster")
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "client endpoints to ask (host:port, comma-separated)")
 	c.Flags().DurationVar(&timeout, "timeout", time.Second, "how long to wait for each node")
+	c.Flags().StringVar(&ca, "ca", "", "cluster CA certificate, for TLS with --addr (--config brings its own)")
+	c.Flags().StringVar(&cert, "cert", "", "client certificate (mu certs issue --client NAME)")
+	c.Flags().StringVar(&key, "key", "", "client key")
 	return c
 }
 
 // writeStatus prints one row per node and returns how many did not answer.
-func writeStatus(ctx context.Context, w io.Writer, addrs []string, timeout time.Duration) (down int) {
+// dial reaches each node (nil: plain TCP).
+func writeStatus(ctx context.Context, w io.Writer, addrs []string, dial endpoint.DialFunc, timeout time.Duration) (down int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "node\taddress\trole\tleader\tcommit\tapplied\thealth\thardware\tpeer scores (0..15, * failed)")
 	var reasons []string
 	for _, a := range addrs {
-		c := newNodeClient(a)
+		c := newNodeClientDial(a, dial)
 		qctx, cancel := context.WithTimeout(ctx, timeout)
 		st, err := c.status(qctx)
 		cancel()

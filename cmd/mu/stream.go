@@ -83,9 +83,13 @@ func (c *client) submit(ctx context.Context, cmd []byte) (ack, error) {
 }
 
 // nodeLog is what a replica applied, for verification.
+// Entries at or below from() were not kept one by one: they came in a
+// snapshot, or the bounded log dropped them; the book digest covers them.
 type nodeLog struct {
 	Entries    []appliedEntry
 	RestoredAt consensus.Index
+	// TrimmedAt is the newest index the bounded applied log dropped.
+	TrimmedAt consensus.Index `json:",omitempty"`
 	// StateDigest hashes the order book's canonical snapshot; equal books
 	// at equal indexes have equal digests.
 	StateDigest uint64
@@ -96,6 +100,8 @@ type nodeLog struct {
 // index on every survivor, and that the survivors applied identical
 // sequences of commands (over the range each saw one by one) and hold
 // identical books.
+func (l nodeLog) from() consensus.Index { return max(l.RestoredAt, l.TrimmedAt) }
+
 func verifyLogs(acked []ack, logs map[rdma.NodeID]nodeLog) error {
 	ids := slices.Sorted(func(yield func(rdma.NodeID) bool) {
 		for id := range logs {
@@ -116,8 +122,8 @@ func verifyLogs(acked []ack, logs map[rdma.NodeID]nodeLog) error {
 		missing := 0
 		var first ack
 		for _, a := range acked {
-			if a.Index <= l.RestoredAt {
-				continue // inside the snapshot it restored; checked through the book digest
+			if a.Index <= l.from() {
+				continue // restored from a snapshot or trimmed; checked through the book digest
 			}
 			if !slices.ContainsFunc(at[a.Index], func(c []byte) bool { return string(c) == string(a.Cmd) }) {
 				if missing == 0 {
@@ -133,7 +139,7 @@ func verifyLogs(acked []ack, logs map[rdma.NodeID]nodeLog) error {
 	ref := logs[ids[0]]
 	for _, id := range ids[1:] {
 		l := logs[id]
-		from := max(ref.RestoredAt, l.RestoredAt)
+		from := max(ref.from(), l.from())
 		na, sa := digest(ref.Entries, from)
 		nb, sb := digest(l.Entries, from)
 		if na != nb || sa != sb {

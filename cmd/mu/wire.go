@@ -1,85 +1,26 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"sync"
-	"time"
 
+	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
-// The client endpoint speaks length-prefixed frames over TCP: a 4-byte
-// little-endian length of what follows, then a 1-byte type and the body.
-// A connection carries one request at a time.
+// The client endpoint's protocol and server are package endpoint's.
 const (
-	reqPropose byte = 1 // body: the command
-	reqStatus  byte = 2 // body: empty
-	reqLog     byte = 3 // body: empty
-	reqRejoin  byte = 4 // body: u16 id of a restarted peer that waits to be dialed
-	reqTerms   byte = 5 // body: empty; the leader-change history alone
+	reqPropose = endpoint.ReqPropose
+	reqStatus  = endpoint.ReqStatus
+	reqLog     = endpoint.ReqLog
+	reqRejoin  = endpoint.ReqRejoin
+	reqTerms   = endpoint.ReqTerms
 
-	respOK        byte = 0x81 // body: u64 index (propose), or JSON (status, log), or empty
-	respNotLeader byte = 0x82 // body: u16 leader, u8 known, then the leader's client address
-	respError     byte = 0x83 // body: u8 code, then a message
+	respOK = endpoint.RespOK
 )
-
-// Error codes in respError.
-const (
-	codeOther          byte = 0
-	codeUnknownOutcome byte = 1 // leadership lost after the write: resend
-	codeFenced         byte = 2
-	codeStopped        byte = 3 // not running yet, or shutting down
-	codeTooLarge       byte = 4
-	codeQueueFull      byte = 5
-	codeTimeout        byte = 6
-)
-
-// maxFrameBytes bounds a frame: a proposal is at most a slot's payload,
-// a log answer may carry the whole applied log.
-const maxFrameBytes = 256 << 20
-
-func writeFrame(w *bufio.Writer, typ byte, body []byte) error {
-	var h [5]byte
-	binary.LittleEndian.PutUint32(h[:4], uint32(len(body)+1))
-	h[4] = typ
-	if _, err := w.Write(h[:]); err != nil {
-		return err
-	}
-	if _, err := w.Write(body); err != nil {
-		return err
-	}
-	return w.Flush()
-}
-
-// readFrame reads one frame into buf (grown as needed).
-func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, buf, err
-	}
-	n := binary.LittleEndian.Uint32(h[:])
-	if n < 1 || n > maxFrameBytes {
-		return 0, buf, fmt.Errorf("frame length %d outside 1..%d", n, maxFrameBytes)
-	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, buf, err
-	}
-	return buf[0], buf[1:], nil
-}
 
 // nodeStatus is what `mu status` shows of one node.
 type nodeStatus struct {
@@ -117,94 +58,29 @@ type logAnswer struct {
 	Terms []failoverSteps `json:"terms"`
 }
 
-// nodeClient is one TCP connection to a node's client endpoint.
-type nodeClient struct {
-	addr string
-	mu   sync.Mutex
-	conn net.Conn
-	r    *bufio.Reader
-	w    *bufio.Writer
-	buf  []byte
+// nodeClient is one connection to a node's client endpoint.
+type nodeClient struct{ c *endpoint.Client }
+
+func newNodeClient(addr string) *nodeClient { return newNodeClientDial(addr, nil) }
+
+// newNodeClientDial dials with dial (nil: plain TCP).
+func newNodeClientDial(addr string, dial endpoint.DialFunc) *nodeClient {
+	return &nodeClient{endpoint.NewClient(addr, dial)}
 }
 
-func newNodeClient(addr string) *nodeClient { return &nodeClient{addr: addr} }
-
-func (c *nodeClient) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.drop()
-}
-
-func (c *nodeClient) drop() {
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
+// tlsDial is the DialFunc to reach node want (0: any node) with creds,
+// or nil (plain TCP) without credentials.
+func tlsDial(creds *clustertls.Credentials, want rdma.NodeID) endpoint.DialFunc {
+	if creds == nil {
+		return nil
 	}
+	return endpoint.DialTLS(creds.ClientConfig(want))
 }
 
-// call sends one request and reads the answer. A transport failure or a
-// deadline drops the connection (an answer may still be in flight on it);
-// the next call dials again.
+func (c *nodeClient) close() { c.c.Close() }
+
 func (c *nodeClient) call(ctx context.Context, typ byte, body []byte) (byte, []byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.conn == nil {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", c.addr)
-		if err != nil {
-			return 0, nil, err
-		}
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		c.conn, c.r, c.w = conn, bufio.NewReader(conn), bufio.NewWriter(conn)
-	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = time.Time{}
-	}
-	_ = c.conn.SetDeadline(dl)
-	if err := writeFrame(c.w, typ, body); err != nil {
-		c.drop()
-		return 0, nil, err
-	}
-	rt, rb, err := readFrame(c.r, c.buf)
-	if err != nil {
-		c.drop()
-		if ctx.Err() != nil {
-			return 0, nil, ctx.Err()
-		}
-		return 0, nil, err
-	}
-	c.buf = rb[:0]
-	// The answer is copied: c.buf is reused by the next call, which may
-	// come from another goroutine as soon as the lock is released.
-	return rt, bytes.Clone(rb), nil
-}
-
-// errNodeOutcome is a node's error answer, with the sentinel it matches.
-type errNodeOutcome struct {
-	code byte
-	msg  string
-}
-
-func (e *errNodeOutcome) Error() string { return e.msg }
-func (e *errNodeOutcome) Is(t error) bool {
-	switch e.code {
-	case codeUnknownOutcome:
-		return t == consensus.ErrLeadershipLost
-	case codeFenced:
-		return t == consensus.ErrFenced
-	case codeStopped:
-		return t == consensus.ErrStopped
-	case codeTooLarge:
-		return t == consensus.ErrTooLarge
-	case codeQueueFull:
-		return t == consensus.ErrQueueFull
-	case codeTimeout:
-		return t == context.DeadlineExceeded
-	}
-	return false
+	return c.c.Call(ctx, typ, body)
 }
 
 // propose asks the node to replicate cmd.
@@ -213,24 +89,7 @@ func (c *nodeClient) propose(ctx context.Context, cmd []byte) (consensus.Index, 
 	if err != nil {
 		return 0, err
 	}
-	switch t {
-	case respOK:
-		if len(b) != 8 {
-			return 0, fmt.Errorf("propose answer of %d bytes", len(b))
-		}
-		return consensus.Index(binary.LittleEndian.Uint64(b)), nil
-	case respNotLeader:
-		if len(b) < 3 {
-			return 0, errors.New("short not-leader answer")
-		}
-		return 0, &consensus.NotLeaderError{Leader: rdma.NodeID(binary.LittleEndian.Uint16(b)), Known: b[2] == 1}
-	case respError:
-		if len(b) < 1 {
-			return 0, errors.New("short error answer")
-		}
-		return 0, &errNodeOutcome{b[0], string(b[1:])}
-	}
-	return 0, fmt.Errorf("unexpected answer type %#x", t)
+	return endpoint.DecodeProposeAnswer(t, b)
 }
 
 func (c *nodeClient) jsonCall(ctx context.Context, typ byte, v any) error {
@@ -238,11 +97,8 @@ func (c *nodeClient) jsonCall(ctx context.Context, typ byte, v any) error {
 	if err != nil {
 		return err
 	}
-	if t == respError && len(b) > 0 {
-		return &errNodeOutcome{b[0], string(b[1:])}
-	}
-	if t != respOK {
-		return fmt.Errorf("unexpected answer type %#x", t)
+	if b, err = endpoint.DecodeBodyAnswer(t, b); err != nil {
+		return err
 	}
 	return json.Unmarshal(b, v)
 }
@@ -266,15 +122,10 @@ func (c *nodeClient) terms(ctx context.Context) ([]failoverSteps, error) {
 }
 
 func (c *nodeClient) rejoin(ctx context.Context, id rdma.NodeID) error {
-	t, b, err := c.call(ctx, reqRejoin, binary.LittleEndian.AppendUint16(nil, uint16(id)))
+	t, b, err := c.call(ctx, reqRejoin, endpoint.EncodeRejoin(id))
 	if err != nil {
 		return err
 	}
-	if t != respOK {
-		if t == respError && len(b) > 0 {
-			return &errNodeOutcome{b[0], string(b[1:])}
-		}
-		return fmt.Errorf("unexpected answer type %#x", t)
-	}
-	return nil
+	_, err = endpoint.DecodeBodyAnswer(t, b)
+	return err
 }
