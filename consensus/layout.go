@@ -276,14 +276,18 @@ func sealSlot(buf []byte, index, proposal, hint uint64, n int) uint64 {
 
 // decodeSlot classifies buf (one slot stride) for the expected index.
 //
-// A whole header for index whose trailer does not prove a complete write
-// of that index is a write that never completed here: the first write of
-// the index cut short, or a rewrite under a newer proposal cut short. A
-// leader writes a new value over an index only when its recovery found no
-// chosen value there (once one is chosen every later leader writes that
-// same value, which leaves the slot whole: see the trailer case), so what
-// such a write destroyed was never chosen, and the slot is empty. A slot
-// with signs of a complete write of the index and one bad word is damaged.
+// The header is the last write that reached the ring position (writes land
+// in address order). A whole header of another index says this index is
+// not here. A whole header for index whose trailer does not prove a
+// complete write of it is a write that never completed here: the first
+// write of the index cut short, or a rewrite under a newer proposal cut
+// short. A leader writes over a ring position only what its recovery
+// allows: once a value is chosen at an index every later leader writes
+// that same value (which leaves the slot whole, see the trailer case), and
+// it overwrites the position with another index only when no value there
+// was chosen. So what such a write destroyed was never chosen, and the
+// slot is empty. A slot with signs of a complete write of the index and one
+// bad word is damaged: recovery must not read it as empty.
 func decodeSlot(buf []byte, index uint64, maxPayload int) (slotView, slotState) {
 	got := le.Uint64(buf[slotIndexOff:])
 	prop := le.Uint64(buf[slotProposalOff:])
@@ -294,26 +298,24 @@ func decodeSlot(buf []byte, index uint64, maxPayload int) (slotView, slotState) 
 	if crc32.Checksum(buf[:slotCheckOff], castagnoli) != le.Uint32(buf[slotCheckOff:]) || int64(n) > int64(maxPayload) {
 		return slotView{}, slotDamaged
 	}
-	if got > index {
-		return slotView{index: got}, slotReplaced
+	if got != index {
+		if got > index {
+			return slotView{index: got}, slotReplaced
+		}
+		// The last write to land here was of an earlier lap, whole or
+		// not: this index was never written here since (its header
+		// would have replaced this one first).
+		return slotView{}, slotEmpty
 	}
 	total := encodedSlotBytes(int(n))
 	t := buf[total-slotTrailer:]
 	sealed, crc, canary := le.Uint64(t), le.Uint32(t[8:]), le.Uint32(t[12:])
 	payload := buf[slotHeaderBytes : slotHeaderBytes+int(n)]
 	if canary != slotCanary(got, sealed) {
-		if got < index {
-			return slotView{}, slotDamaged
-		}
 		if canary == slotCanary(got, prop) || sealed == prop && crc32.Checksum(payload, castagnoli) == crc {
 			return slotView{}, slotDamaged // one bad word in a complete slot
 		}
 		return slotView{}, slotEmpty // a write of index that never completed here
-	}
-	if got < index {
-		// A whole slot of an earlier lap: this index was never written
-		// here (its header would have replaced this one first).
-		return slotView{}, slotEmpty
 	}
 	if crc32.Checksum(payload, castagnoli) != crc {
 		switch {

@@ -265,7 +265,10 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if ok+1 < r.q {
 			return wake
 		}
-		r.el.start = max(r.commit, r.applied) + 1
+		// From the first index not applied here, not the first not known
+		// committed: a committed slot this replica never received whole
+		// would otherwise stay a hole in the new leader's own log.
+		r.el.start = r.applied + 1
 		r.el.cursor = r.el.start
 		for i := range r.peers {
 			p := &r.peers[i]
