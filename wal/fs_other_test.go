@@ -1,0 +1,5 @@
+//go:build !linux
+
+package wal
+
+func isTmpfs(string) bool { return false }
