@@ -823,6 +823,26 @@ func (r *Replica) reclaimable(index uint64) bool {
 	if r.applied < old {
 		return false
 	}
+	// A majority, counting this leader, must have applied the old
+	// occupant before its slot is reused: otherwise the only copies of a
+	// committed entry (in a log or in a state machine) could be on a
+	// minority, and a leader crash with its followers off the log would
+	// lose it.
+	have := 1
+	for i := range r.peers {
+		if r.peers[i].applied >= old {
+			have++
+		}
+	}
+	if have < r.q {
+		for i := range r.peers {
+			p := &r.peers[i]
+			if p.applied < old && p.state == peerReplicating && !p.headerInflight {
+				r.postHeaderRead(p) // learn its progress sooner
+			}
+		}
+		return false
+	}
 	for i := range r.peers {
 		p := &r.peers[i]
 		if p.sourcePending(old) {
