@@ -198,7 +198,7 @@ func TestApplyVerdictFromAnotherGoroutine(t *testing.T) {
 	}
 	old := leaderNow(nil)
 	_ = old.ProbeSummary()
-	old.ApplyVerdict(hwmon.Failed)
+	hwmon.Failed.Apply(old)
 	if _, err := old.Propose(ctx, []byte("x")); !errors.Is(err, ErrFenced) {
 		t.Fatalf("fenced leader: %v", err)
 	}

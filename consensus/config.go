@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/rdmaconsensus/mu/hwmon"
+	"github.com/rdmaconsensus/mu/hwmon/failslow"
 	"github.com/rdmaconsensus/mu/permissions"
 	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
@@ -89,15 +89,16 @@ type Config struct {
 	// FailSlow configures the leader's per-follower write-latency tracker
 	// (HDR histograms; a follower whose p99 exceeds WarnRatio or
 	// CriticalRatio times its own baseline is fail-slow). The zero value
-	// means hwmon.DefaultFailSlowConfig(). Its durations are read on the
-	// fabric's clock.
-	FailSlow hwmon.FailSlowConfig
+	// means failslow.DefaultConfig() (hwmon.DefaultFailSlowConfig is the
+	// same). Its durations are read on the fabric's clock.
+	FailSlow failslow.Config
 	// Verifier, when set, counts every slot this replica verifies before
 	// applying it and every checksum failure of its own log (read
 	// failures, as in Consul raft-wal's verifier), which is what the
 	// arbiter's log-checksum row reads. A peer's damaged copy seen during
-	// recovery is not counted: it is not this node's fault.
-	Verifier *hwmon.Verifier
+	// recovery is not counted: it is not this node's fault. An
+	// *hwmon.Verifier is one.
+	Verifier ChecksumRecorder
 
 	// PullScore and Permissions configure the failure detector and the
 	// permission manager New builds.
@@ -165,7 +166,7 @@ func DefaultConfig() Config {
 		LeaderBeatNs:         200_000,
 		LeaderStableNs:       0,
 		ProbeIntervalNs:      10_000_000,
-		FailSlow:             hwmon.DefaultFailSlowConfig(),
+		FailSlow:             failslow.DefaultConfig(),
 	}
 }
 
@@ -230,7 +231,7 @@ func (c *Config) Validate() error {
 	case c.ProbeIntervalNs < 0:
 		return cfgErr("ProbeIntervalNs", "must be >= 0 (0 disables probes), got %d", c.ProbeIntervalNs)
 	}
-	if c.FailSlow != (hwmon.FailSlowConfig{}) {
+	if c.FailSlow != (failslow.Config{}) {
 		if err := c.FailSlow.Validate(); err != nil {
 			return fmt.Errorf("%w: FailSlow: %w", ErrInvalidConfig, err)
 		}
@@ -257,9 +258,9 @@ func (c *Config) recoveryReadBytes() int {
 }
 
 // failSlowConfig is FailSlow with the zero value meaning the default.
-func (c *Config) failSlowConfig() hwmon.FailSlowConfig {
-	if c.FailSlow == (hwmon.FailSlowConfig{}) {
-		return hwmon.DefaultFailSlowConfig()
+func (c *Config) failSlowConfig() failslow.Config {
+	if c.FailSlow == (failslow.Config{}) {
+		return failslow.DefaultConfig()
 	}
 	return c.FailSlow
 }

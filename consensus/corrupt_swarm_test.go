@@ -23,7 +23,7 @@ func TestCorruptionSwarm200Seeds(t *testing.T) {
 			t.Error("no run fenced a replica: the flips never hit a committed slot before it was applied")
 		}
 	})
-	sim.Seeds(t, 200, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
 		t.Parallel()
 		c := newCluster(t, seed, 3, nil)
 		rng := rand.New(rand.NewPCG(seed, 0xf11b))

@@ -16,10 +16,25 @@
 // a completion is due, or a peer may have written the region. The simulator
 // (package sim) drives it in virtual time; Run drives it in real time on a
 // locked OS thread by busy-polling (DriveBusyPoll) or by yielding between
-// Steps on small hosts (DriveSpinYield). Propose blocks until commit;
-// Submit with SetResultHandler is the non-blocking form. Both copy the
-// payload into a preallocated ring drained by Step: no allocation per
-// proposal.
+// Steps on small hosts (DriveSpinYield); busy-polling drivers that would
+// leave the program no spare Go processor are refused (CheckBusyPoll).
+// Propose blocks until commit; Submit with SetResultHandler is the
+// non-blocking form. Both copy the payload into a preallocated ring
+// drained by Step: no allocation per proposal. ProposeResult also returns
+// what the state machine computed for the command, when it implements
+// ResultApplier (whose doc defines delivery across leader change and
+// snapshot restore).
+//
+// # Lifecycle
+//
+// Build the fabric and connect it first (New needs a replication
+// connection to every peer), then New, then Run on a goroutine of its own.
+// Close stops the replica: it waits for Run (and any Step) to return,
+// fails what is queued or in flight with ErrClosed, and is idempotent;
+// after it, proposals fail with ErrClosed and Step does nothing. Close the
+// fabric only after Close has returned: a driver still stepping would
+// touch released memory. Stats, IsLeader, CommitIndex, Propose and the
+// other accessors are safe from any goroutine at any time.
 //
 // # Region layout
 //
@@ -79,20 +94,23 @@
 // Layer 2 (probes): an idle leader commits an empty entry every
 // Config.ProbeIntervalNs (10 ms by default) and times every fast-path slot
 // write from post to completion on Step's clock (catch-up ranges are not
-// timed: their latency is queueing). Each follower's latency goes into an
-// hwmon.FailSlow tracker, fail-slow at 5x and critical at 10x its own
-// baseline p99: Replica.FollowerLatency reports it, OnWriteLatency and
+// timed: their latency is queueing). Each follower's latency goes into a
+// failslow.Tracker (hwmon.FailSlow is the same), fail-slow at 5x and
+// critical at 10x its own baseline p99: Replica.FollowerLatency reports it, OnWriteLatency and
 // OnProbeCommit export every sample, and Replica.ProbeSummary (passed with
 // hwmon.WithProbeSummary) gives the arbiter the probe commit p99 for its
 // probe-latency row. A slow follower does not slow commits while a
 // majority without it is fast: the leader commits on the first majority.
 //
-// Layer 3 (hardware): Replica.ApplyVerdict carries out the arbiter's
-// verdict. Failed fences: the heartbeat stops and the health word says
-// Fenced, so peers elect another leader on their next read; leadership is
-// given up and proposals fail with ErrFenced. Degraded advertises
-// Degraded: a degraded leader steps down once its detector names a healthy
-// live peer, which takes over, and keeps replicating as a follower. A checksum failure of the replica's own log fences
-// it as well and counts as a read failure in Config.Verifier, which the
-// arbiter's log-checksum row reads.
+// Layer 3 (hardware): the arbiter's verdict enters through Fence and
+// SetDegraded (hwmon's Verdict.Apply calls them), so consensus imports
+// none of the collectors. Failed fences: the heartbeat stops and the
+// health word says Fenced, so peers elect another leader on their next
+// read; leadership is given up and proposals fail with ErrFenced.
+// Degraded advertises Degraded: a degraded leader steps down once its
+// detector names a healthy live peer, which takes over, and keeps
+// replicating as a follower. A checksum failure of the replica's own log
+// fences it as well and counts as a read failure in Config.Verifier (a
+// ChecksumRecorder such as *hwmon.Verifier), which the arbiter's
+// log-checksum row reads.
 package consensus

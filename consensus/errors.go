@@ -21,8 +21,14 @@ var (
 	ErrTooLarge = errors.New("consensus: proposal too large")
 	// ErrQueueFull: SubmitQueue proposals are already waiting.
 	ErrQueueFull = errors.New("consensus: submission queue full")
-	// ErrStopped: the replica was closed.
+	// ErrStopped: Run returned (its context ended) with the proposal
+	// queued or in flight; its outcome is unknown.
 	ErrStopped = errors.New("consensus: replica stopped")
+	// ErrClosed: the replica was closed (Close). A proposal that was in
+	// flight may or may not have committed.
+	ErrClosed = errors.New("consensus: replica closed")
+	// ErrRunning: Run was called while another Run drives the replica.
+	ErrRunning = errors.New("consensus: replica already driven by Run")
 )
 
 // NotLeaderError is returned when a proposal reaches a replica that does not

@@ -296,3 +296,14 @@ func commitWord(r *Replica) uint64 {
 	v, _ := openWord(le.Uint64(r.region[hdrCommit:]))
 	return v
 }
+
+// seeds is n for a seeded simulator test, a twentieth of it (at least 5)
+// under the race detector: the simulator steps every replica on one
+// goroutine, so more seeds teach the detector little while each costs
+// about ten times as much; the full count runs without -race.
+func seeds(n int) int {
+	if raceEnabled {
+		return max(n/20, 5)
+	}
+	return n
+}

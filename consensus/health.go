@@ -4,7 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rdmaconsensus/mu/hwmon"
+	"github.com/rdmaconsensus/mu/hwmon/failslow"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -20,17 +20,17 @@ type FollowerLatency struct {
 	Learning      bool
 	// Level is Warn past FailSlow.WarnRatio times the baseline, Critical
 	// past CriticalRatio (with hysteresis); FailSlow is Level >= Warn.
-	Level    hwmon.Severity
+	Level    failslow.Severity
 	FailSlow bool
 }
 
 // tracker returns the tracker in t, making it on first use (Validate
 // checked the configuration).
-func (r *Replica) tracker(t *atomic.Pointer[hwmon.FailSlow]) *hwmon.FailSlow {
+func (r *Replica) tracker(t *atomic.Pointer[failslow.Tracker]) *failslow.Tracker {
 	if f := t.Load(); f != nil {
 		return f
 	}
-	f, err := hwmon.NewFailSlow(r.cfg.failSlowConfig())
+	f, err := failslow.New(r.cfg.failSlowConfig())
 	if err != nil {
 		panic("consensus: FailSlow config passed Validate but not NewFailSlow: " + err.Error())
 	}
@@ -39,7 +39,7 @@ func (r *Replica) tracker(t *atomic.Pointer[hwmon.FailSlow]) *hwmon.FailSlow {
 }
 
 // status reads a tracker at Step's latest clock; nil before its first use.
-func (r *Replica) status(t *atomic.Pointer[hwmon.FailSlow]) []hwmon.PeerStatus {
+func (r *Replica) status(t *atomic.Pointer[failslow.Tracker]) []failslow.PeerStatus {
 	if f := t.Load(); f != nil {
 		return f.Status(time.Unix(0, r.nowA.Load()))
 	}
@@ -99,7 +99,7 @@ func (r *Replica) FollowerLatency() []FollowerLatency {
 			if s.Peer == int(fl.Peer) {
 				fl.Samples, fl.P99Ns, fl.BaselineP99Ns = s.Samples, s.P99Ns, s.BaselineP99Ns
 				fl.SlowdownRatio, fl.Learning, fl.Level = s.SlowdownRatio, s.Learning, s.Level
-				fl.FailSlow = s.Level >= hwmon.Warn
+				fl.FailSlow = s.Level >= failslow.Warn
 			}
 		}
 		out = append(out, fl)
@@ -126,27 +126,9 @@ func (r *Replica) probeP99() (p99Ns, samples int64) {
 // (pass it with hwmon.WithProbeSummary): the probe commit p99 for the
 // probe-latency row and each follower's fail-slow state, all measured on
 // the fabric's clock. Safe from any goroutine.
-func (r *Replica) ProbeSummary() hwmon.ProbeSummary {
-	var s hwmon.ProbeSummary
+func (r *Replica) ProbeSummary() failslow.ProbeSummary {
+	var s failslow.ProbeSummary
 	s.P99Ns, s.Samples = r.probeP99()
 	s.Peers = r.status(&r.lat)
 	return s
-}
-
-// ApplyVerdict carries out the hardware arbiter's verdict (design §4):
-// Failed fences the replica (heartbeat stopped, Fenced advertised in the
-// health word, leadership given up, proposals refused with ErrFenced);
-// Degraded advertises Degraded, so a healthy live peer is preferred as
-// leader while this one keeps replicating; Healthy clears Degraded. A
-// fence is not undone by a later verdict. Safe from any goroutine: node
-// wiring calls it with every Report.Verdict.
-func (r *Replica) ApplyVerdict(v hwmon.Verdict) {
-	switch v {
-	case hwmon.Failed:
-		r.Fence()
-	case hwmon.Degraded:
-		r.SetDegraded(true)
-	default:
-		r.SetDegraded(false)
-	}
 }

@@ -164,7 +164,7 @@ func handoverBoundNs(cfg Config) int64 {
 
 // TestUncorrectableErrorOnLeaderMovesLeadership10Seeds: under a steady
 // load, the leader's EDAC reports an uncorrectable memory error; a real
-// arbiter turns the snapshot into Failed (memory UE row), ApplyVerdict
+// arbiter turns the snapshot into Failed (memory UE row), Verdict.Apply
 // fences the leader. A healthy replica must lead within handoverBoundNs
 // (about 0.7 ms with the test configuration), the fenced node refuses
 // proposals and no longer leads, and every acknowledged put is applied on
@@ -191,7 +191,7 @@ func TestUncorrectableErrorOnLeaderMovesLeadership10Seeds(t *testing.T) {
 			t.Fatalf("EDAC UE judged %v: %v", rep.Verdict, rep.Reasons)
 		}
 		at := c.w.Now()
-		c.reps[old].ApplyVerdict(rep.Verdict)
+		rep.Verdict.Apply(c.reps[old])
 		if err := c.reps[old].Submit([]byte("x"), 0); !errors.Is(err, ErrFenced) {
 			t.Fatalf("fenced leader accepted a proposal at once: %v", err)
 		}
@@ -246,7 +246,7 @@ func TestUncorrectableErrorOnLeaderMovesLeadership10Seeds(t *testing.T) {
 
 // TestCriticalCEVerdictDegradesLeader5Seeds: a corrected-error storm on
 // the leader (1000 CEs within the arbiter's day window: critical above
-// 100/day) is judged Degraded; ApplyVerdict hands leadership to a healthy
+// 100/day) is judged Degraded; Verdict.Apply hands leadership to a healthy
 // replica within handoverBoundNs (the degraded leader steps down once its
 // detector names the healthy peer, so no write of it is in flight to be
 // refused), while the degraded node keeps replicating (it applies what the
@@ -268,7 +268,7 @@ func TestCriticalCEVerdictDegradesLeader5Seeds(t *testing.T) {
 			t.Fatalf("CE storm judged %v: %v", rep.Verdict, rep.Reasons)
 		}
 		at := c.w.Now()
-		c.reps[old].ApplyVerdict(rep.Verdict)
+		rep.Verdict.Apply(c.reps[old])
 		var nl rdma.NodeID
 		if !c.w.RunUntil(func() bool { var ok bool; nl, ok = c.leader(); return ok && nl != old }, at+20_000_000) {
 			t.Fatalf("degraded leader %d still leads 20 ms after the verdict; %v", old, c.leaderLog)

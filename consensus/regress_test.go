@@ -65,7 +65,7 @@ func others(c *cluster, id rdma.NodeID) []rdma.NodeID {
 // (a 10 ms election timeout outlasts the 5.5 to 8.5 ms cut), so it reads
 // the followers' headers again.
 func TestDeposedLeaderDoesNotCommitFromHeader200Seeds(t *testing.T) {
-	sim.Seeds(t, 200, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runRegression(t, seed, 3, func(cfg *Config) { cfg.ElectionTimeoutNs = slowGiveUpNs }, func(s *swarm, rng *rand.Rand) {
 			c, w := s.c, s.c.w
@@ -89,7 +89,7 @@ func TestDeposedLeaderDoesNotCommitFromHeader200Seeds(t *testing.T) {
 // A slot that reads as neither complete nor provably empty must not count
 // as never accepted: the entry must survive.
 func TestDamagedSlotWordIsNotEmpty200Seeds(t *testing.T) {
-	sim.Seeds(t, 200, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
 		t.Parallel()
 		// The log holds what the leader commits while the follower is
 		// away, so that follower lags but can still lead.
@@ -134,7 +134,7 @@ func TestDamagedSlotWordIsNotEmpty200Seeds(t *testing.T) {
 // applied index, across the hole. A hole below the snapshot index is not
 // corruption: X must not fence itself.
 func TestSnapshotHolesDoNotFenceLeader200Seeds(t *testing.T) {
-	sim.Seeds(t, 200, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runRegression(t, seed, 5, nil, func(s *swarm, rng *rand.Rand) {
 			c, w := s.c, s.c.w
@@ -184,7 +184,7 @@ func TestSnapshotHolesDoNotFenceLeader200Seeds(t *testing.T) {
 // not corruption: no replica may fence on it. Both crashed replicas
 // restart 1 to 3 ms later.
 func TestInterruptedRewriteDoesNotFence200Seeds(t *testing.T) {
-	sim.Seeds(t, 200, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runRegression(t, seed, 5, bigSlots, func(s *swarm, rng *rand.Rand) {
 			c, w := s.c, s.c.w

@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"sync"
 	"sync/atomic"
 
-	"github.com/rdmaconsensus/mu/hwmon"
+	"github.com/rdmaconsensus/mu/hwmon/failslow"
 	"github.com/rdmaconsensus/mu/permissions"
 	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
@@ -197,6 +198,8 @@ type Replica struct {
 	lastRequestAt int64
 
 	ring      *submitRing
+	ra        ResultApplier // sm's result form, nil if it has none
+	raScratch []byte        // results of commands no proposer waits for here
 	onResult  ResultFunc
 	waiters   []waiter
 	wHead     int
@@ -215,13 +218,26 @@ type Replica struct {
 	// layer 2: write latency per follower and probe commit latency, made
 	// on the first observation (only a leader observes; each costs a few
 	// hundred KB of histograms)
-	lat        atomic.Pointer[hwmon.FailSlow]
-	probeLat   atomic.Pointer[hwmon.FailSlow] // keyed by this replica's id
-	nowA       atomic.Int64                   // Step's clock, for the latency accessors
-	lastSlotAt int64                          // when this leader last wrote a new slot
-	probeIndex uint64                         // outstanding probe, 0 if none
+	lat        atomic.Pointer[failslow.Tracker]
+	probeLat   atomic.Pointer[failslow.Tracker] // keyed by this replica's id
+	nowA       atomic.Int64                     // Step's clock, for the latency accessors
+	lastSlotAt int64                            // when this leader last wrote a new slot
+	probeIndex uint64                           // outstanding probe, 0 if none
 	probeAt    int64
 	fenceReq   atomic.Bool // Fence was called; Step carries it out
+
+	// Lifecycle. stepMu is held by every Step and by Run for as long as
+	// it drives, so Close, which takes it, returns only once no Step can
+	// touch the region again.
+	stepMu  sync.Mutex
+	closing atomic.Bool // Close was called: Run returns, Step does nothing
+	closed  bool        // under stepMu: queued proposals were failed
+	running atomic.Bool // a Run is driving
+
+	// Stats as of the end of the latest Step, for readers on any
+	// goroutine (the driver's own counters are not synchronised).
+	statsMu  sync.Mutex
+	statsPub Stats
 }
 
 // NewWithSeams builds a replica over fabric f with a caller-supplied
@@ -271,6 +287,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	r.scratch = make([]uint64, r.n)
 	r.el.members = make([]bool, r.n)
 	r.ring = newSubmitRing(cfg.SubmitQueue, cfg.MaxProposalBytes())
+	r.ra, _ = sm.(ResultApplier)
 	r.waiters = make([]waiter, cfg.SubmitQueue)
 	r.next = 1
 	r.scanPos = 1
@@ -306,12 +323,22 @@ func (r *Replica) AppliedIndex() Index { return Index(r.appliedA.Load()) }
 // Fenced reports whether the replica fenced itself (safe from any goroutine).
 func (r *Replica) Fenced() bool { return r.fencedA.Load() }
 
-// Stats returns a copy of the counters. Call it from the driving goroutine
-// (or when the replica is not being stepped).
+// Stats returns the counters as of the end of the latest Step. Safe from
+// any goroutine.
 func (r *Replica) Stats() Stats {
-	s := r.stats
-	s.Commit = r.commit
+	r.statsMu.Lock()
+	s := r.statsPub
+	r.statsMu.Unlock()
 	return s
+}
+
+// publishStats copies the driver's counters for Stats: one uncontended
+// lock and a copy per Step, no allocation.
+func (r *Replica) publishStats() {
+	r.statsMu.Lock()
+	r.statsPub = r.stats
+	r.statsPub.Commit = r.commit
+	r.statsMu.Unlock()
 }
 
 // Leader returns the detector's current leader choice.
@@ -366,20 +393,38 @@ func (r *Replica) setHealth(h Health) {
 // allocated per call on success. A replica that is not the leader returns a
 // *NotLeaderError (errors.Is(err, ErrNotLeader)).
 func (r *Replica) Propose(ctx context.Context, data []byte) (Index, error) {
+	idx, _, err := r.propose(ctx, data, nil, false)
+	return idx, err
+}
+
+// ProposeResult is Propose that also returns the state machine's result
+// for the command (see ResultApplier for when one is delivered), appended
+// to out[:0]: with enough capacity in out nothing is allocated. Without a
+// ResultApplier the result is empty.
+func (r *Replica) ProposeResult(ctx context.Context, data, out []byte) (Index, []byte, error) {
+	return r.propose(ctx, data, out, true)
+}
+
+func (r *Replica) propose(ctx context.Context, data, out []byte, wantResult bool) (Index, []byte, error) {
 	if err := r.checkProposal(data); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	id, err := r.ring.claim(data, 0, true)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	c := &r.ring.cells[id]
 	select {
 	case res := <-c.done:
+		if wantResult && res.err == nil {
+			out = append(out[:0], c.result...)
+		} else {
+			out = nil
+		}
 		r.ring.mu.Lock()
 		r.ring.release(id)
 		r.ring.mu.Unlock()
-		return res.index, res.err
+		return res.index, out, res.err
 	case <-ctx.Done():
 		r.ring.mu.Lock()
 		select {
@@ -389,7 +434,7 @@ func (r *Replica) Propose(ctx context.Context, data []byte) (Index, error) {
 			c.wait = false // the deliverer frees it
 		}
 		r.ring.mu.Unlock()
-		return 0, ctx.Err()
+		return 0, nil, ctx.Err()
 	}
 }
 
@@ -413,6 +458,9 @@ type ResultFunc func(token uint64, index Index, err error)
 func (r *Replica) SetResultHandler(fn ResultFunc) { r.onResult = fn }
 
 func (r *Replica) checkProposal(data []byte) error {
+	if r.closing.Load() {
+		return ErrClosed
+	}
 	if max := r.cfg.MaxProposalBytes(); len(data) > max {
 		return fmt.Errorf("%w: %d bytes, MaxProposalBytes is %d", ErrTooLarge, len(data), max)
 	}
@@ -449,8 +497,19 @@ func (r *Replica) deliver(id int32, index uint64, err error) {
 // completions, steps the detector and permission manager, learns the
 // commit index, applies, and does the work of its role. It returns the
 // absolute time it next wants to run; call it sooner when a completion or
-// a peer's write may have arrived.
+// a peer's write may have arrived. After Close it does nothing; while Run
+// drives the replica it waits for Run to return.
 func (r *Replica) Step(now int64) (nextWakeNs int64) {
+	r.stepMu.Lock()
+	defer r.stepMu.Unlock()
+	if r.closing.Load() {
+		return now + r.cfg.MaxIdleNs
+	}
+	return r.step(now)
+}
+
+// step is Step under stepMu.
+func (r *Replica) step(now int64) (nextWakeNs int64) {
 	r.now = now
 	r.nowA.Store(now)
 	if r.fenceReq.Load() {
@@ -502,6 +561,7 @@ func (r *Replica) Step(now int64) (nextWakeNs int64) {
 	}
 	r.commitA.Store(r.commit)
 	r.appliedA.Store(r.applied)
+	r.publishStats()
 	if wake <= now {
 		wake = now + 1
 	}
@@ -830,9 +890,23 @@ func (r *Replica) reportCorrupt(i uint64) {
 // applySlot applies the commands of slot i, whose framing applyCommitted
 // has checked.
 func (r *Replica) applySlot(i uint64, payload []byte) {
+	// The waiters of slot i, in order, proposed its commands in order
+	// (proposeQueued drained them so); a slot written in an earlier term
+	// has none.
+	w, left := r.wHead, r.wLen
 	forEachCommand(payload, func(cmd []byte) {
-		r.sm.Apply(Index(i), cmd)
 		r.stats.Commands++
+		if r.ra == nil {
+			r.sm.Apply(Index(i), cmd)
+			return
+		}
+		if left > 0 && r.waiters[w].index == i {
+			c := &r.ring.cells[r.waiters[w].cell]
+			c.result = r.ra.ApplyResult(Index(i), cmd, c.result[:0])
+			w, left = (w+1)%len(r.waiters), left-1
+			return
+		}
+		r.raScratch = r.ra.ApplyResult(Index(i), cmd, r.raScratch[:0])
 	})
 	r.applied = i
 	r.behind = false

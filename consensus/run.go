@@ -2,8 +2,31 @@ package consensus
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
+	"sync/atomic"
 )
+
+// ErrTooFewProcs: busy-polling drivers would leave the rest of the
+// program without a Go processor (see CheckBusyPoll).
+var ErrTooFewProcs = errors.New("consensus: too few Go processors for busy-polling drivers")
+
+// busyPollers counts the Runs in DriveBusyPoll in this process.
+var busyPollers atomic.Int64
+
+// CheckBusyPoll reports whether pollers busy-polling drivers can run in
+// this process: each owns a Go processor for as long as it runs, and
+// proposers, timers and the fabric need at least one more. With fewer,
+// proposals stall without an error, so Run in DriveBusyPoll refuses to
+// start; call it first to refuse a configuration before anything starts.
+func CheckBusyPoll(pollers int) error {
+	if procs := runtime.GOMAXPROCS(0); procs < pollers+1 {
+		return fmt.Errorf("%w: %d busy-polling drivers need GOMAXPROCS >= %d, it is %d; drive with DriveSpinYield or raise GOMAXPROCS",
+			ErrTooFewProcs, pollers, pollers+1, procs)
+	}
+	return nil
+}
 
 // DriveMode selects how Run spends the time between Steps.
 type DriveMode uint8
@@ -19,43 +42,89 @@ const (
 	DriveSpinYield
 )
 
-// Run drives the replica in real time until ctx ends: it locks the calling
-// goroutine to its OS thread and calls Step with the fabric's clock in a
-// loop. It returns ctx's error. Proposals still queued when it returns fail
-// with ErrStopped. Step must not be called elsewhere while Run runs.
+// Run drives the replica in real time until ctx ends or Close is called:
+// it locks the calling goroutine to its OS thread and calls Step with the
+// fabric's clock in a loop. It returns ctx's error, or ErrClosed after
+// Close, or ErrRunning if another Run drives the replica, or at once
+// ErrTooFewProcs when DriveBusyPoll would take the last Go processor (see
+// CheckBusyPoll). Proposals still
+// queued when ctx ends fail with ErrStopped (after Close, ErrClosed).
+// Step must not be called elsewhere while Run runs.
 func (r *Replica) Run(ctx context.Context, mode DriveMode) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer r.running.Store(false)
+	if r.closing.Load() {
+		return ErrClosed
+	}
+	if mode == DriveBusyPoll {
+		n := busyPollers.Add(1)
+		defer busyPollers.Add(-1)
+		if err := CheckBusyPoll(int(n)); err != nil {
+			return err
+		}
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// Held for the whole run: Close waits on it, so once Close returns
+	// no Step touches the fabric's memory.
+	r.stepMu.Lock()
+	defer r.stepMu.Unlock()
 	done := ctx.Done()
 	for iter := uint64(0); ; iter++ {
-		// Checking the context costs a channel poll; every 64 Steps keeps
-		// the loop tight and shutdown prompt (well under a millisecond).
+		// Checking costs a channel poll; every 64 Steps keeps the loop
+		// tight and shutdown prompt (well under a millisecond).
 		if iter%64 == 0 {
+			if r.closing.Load() {
+				return ErrClosed // Close fails what is queued
+			}
 			select {
 			case <-done:
-				r.stop()
+				r.stop(ErrStopped)
 				return ctx.Err()
 			default:
 			}
 		}
-		r.Step(r.f.Now())
+		r.step(r.f.Now())
 		if mode == DriveSpinYield {
 			runtime.Gosched()
 		}
 	}
 }
 
-// stop fails every queued and in-flight proposal with ErrStopped and
-// refuses new ones.
-func (r *Replica) stop() {
+// Close stops the replica for good: it makes Run return and waits for it
+// (and for any Step in progress), then fails every queued and in-flight
+// proposal with ErrClosed; later proposals fail with ErrClosed and Step
+// does nothing. Once it returns no Step touches the fabric, so the fabric
+// may be closed. It is idempotent and safe from any goroutine except from
+// inside a Step (a StateMachine or Config callback), where it would wait
+// for itself. It does not close the fabric, which the caller owns.
+func (r *Replica) Close() error {
+	r.closing.Store(true)
+	r.isLeader.Store(false) // refused from now on; peers elect another
+	r.stepMu.Lock()
+	defer r.stepMu.Unlock()
+	if !r.closed {
+		r.closed = true
+		r.stop(ErrClosed)
+	}
+	return nil
+}
+
+// stop fails every queued and in-flight proposal with err and refuses new
+// ones with it. The caller holds stepMu.
+func (r *Replica) stop(err error) {
 	r.ring.mu.Lock()
-	r.ring.stopped = true
+	if r.ring.stopErr == nil || err == ErrClosed {
+		r.ring.stopErr = err
+	}
 	r.ring.mu.Unlock()
 	for r.wLen > 0 {
 		w := r.waiters[r.wHead]
 		r.wHead = (r.wHead + 1) % len(r.waiters)
 		r.wLen--
-		r.deliver(w.cell, w.index, ErrStopped)
+		r.deliver(w.cell, w.index, err)
 	}
 	for {
 		r.ring.mu.Lock()
@@ -67,6 +136,6 @@ func (r *Replica) stop() {
 		if !ok {
 			return
 		}
-		r.deliver(id, 0, ErrStopped)
+		r.deliver(id, 0, err)
 	}
 }

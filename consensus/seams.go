@@ -55,6 +55,13 @@ type Permissions interface {
 	OnCompletion(c rdma.Completion)
 }
 
+// ChecksumRecorder counts verifications of this replica's own log
+// (Config.Verifier): ok false is a checksum failure where the slot had to
+// be whole. Called on the driving goroutine; it must not block.
+type ChecksumRecorder interface {
+	RecordRead(ok bool)
+}
+
 // StateMachine is the replicated application. Every replica calls Apply for
 // the same commands in the same order, exactly once each.
 type StateMachine interface {
@@ -68,6 +75,29 @@ type StateMachine interface {
 	// Restore replaces the state with a snapshot that covers every command
 	// up to and including index.
 	Restore(index Index, snapshot []byte) error
+}
+
+// ResultApplier is a StateMachine whose commands produce a result, such
+// as the fills of an order. When the state machine implements it, every
+// replica calls ApplyResult instead of Apply, and ProposeResult hands the
+// result to the proposer.
+//
+// Delivery: a result reaches the proposer only from the leader that wrote
+// the command, once it applied it: a nil error from ProposeResult always
+// comes with the command's result. A proposal whose outcome is unknown
+// (ErrLeadershipLost, ErrClosed, ErrStopped, a cancelled context) gets no
+// result even if it commits; every replica still applies it, and the
+// proposer learns its effect from the state machine (make commands
+// idempotent or carry a client sequence). Commands a replica receives
+// inside a snapshot (Restore) are never applied there one by one and
+// produce no result there; a leader never restores its own proposals.
+// Submit's ResultFunc carries no result.
+type ResultApplier interface {
+	// ApplyResult executes one committed command like Apply and appends
+	// its result to out, returning the extended slice (out is reused
+	// across commands: append to it rather than allocating, and keep no
+	// reference to it or to cmd).
+	ApplyResult(index Index, cmd []byte, out []byte) []byte
 }
 
 // Work request id layout: owner tag in the top 8 bits (design rule: 1 =

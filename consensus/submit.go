@@ -20,6 +20,9 @@ type submission struct {
 	done  chan proposalResult // for Propose: buffered 1
 	gen   uint64              // bumps on every claim
 	wait  bool                // a Propose is (or was) waiting on done
+	// result is what ResultApplier returned for this command: written
+	// by the driver before done is sent, read by the proposer after.
+	result []byte
 }
 
 // submitRing is the thread-safe path from proposers to the driver: proposers
@@ -32,7 +35,7 @@ type submitRing struct {
 	queue   []int32 // FIFO of cells waiting to be drained
 	qHead   int
 	qLen    int
-	stopped bool
+	stopErr error // non-nil once the driver stopped: why claims fail
 }
 
 func newSubmitRing(n, maxBytes int) *submitRing {
@@ -52,9 +55,10 @@ func newSubmitRing(n, maxBytes int) *submitRing {
 // claim copies data into a free cell and queues it. It returns the cell id.
 func (r *submitRing) claim(data []byte, token uint64, wait bool) (int32, error) {
 	r.mu.Lock()
-	if r.stopped {
+	if r.stopErr != nil {
+		err := r.stopErr
 		r.mu.Unlock()
-		return -1, ErrStopped
+		return -1, err
 	}
 	if len(r.free) == 0 {
 		r.mu.Unlock()
@@ -66,6 +70,7 @@ func (r *submitRing) claim(data []byte, token uint64, wait bool) (int32, error) 
 	c.n = copy(c.buf, data)
 	c.token = token
 	c.wait = wait
+	c.result = c.result[:0] // never a previous command's result
 	c.gen++
 	r.queue[(r.qHead+r.qLen)%len(r.queue)] = id
 	r.qLen++

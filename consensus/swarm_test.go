@@ -514,7 +514,7 @@ func checkLinearizable(t *testing.T, seed uint64, ops []*clientOp) {
 // not fenced converges to the same applied index and state within another
 // 60 ms. Seeds run in parallel.
 func TestSwarmSafety2000Seeds(t *testing.T) {
-	sim.Seeds(t, 2000, func(t *testing.T, seed uint64) {
+	sim.Seeds(t, seeds(2000), func(t *testing.T, seed uint64) {
 		t.Parallel()
 		runSwarm(t, seed, swarmOpts{faultNs: 10_000_000, livenessNs: 60_000_000})
 	})

@@ -102,8 +102,8 @@ func WithProbeSummary(fn func() ProbeSummary) MonitorOption {
 // Monitor runs the collectors on a cadence, feeds the Arbiter (together
 // with FailSlow and Verifier) and publishes the latest Report. It runs off
 // the replication hot path: node wiring reads Latest or Changes and hands
-// each verdict to consensus (Replica.ApplyVerdict), which maps Failed to
-// fence and Degraded to "not preferred as leader".
+// each verdict to consensus (Verdict.Apply on the Replica), which maps
+// Failed to fence and Degraded to "not preferred as leader".
 type Monitor struct {
 	cfg        Config
 	collectors []Collector

@@ -156,13 +156,6 @@ type CPUThrottle struct {
 	HasPackageInfo bool
 }
 
-// ProbeSummary is FailSlow's view at snapshot time.
-type ProbeSummary struct {
-	P99Ns   int64 // p99 of all followers' probe completions in the window
-	Samples int64
-	Peers   []PeerStatus
-}
-
 // ChecksumCounts are Verifier's cumulative counters.
 type ChecksumCounts struct {
 	ReadsTotal    uint64

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/rdmaconsensus/mu/hwmon/failslow"
 )
 
 // ErrUnavailable marks a signal that cannot be read on this machine.
@@ -12,7 +14,7 @@ import (
 var ErrUnavailable = errors.New("signal unavailable")
 
 // ErrInvalidConfig is wrapped by every configuration validation error.
-var ErrInvalidConfig = errors.New("hwmon: invalid config")
+var ErrInvalidConfig = failslow.ErrInvalidConfig
 
 // Verdict is the arbiter's decision for the local node.
 type Verdict int
@@ -27,6 +29,31 @@ const (
 	Failed
 )
 
+// Enforcer is what a verdict acts on; consensus.Replica is one. Both
+// methods must be safe from any goroutine.
+type Enforcer interface {
+	// Fence stops the node leading, applying and accepting proposals.
+	Fence()
+	// SetDegraded marks the node not preferred as leader (or clears it).
+	SetDegraded(on bool)
+}
+
+// Apply carries out v on r: Failed fences it (heartbeat stopped, Fenced
+// advertised, leadership given up, proposals refused); Degraded
+// advertises Degraded, so a healthy live peer is preferred as leader while
+// r keeps replicating; Healthy clears Degraded. A fence is not undone by a
+// later verdict. Node wiring calls it with every Report.Verdict.
+func (v Verdict) Apply(r Enforcer) {
+	switch v {
+	case Failed:
+		r.Fence()
+	case Degraded:
+		r.SetDegraded(true)
+	default:
+		r.SetDegraded(false)
+	}
+}
+
 func (v Verdict) String() string {
 	switch v {
 	case Healthy:
@@ -37,30 +64,6 @@ func (v Verdict) String() string {
 		return "Failed"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
-}
-
-// Severity grades a reason.
-type Severity int
-
-const (
-	// Info records something worth knowing (a counter reset) that is not a fault.
-	Info Severity = iota
-	// Warn crosses the warning threshold of a table row.
-	Warn
-	// Critical crosses the critical threshold of a table row.
-	Critical
-)
-
-func (s Severity) String() string {
-	switch s {
-	case Info:
-		return "info"
-	case Warn:
-		return "warn"
-	case Critical:
-		return "critical"
-	}
-	return fmt.Sprintf("Severity(%d)", int(s))
 }
 
 // Action is what the decision table asks for. Only ActionDegrade and

@@ -76,27 +76,3 @@ func (c *counterWindow) sum(now time.Time) uint64 {
 	}
 	return s
 }
-
-// levelFor grades value against warn and critical thresholds ("value >
-// threshold" crosses), with hysteresis against the previous level: a level
-// is kept until value falls to clearRatio of that level's threshold.
-// hasWarn false means the row has no warning level.
-func levelFor(prev Severity, value, warn, critical float64, hasWarn bool, clearRatio float64) Severity {
-	next := Info
-	switch {
-	case value > critical:
-		next = Critical
-	case hasWarn && value > warn:
-		next = Warn
-	}
-	if next >= prev {
-		return next
-	}
-	if prev == Critical && value > critical*clearRatio {
-		return Critical
-	}
-	if next < Warn && prev >= Warn && hasWarn && value > warn*clearRatio {
-		return Warn
-	}
-	return next
-}

@@ -287,6 +287,9 @@ func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int, readI
 	if drive != PollSpin && drive != PollSpinYield && drive != PollIdleSleep {
 		return nil, fmt.Errorf("--drive: %q is not %s, %s or %s", drive, PollSpin, PollSpinYield, PollIdleSleep)
 	}
+	if err := checkPollers(drive, n); err != nil {
+		return nil, fmt.Errorf("--drive: %w", err)
+	}
 	g := &verbsGroup{fabrics: map[rdma.NodeID]*verbs.Fabric{}, nodes: map[rdma.NodeID]*replicaNode{}}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))

@@ -286,6 +286,9 @@ func newInprocGroup(n int, drive string) (*inprocGroup, error) {
 // newInprocGroupWith is newInprocGroup with tweak applied to each
 // replica's config before it is built.
 func newInprocGroupWith(n int, drive string, tweak func(rdma.NodeID, *consensus.Config) error) (*inprocGroup, error) {
+	if err := checkPollers(drive, n); err != nil {
+		return nil, fmt.Errorf("--drive: %w", err)
+	}
 	g := &inprocGroup{nodes: map[rdma.NodeID]*replicaNode{}, drive: drive}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))

@@ -81,6 +81,19 @@ func driveMode(pollMode string) consensus.DriveMode {
 	return consensus.DriveBusyPoll
 }
 
+// checkPollers refuses, before anything starts, a busy-polling driver for
+// each of n replicas in this process that would leave no Go processor
+// for the rest (proposals would stall without an error).
+func checkPollers(pollMode string, n int) error {
+	if pollMode != PollSpin {
+		return nil
+	}
+	if err := consensus.CheckBusyPoll(n); err != nil {
+		return fmt.Errorf("poll_mode %s: %w", pollMode, err)
+	}
+	return nil
+}
+
 // nodeServer is a node's client endpoint.
 type nodeServer struct {
 	cfg     Config
@@ -166,7 +179,7 @@ func (s *nodeServer) answer(ctx context.Context, typ byte, body, out []byte) (by
 			return errAnswer(out, endpoint.CodeUnknownOutcome, err.Error())
 		case errors.Is(err, consensus.ErrFenced):
 			return errAnswer(out, endpoint.CodeFenced, err.Error())
-		case errors.Is(err, consensus.ErrStopped):
+		case errors.Is(err, consensus.ErrStopped), errors.Is(err, consensus.ErrClosed):
 			return errAnswer(out, endpoint.CodeStopped, err.Error())
 		case errors.Is(err, consensus.ErrTooLarge):
 			return errAnswer(out, endpoint.CodeTooLarge, err.Error())
@@ -326,6 +339,9 @@ func failSlowFlags(fl []consensus.FollowerLatency) map[rdma.NodeID]string {
 
 // runNode runs one replica until ctx ends.
 func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger) error {
+	if err := checkPollers(cfg.PollMode, 1); err != nil {
+		return err
+	}
 	self := cfg.Self()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -575,7 +591,7 @@ func (h *nodeHardware) start(ctx context.Context, r *consensus.Replica, logger *
 				if rep.Verdict == hwmon.Failed && !r.Fenced() {
 					logger.Printf("fencing: %v", rep.Reasons)
 				}
-				r.ApplyVerdict(rep.Verdict)
+				rep.Verdict.Apply(r)
 			}
 		}
 	}()

@@ -374,11 +374,13 @@ func (n *replicaNode) propose(ctx context.Context, cmd []byte) (consensus.Index,
 	return n.r.Propose(ctx, cmd)
 }
 
-// stop ends the driver and waits for it.
+// stop ends the driver, waits for it and closes the replica, so its
+// fabric may be closed next.
 func (n *replicaNode) stop() {
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
 		n.cancel = nil
 	}
+	n.r.Close()
 }

@@ -1,30 +1,30 @@
-package hwmon
+package failslow
 
 import (
 	"testing"
 	"time"
 )
 
-func newTestFailSlow(t *testing.T) (*FailSlow, *clock) {
+func newTestFailSlow(t *testing.T) (*Tracker, *clock) {
 	t.Helper()
-	cfg := DefaultFailSlowConfig()
+	cfg := DefaultConfig()
 	cfg.BaselineSamples = 100
 	cfg.MinSamples = 20
-	f, err := NewFailSlow(cfg)
+	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f, newClock()
 }
 
-func feedPeer(f *FailSlow, c *clock, peer, n int, latency time.Duration) {
+func feedPeer(f *Tracker, c *clock, peer, n int, latency time.Duration) {
 	for i := 0; i < n; i++ {
 		c.advance(10 * time.Millisecond)
 		f.Observe(peer, int64(latency), c.now())
 	}
 }
 
-func peerStatus(t *testing.T, f *FailSlow, c *clock, peer int) PeerStatus {
+func peerStatus(t *testing.T, f *Tracker, c *clock, peer int) PeerStatus {
 	t.Helper()
 	for _, p := range f.Status(c.now()) {
 		if p.Peer == peer {
@@ -125,14 +125,14 @@ func TestFailSlowClampsOutOfRange(t *testing.T) {
 // Two significant figures judge as three do (1% precision against 5x and
 // 10x ratios); out-of-range precision is refused by name.
 func TestFailSlowSignificantFigures(t *testing.T) {
-	cfg := DefaultFailSlowConfig()
+	cfg := DefaultConfig()
 	cfg.SignificantFigures = 6
 	if err := cfg.Validate(); err == nil {
 		t.Fatal("6 significant figures accepted")
 	}
 	cfg.SignificantFigures = 2
 	cfg.BaselineSamples, cfg.MinSamples = 100, 20
-	f, err := NewFailSlow(cfg)
+	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,3 +146,9 @@ func TestFailSlowSignificantFigures(t *testing.T) {
 		t.Fatalf("12x at 2 figures: %+v", p)
 	}
 }
+
+type clock struct{ t time.Time }
+
+func newClock() *clock                   { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }

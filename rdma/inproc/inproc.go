@@ -24,6 +24,7 @@ package inproc
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,9 @@ func (n *Network) AddNode(id rdma.NodeID, regionBytes int) (*Fabric, error) {
 	}
 	f := &Fabric{net: n, id: id, mem: mem, region: mem[:regionBytes], conns: make(map[connKey]*end)}
 	f.reg.b = f.region
+	// Unmapped only once nothing can reach the Fabric (see Close): a
+	// driver that still holds it never faults.
+	runtime.AddCleanup(f, func(m []byte) { _ = unix.Munmap(m) }, mem)
 	f.wake = make(chan struct{}, 1)
 	n.nodes[id] = f
 	n.order = append(n.order, f)
@@ -181,7 +185,8 @@ func (n *Network) Kill(id rdma.NodeID) error {
 	return nil
 }
 
-// Close closes every node and unmaps every region.
+// Close closes every node and releases every region's memory (see
+// Fabric.Close).
 func (n *Network) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -209,7 +214,7 @@ type Fabric struct {
 	net    *Network
 	id     rdma.NodeID
 	mem    []byte // the whole mapping
-	region []byte // mem[:asked size]; valid until Close
+	region []byte // mem[:asked size]; mapped while the Fabric is reachable
 	reg    regionRef
 
 	mu     sync.Mutex
@@ -248,7 +253,8 @@ type regionRef struct{ b []byte }
 
 func (r *regionRef) Bytes() []byte { return r.b }
 
-// Region is the node's mmap'd memory; valid until Close.
+// Region is the node's mmap'd memory. Its contents are valid until Close;
+// it stays mapped while the Fabric is reachable.
 func (f *Fabric) Region() rdma.Region { return &f.reg }
 
 // Conn returns the connection to peer on plane, or nil.
@@ -281,7 +287,11 @@ func (f *Fabric) Poll(out []rdma.Completion) int {
 func (f *Fabric) Now() int64 { return f.net.Now() }
 
 // Close takes the node's connections down (peers' requests to it then fail
-// with retry exceeded after the timeout) and unmaps its region.
+// with retry exceeded after the timeout) and releases its region's memory.
+// Stop the node's driver first (consensus.Replica.Close). A driver that
+// outlives Close still does not fault: the region reads as zeros and stays
+// mapped until the Fabric is unreachable, because unmapping memory that
+// Go code may still touch crashes the process (not a recoverable panic).
 func (f *Fabric) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -299,8 +309,8 @@ func (f *Fabric) Close() error {
 		e.state = rdma.ConnDown
 		e.pair.mu.Unlock()
 	}
-	if err := unix.Munmap(f.mem); err != nil {
-		return fmt.Errorf("inproc: node %d: munmap: %w", f.id, err)
+	if err := unix.Madvise(f.mem, unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("inproc: node %d: release region: %w", f.id, err)
 	}
 	return nil
 }
