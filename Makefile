@@ -53,12 +53,12 @@ test-race:
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Native fuzz targets for every decoder of untrusted input, each run for
-# FUZZTIME (5 targets: 50 s in all by default; the first run also builds
+# FUZZTIME (7 targets: 70 s in all by default; the first run also builds
 # instrumented test binaries). New coverage is minimized for at most 1 s, or
 # minimization would eat the run. Crashers land in PKG/testdata/fuzz/.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./config:FuzzParse ./endpoint:FuzzReadFrame ./endpoint:FuzzDecodeAnswer \
-	./rdma:FuzzBootstrapFrame ./rdma:FuzzDecodeHello
+	./rdma:FuzzBootstrapFrame ./rdma:FuzzDecodeHello ./wal:FuzzDecodeRecord ./consensus:FuzzDecodeSlot
 test-fuzz:
 	@set -e; for e in $(FUZZ_TARGETS); do p=$${e%%:*}; f=$${e#*:}; \
 	  echo "fuzz: $$f in $$p for $(FUZZTIME)"; \
