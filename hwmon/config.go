@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// Thresholds are the decision table's numbers (design.md §4; the seed's
-// section 6.1). Zero values are not defaults: start from DefaultThresholds.
+// Thresholds are the decision table's numbers (docs/decisions.md). Zero
+// values are not defaults: start from DefaultThresholds.
 type Thresholds struct {
 	// Memory corrected errors, counted over MemoryCEWindow and scaled to a day.
 	MemoryCEWarnPerDay     float64

@@ -100,7 +100,7 @@ func (a Action) String() string {
 	return fmt.Sprintf("Action(%d)", int(a))
 }
 
-// Rows of the decision table (design.md §4) and the advisory rows hwmon adds.
+// Rows of the decision table (docs/decisions.md) and the advisory rows hwmon adds.
 const (
 	RowMemoryCE     = "memory CE rate"
 	RowMemoryUE     = "memory UE"

@@ -45,7 +45,7 @@ func (l Latency) validate(field string) error {
 }
 
 // Config sets the simulated fabric's timing. DefaultConfig is fitted to rxe
-// in the reference VM (design.md §5): a 64-byte signaled write completes in
+// in the reference VM: a 64-byte signaled write completes in
 // about 15 µs round trip (ib_write_lat: 7.45 µs each way), a read in about
 // 22 µs (ib_read_lat: 21.7 µs), each leg with a 1% tail of +20 µs mean.
 type Config struct {

@@ -170,7 +170,7 @@ func main() {
 	fmt.Fprintln(out)
 	printTable(out, configs, results, *markdown)
 	fmt.Fprintf(out, "\nreference: Mu (OSDI 2020) failover %s, measured on ConnectX-4 hardware (not this simulator);\n", us(muPublishedFailoverNs))
-	fmt.Fprintf(out, "           the simulated fabric's configured RDMA read takes %s mean (floor %s), ib_read_lat on rxe 21.7 µs (design.md §5).\n",
+	fmt.Fprintf(out, "           the simulated fabric's configured RDMA read takes %s mean (floor %s), ib_read_lat on rxe 21.7 µs.\n",
 		us(meanReadNs(simCfg)), us(simCfg.ReadRequest.BaseNs+simCfg.ReadResponse.BaseNs))
 
 	failed := 0
@@ -414,7 +414,7 @@ func printPeers(w io.Writer, configs []config, results []outcome, proposals, fai
 	if err != nil {
 		return err
 	}
-	// design.md §6 asks for failover at least 50x faster than the raft peers.
+	// mu's target is failover at least 50x faster than the raft peers.
 	fmt.Fprintln(w)
 	for _, raft := range rows[len(configs):] {
 		for _, mu := range rows[:len(configs)] {
