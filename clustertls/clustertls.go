@@ -232,6 +232,17 @@ func LoadFiles(caPath, certPath, keyPath string) (*Credentials, error) {
 	return Load(ca, PEM{Cert: cert, Key: key})
 }
 
+// IssueCredentials issues a certificate for id under ca and loads it: the
+// in-memory credentials of a process that holds the CA (tests, benchmarks,
+// a throwaway local group).
+func IssueCredentials(ca PEM, id Identity, validity time.Duration) (*Credentials, error) {
+	p, err := Issue(ca, id, validity)
+	if err != nil {
+		return nil, err
+	}
+	return Load(ca.Cert, p)
+}
+
 // Load parses credentials and checks that the certificate chains to the
 // CA now and carries an identity.
 func Load(caPEM []byte, holder PEM) (*Credentials, error) {

@@ -12,11 +12,7 @@ import (
 
 func creds(t *testing.T, ca clustertls.PEM, id clustertls.Identity) *clustertls.Credentials {
 	t.Helper()
-	p, err := clustertls.Issue(ca, id, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := clustertls.Load(ca.Cert, p)
+	c, err := clustertls.IssueCredentials(ca, id, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +103,7 @@ func benchClient(b *testing.B, reconnect bool) {
 		b.Fatal(err)
 	}
 	mk := func(id clustertls.Identity) *clustertls.Credentials {
-		p, err := clustertls.Issue(ca, id, time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := clustertls.Load(ca.Cert, p)
+		c, err := clustertls.IssueCredentials(ca, id, time.Hour)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -47,7 +47,7 @@ type Thresholds struct {
 	HysteresisClearRatio float64
 }
 
-// DefaultThresholds returns the seed's defaults.
+// DefaultThresholds returns the decision table's defaults (docs/decisions.md).
 func DefaultThresholds() Thresholds {
 	return Thresholds{
 		MemoryCEWarnPerDay:         10,

@@ -102,11 +102,7 @@ func (n *tlsNode) inbound(t *testing.T) error {
 
 func issue(t *testing.T, ca clustertls.PEM, id clustertls.Identity) *clustertls.Credentials {
 	t.Helper()
-	p, err := clustertls.Issue(ca, id, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := clustertls.Load(ca.Cert, p)
+	c, err := clustertls.IssueCredentials(ca, id, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,11 +259,7 @@ func BenchmarkBootstrapHandshake(b *testing.B) {
 		b.Fatal(err)
 	}
 	load := func(id rdma.NodeID) *clustertls.Credentials {
-		p, err := clustertls.Issue(ca, clustertls.NodeIdentity(id), time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := clustertls.Load(ca.Cert, p)
+		c, err := clustertls.IssueCredentials(ca, clustertls.NodeIdentity(id), time.Hour)
 		if err != nil {
 			b.Fatal(err)
 		}
