@@ -60,15 +60,6 @@ func quantileNs(v []int64, q float64) int64 {
 	return s[i]
 }
 
-func progress(w io.Writer, label string, done, total int, last string) {
-	const width = 30
-	k := done * width / max(total, 1)
-	fmt.Fprintf(w, "\r%s [%s%s] %d/%d %s   ", label, strings.Repeat("#", k), strings.Repeat(".", width-k), done, total, last)
-	if done == total {
-		fmt.Fprintln(w)
-	}
-}
-
 func newBenchFailoverCmd() *cobra.Command {
 	var (
 		nodesFlag, faultsFlag, pngPath, drive, device string
@@ -134,11 +125,11 @@ latency of the same device is measured in the same run.`,
 					for i := range plan {
 						plan[i] = k
 					}
-					progress(errw, label, 0, reps, "")
+					bar := newStepProgress(errw, label, reps)
 					run, err := runChaos(ctx, g, plan, chaosOptions{seed: uint64(n*10 + int(k)), ordersBefore: between, ordersBetween: between,
 						failoverWait: time.Minute, recoverWait: 3 * time.Minute,
 						onFault: func(i int, r faultResult) {
-							progress(errw, label, i+1, reps, "last "+us(r.FailoverNs))
+							bar.Step("last " + us(r.FailoverNs))
 						}})
 					g.close()
 					s := failoverSeries{Nodes: n, Kind: k, Faults: run.Faults, Acked: len(run.Acks), Err: err}
@@ -151,7 +142,7 @@ latency of the same device is measured in the same run.`,
 						fmt.Fprintf(out, "  %s: FAILED after %d failovers: %v\n", label, len(run.Faults), err)
 					}
 					if pngPath != "" {
-						if err := writeFailoverPNG(pngPath, series); err != nil {
+						if err := writeFailoverPlot(pngPath, series); err != nil {
 							return err
 						}
 					}
@@ -160,7 +151,7 @@ latency of the same device is measured in the same run.`,
 			fmt.Fprintf(out, "reference: Mu (OSDI 2020) published failover %s on ConnectX-4; raw 8 B RDMA read here p50 %s p99 %s\n",
 				us(muPublishedFailoverNs), us(raw.ValueAtQuantile(50)), us(raw.ValueAtQuantile(99)))
 			if pngPath != "" {
-				fmt.Fprintf(out, "plot: %s (top: each failover's steps, stacked; bottom: distribution of failover times per series)\n", pngPath)
+				fmt.Fprintf(out, "plot: %s (each failover's steps stacked, per series; below, the distribution of failover times)\n", pngPath)
 			}
 			return errors.Join(failed...)
 		},
@@ -171,7 +162,7 @@ latency of the same device is measured in the same run.`,
 	f.IntVar(&reps, "reps", 50, "failovers per series")
 	f.IntVar(&between, "orders-between", 20, "orders acknowledged between failovers")
 	f.IntVar(&rawSamples, "raw-samples", 2000, "raw RDMA reads to time")
-	f.StringVar(&pngPath, "png", "failover.png", "where to write the plot (\"\" for none)")
+	f.StringVar(&pngPath, "png", "failover.png", "where to write the plot, .png or .svg (\"\" for none)")
 	f.StringVar(&drive, "drive", PollIdleSleep, "nodes' poll_mode")
 	f.StringVar(&device, "device", "", "RDMA device (default: the first)")
 	f.DurationVar(&readInterval, "read-interval", 0, "nodes' pull-score read interval (default 40us)")
