@@ -196,6 +196,7 @@ func writeFailoverRow(w io.Writer, s failoverSeries) {
 func newBenchReplicateCmd() *cobra.Command {
 	var (
 		sizesFlag, drive, device  string
+		plotPath                  string
 		samples, proposers        int
 		duration                  time.Duration
 		readInterval, permTimeout time.Duration
@@ -233,6 +234,7 @@ decoding their header: the figures are replication's, not matching's.`,
 			}
 			fmt.Fprintf(out, "device %s; 3 replicas in one process, %s drivers, leader %d\n", gid, drive, leader)
 			fmt.Fprintf(out, "%-7s | %-33s | %-22s | %-12s | %s\n", "payload", "commit p50 / p99 / p99.9", "raw write p50 / p99", "p50 ratio", "throughput")
+			var plotted []latencySeries
 			for _, size := range sizes {
 				raw, err := rawLatency(gid, rdma.OpWrite, size, samples)
 				if err != nil {
@@ -250,12 +252,19 @@ decoding their header: the figures are replication's, not matching's.`,
 					us(lat.ValueAtQuantile(50)), us(lat.ValueAtQuantile(99)), us(lat.ValueAtQuantile(99.9)),
 					us(raw.ValueAtQuantile(50)), us(raw.ValueAtQuantile(99)),
 					float64(lat.ValueAtQuantile(50))/float64(max(raw.ValueAtQuantile(50), 1)), tput, proposers)
+				plotted = append(plotted, latencySeries{Name: fmt.Sprintf("commit, %d B", size), Hist: lat},
+					latencySeries{Name: fmt.Sprintf("raw write, %d B", size), Hist: raw})
 			}
-			return nil
+			if plotPath == "" {
+				return nil
+			}
+			fmt.Fprintf(out, "plot: %s (latency by percentile, log scales)\n", plotPath)
+			return writeLatencyPlot(plotPath, "commit latency (Propose on the leader) and raw RDMA write, by percentile", plotted)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&sizesFlag, "sizes", "64,256,1024,4096", "payload sizes in bytes")
+	f.StringVar(&plotPath, "plot", "", "where to write latency by percentile, .png or .svg (\"\" for none)")
 	f.IntVar(&samples, "samples", 2000, "proposals (and raw writes) timed per size")
 	f.IntVar(&proposers, "proposers", 8, "concurrent proposers for the throughput figure")
 	f.DurationVar(&duration, "duration", 3*time.Second, "throughput measurement time per size")

@@ -59,17 +59,22 @@ func Percentiles(title, yLabel string, series []PercentileSeries) (*plot.Plot, e
 	if drawn == 0 {
 		return nil, fmt.Errorf("chart: %s: no positive value at a percentile between 0 and 100", title)
 	}
+	// From 0% to the next labelled percentile past the last point.
+	p.X.Min, p.X.Max = 1, math.Pow(10, math.Ceil(math.Log10(p.X.Max*(1-1e-9))))
+	// Headroom above the highest point, so the legend covers no line.
+	decades := math.Log10(p.Y.Max / p.Y.Min)
+	p.Y.Max *= math.Pow(10, max(decades, 1)*0.07*float64(drawn+1))
 	p.Legend.Top, p.Legend.Left = true, true
 	return p, nil
 }
 
-// percentileTicks labels 1/(1-p) at 50%, 90%, 99%, 99.9%, ... within the
+// percentileTicks labels 1/(1-p) at 0%, 50%, 90%, 99%, 99.9%, ... within the
 // axis' range.
 type percentileTicks struct{}
 
 func (percentileTicks) Ticks(lo, hi float64) []plot.Tick {
 	var ticks []plot.Tick
-	for _, x := range []float64{2, 10, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7} {
+	for _, x := range []float64{1, 2, 10, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7} {
 		if x >= lo*(1-1e-9) && x <= hi*(1+1e-9) {
 			ticks = append(ticks, plot.Tick{Value: x, Label: percentLabel(100 - 100/x)})
 		}
