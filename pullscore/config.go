@@ -12,10 +12,18 @@ var ErrInvalidConfig = errors.New("pullscore: invalid configuration")
 // Config tunes the detector. All durations are in nanoseconds of the clock
 // that drives Step.
 type Config struct {
-	// ReadIntervalNs is the sampling period: every ReadIntervalNs the
+	// ReadIntervalNs is the shortest sampling period, and the period
+	// before the first round trips are measured: every period the
 	// detector posts one RDMA read of each peer's heartbeat area. A read
-	// still outstanding at the next sample counts as a miss.
+	// still outstanding at the next sample counts as a miss. The period in
+	// use is the measured heartbeat-read round trip plus 2 mean deviations,
+	// within [ReadIntervalNs,
+	// MaxReadIntervalNs], so that an ordinary read returns before the
+	// next sample.
 	ReadIntervalNs int64
+	// MaxReadIntervalNs caps the measured period. At most ReadIntervalNs
+	// (0 included) fixes the period at ReadIntervalNs.
+	MaxReadIntervalNs int64
 	// BeatIntervalNs is the longest gap between two increments of the own
 	// counter that the detector asks for (Step returns a wake-up no later
 	// than this). The counter also moves on every Step call. It must be at
@@ -24,6 +32,14 @@ type Config struct {
 	BeatIntervalNs int64
 	// ScoreMax is the ceiling of a peer's score; the floor is 0.
 	ScoreMax int
+	// UpStep and DownStep are what a sample adds to a peer's score when
+	// its counter moved, and takes away when it did not. DownStep 0 derives
+	// the steps from the measured failure bound (see FailBoundNs): DownStep
+	// is then the smallest that fails a peer at full score after
+	// bound/period misses, and UpStep equals it for a live peer (one fresh
+	// beat undoes one miss) and is 1 for a failed one (recovery stays
+	// slow). UpStep 0 means 1.
+	UpStep, DownStep int
 	// FailBelow: a live peer is declared failed when its score drops below
 	// this value.
 	FailBelow int
@@ -32,6 +48,24 @@ type Config struct {
 	// the hysteresis band that stops a flapping peer from flapping the
 	// verdict.
 	RecoverAbove int
+	// FailBoundNs is the shortest time without a fresh beat after which
+	// a peer is declared failed, and MaxFailBoundNs the longest (both only
+	// with DownStep 0). The bound in use is the gap between fresh beats of
+	// live peers that only one gap in SuspicionGaps exceeded (measured over
+	// the last ~65 000 gaps, with every peer pooled): on dedicated cores it
+	// is a few periods; on a host that deschedules the nodes for
+	// milliseconds it grows to cover them. Until 256 gaps are measured it
+	// is twice the largest gap seen, at least FailBoundNs. One observer's
+	// verdict moves no leadership by itself: Leader needs a majority to see
+	// the leader failed (the second opinion), which is what lets one
+	// observer's bound be this short.
+	FailBoundNs    int64
+	MaxFailBoundNs int64
+	// SuspicionGaps: the failure bound is exceeded by one gap in this many
+	// among live peers, so one observer wrongly suspects a live peer about
+	// once per SuspicionGaps samples of it; a leader change needs a
+	// majority to do so at once. 0 means 1024.
+	SuspicionGaps int
 	// ResetIntervalNs is the base gap between two Resets of the same
 	// background connection found in ERROR (a Reset costs ~540 µs on rxe,
 	// so it must not be retried at every sample while a peer is down). If the
@@ -40,27 +74,59 @@ type Config struct {
 	ResetIntervalNs int64
 }
 
-// DefaultConfig returns the settings of design §4: score 0..15, failed
-// below 2, recovered above 6, one read per peer every 40 µs.
+// DefaultConfig returns the score of design §4 (0..15, failed below 2,
+// recovered above 6) with the period and the failure bound measured.
 //
-// Why 40 µs: an RDMA read takes ~22 µs on rxe (ib_read_lat, 64 B), so a
-// healthy read returns before the next sample with ~18 µs to spare and a
-// live peer is never scored down for ordinary jitter. A peer that stops
-// beating at score 15 falls below 2 after 14 misses: 14 × 40 µs = 560 µs,
-// plus at most one interval of sampling phase and one read latency for the
-// other nodes' views (see Leader), about 620–680 µs: well under the 1 ms
-// failover budget, with room left for the ~80 µs permission switch. A
-// shorter interval would stack reads on rxe (latency ≈ interval); a longer
-// one pushes detection past 1 ms.
+// Why these limits: an RDMA read takes ~22 µs on rxe (ib_read_lat, 64 B),
+// so the period settles near 25–30 µs there and never goes below 25 µs
+// (shorter would make ordinary reads late: latency ≈ period); 1 ms caps it on a host
+// that deschedules the nodes. The failure bound never goes below 3 periods'
+// worth (60 µs: a read in rxe's 1% tail must not fail a peer alone) and
+// never above 50 ms, which still fails over a dead leader on a host that
+// deschedules its nodes for tens of milliseconds.
 func DefaultConfig() Config {
+	return Config{
+		ReadIntervalNs:    25_000,
+		MaxReadIntervalNs: 1_000_000,
+		BeatIntervalNs:    10_000,
+		ScoreMax:          15,
+		FailBelow:         2,
+		RecoverAbove:      6,
+		FailBoundNs:       60_000,
+		MaxFailBoundNs:    50_000_000,
+		ResetIntervalNs:   1_000_000,
+	}
+}
+
+// MuConfig returns Mu's own detector (OSDI 2020, §4) for comparison on the
+// same fabric: score capped at 7, +3 per fresh beat and -1 per miss, failed
+// below 2, recovered above 6, a fixed 40 µs period.
+func MuConfig() Config {
 	return Config{
 		ReadIntervalNs:  40_000,
 		BeatIntervalNs:  10_000,
-		ScoreMax:        15,
+		ScoreMax:        7,
 		FailBelow:       2,
 		RecoverAbove:    6,
+		UpStep:          3,
+		DownStep:        1,
 		ResetIntervalNs: 1_000_000,
 	}
+}
+
+// Adaptive reports whether the steps are derived from the measured
+// failure bound (DownStep 0).
+func (c Config) Adaptive() bool { return c.DownStep == 0 }
+
+// maxPeriodNs is the cap of the measured period.
+func (c Config) maxPeriodNs() int64 { return max(c.MaxReadIntervalNs, c.ReadIntervalNs) }
+
+// suspicionGaps is SuspicionGaps with 0 meaning the default.
+func (c Config) suspicionGaps() int {
+	if c.SuspicionGaps == 0 {
+		return 1024
+	}
+	return c.SuspicionGaps
 }
 
 // MaxScore is the largest ScoreMax Validate accepts.
@@ -87,6 +153,18 @@ func (c Config) Validate() error {
 	case c.RecoverAbove >= c.ScoreMax:
 		return fmt.Errorf("pullscore: Config.RecoverAbove = %d: must be below ScoreMax (%d), or a failed peer never recovers: %w",
 			c.RecoverAbove, c.ScoreMax, ErrInvalidConfig)
+	case c.MaxReadIntervalNs < 0:
+		return fmt.Errorf("pullscore: Config.MaxReadIntervalNs = %d: must not be negative: %w", c.MaxReadIntervalNs, ErrInvalidConfig)
+	case c.UpStep < 0 || c.UpStep > c.ScoreMax:
+		return fmt.Errorf("pullscore: Config.UpStep = %d: must be in 0..ScoreMax (%d): %w", c.UpStep, c.ScoreMax, ErrInvalidConfig)
+	case c.DownStep < 0 || c.DownStep > c.ScoreMax:
+		return fmt.Errorf("pullscore: Config.DownStep = %d: must be in 0..ScoreMax (%d): %w", c.DownStep, c.ScoreMax, ErrInvalidConfig)
+	case c.Adaptive() && c.FailBoundNs <= 0:
+		return fmt.Errorf("pullscore: Config.FailBoundNs = %d: must be positive when DownStep is 0 (derived): %w", c.FailBoundNs, ErrInvalidConfig)
+	case c.Adaptive() && c.MaxFailBoundNs < c.FailBoundNs:
+		return fmt.Errorf("pullscore: Config.MaxFailBoundNs = %d: must be at least FailBoundNs (%d): %w", c.MaxFailBoundNs, c.FailBoundNs, ErrInvalidConfig)
+	case c.SuspicionGaps < 0:
+		return fmt.Errorf("pullscore: Config.SuspicionGaps = %d: must not be negative (0 means 1024): %w", c.SuspicionGaps, ErrInvalidConfig)
 	case c.ResetIntervalNs < 0:
 		return fmt.Errorf("pullscore: Config.ResetIntervalNs = %d: must not be negative: %w", c.ResetIntervalNs, ErrInvalidConfig)
 	}
@@ -94,9 +172,14 @@ func (c Config) Validate() error {
 }
 
 // MissesToFail is how many consecutive misses take a peer at ScoreMax to
-// failed.
-func (c Config) MissesToFail() int { return c.ScoreMax - c.FailBelow + 1 }
+// failed with DownStep (1 when derived: the most it can take).
+func (c Config) MissesToFail() int { return ceilDiv(c.ScoreMax-c.FailBelow+1, max(c.DownStep, 1)) }
 
 // HitsToRecover is how many consecutive hits take a peer from the start
 // score (FailBelow, failed) to alive.
-func (c Config) HitsToRecover() int { return c.RecoverAbove - c.FailBelow + 1 }
+func (c Config) HitsToRecover() int { return ceilDiv(c.RecoverAbove-c.FailBelow+1, c.upStep()) }
+
+// upStep is UpStep with 0 meaning 1.
+func (c Config) upStep() int { return max(c.UpStep, 1) }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -80,6 +80,11 @@ type peer struct {
 	// baseline.
 	inflight, missed bool
 	seq              uint64
+	// suspected: declared failed from alive since its last fresh beat.
+	suspected bool
+	// postNs is when the outstanding read was posted; freshNs when the
+	// last read that saw the counter move was.
+	postNs, freshNs int64
 	scratchOffset    uint64
 	resets           backoff.Backoff
 }
@@ -92,6 +97,10 @@ type Stats struct {
 	ReadsLate    uint64 // reads still outstanding at the next sample
 	Resets       uint64 // background connections reset after an error
 	LeaderChange uint64 // times Leader's answer changed
+	// Suspicions counts verdicts turned failed; Retracted those of them
+	// whose peer came back with its counter continued (not restarted): it
+	// was alive but stalled — a false suspicion unless it was paused.
+	Suspicions, Retracted uint64
 }
 
 // Detector is one node's pull-score failure detector and leader choice. It
@@ -115,6 +124,7 @@ type Detector struct {
 
 	nextSampleNs int64
 	started      bool
+	ad           adapt
 
 	leader    rdma.NodeID
 	hasLeader bool
@@ -231,11 +241,12 @@ func (d *Detector) Step(now int64) (nextWakeNs int64) {
 	}
 	if now >= d.nextSampleNs {
 		d.sample(now)
-		d.nextSampleNs += d.cfg.ReadIntervalNs
+		period := d.ad.periodNs(d.cfg)
+		d.nextSampleNs += period
 		if d.nextSampleNs <= now {
-			// Step ran late by more than an interval: resume the cadence
+			// Step ran late by more than a period: resume the cadence
 			// from now instead of bursting the missed samples.
-			d.nextSampleNs = now + d.cfg.ReadIntervalNs
+			d.nextSampleNs = now + period
 		}
 		d.update()
 	}
@@ -256,18 +267,18 @@ func (d *Detector) sample(now int64) {
 				p.missed = true
 				d.stats.ReadsLate++
 			}
-			p.score.Observe(false)
+			d.observe(p, false)
 			if conn != nil && conn.State() == rdma.ConnError {
 				d.reset(p, conn, now)
 			}
 			continue
 		}
 		if conn == nil {
-			p.score.Observe(false)
+			d.observe(p, false)
 			continue
 		}
 		if conn.State() == rdma.ConnError {
-			p.score.Observe(false)
+			d.observe(p, false)
 			d.reset(p, conn, now)
 			continue
 		}
@@ -281,7 +292,7 @@ func (d *Detector) sample(now int64) {
 		}
 		if n, err := conn.Post(d.wr[:]); n != 1 || err != nil {
 			d.stats.ReadsFailed++
-			p.score.Observe(false)
+			d.observe(p, false)
 			if errors.Is(err, rdma.ErrConnError) {
 				d.reset(p, conn, now)
 			}
@@ -289,6 +300,7 @@ func (d *Detector) sample(now int64) {
 		}
 		d.stats.ReadsPosted++
 		p.inflight, p.missed = true, false
+		p.postNs = now
 	}
 }
 
@@ -325,22 +337,60 @@ func (d *Detector) OnCompletion(c rdma.Completion) {
 	if c.Status != rdma.StatusSuccess {
 		d.stats.ReadsFailed++
 		if scored {
-			p.score.Observe(false)
+			d.observe(p, false)
 			d.update()
 		}
 		return
 	}
+	d.ad.observeRTT(d.f.Now() - p.postNs)
 	w0 := atomic.LoadUint64(word(d.region, p.scratchOffset))
 	counter := w0 & counterMask
 	moved := counter != p.lastCounter
+	if moved {
+		if !p.score.Alive() && p.freshNs != 0 && counter > p.lastCounter && p.suspected {
+			d.stats.Retracted++ // it kept counting: it was stalled, not gone
+		}
+		// Gaps of live peers measure the bound; so does the gap of a
+		// wrong suspicion, so that the bound learns to cover it. A peer
+		// failed since boot or since a restart measures nothing.
+		if p.freshNs != 0 && (p.score.Alive() || p.suspected && counter > p.lastCounter) {
+			d.ad.observeGap(p.postNs - p.freshNs)
+		}
+		p.freshNs = p.postNs
+		p.suspected = false
+	}
 	p.lastCounter = counter
 	p.health = Health(w0 >> counterBits)
 	p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
 	if scored {
-		p.score.Observe(moved)
+		d.observe(p, moved)
 	}
 	d.update()
 }
+
+// observe scores one sample of p with the steps in use.
+func (d *Detector) observe(p *peer, moved bool) {
+	alive := p.score.Alive()
+	up, down, _ := d.ad.steps(d.cfg, alive)
+	if p.score.ObserveStep(moved, up, down) && alive {
+		d.stats.Suspicions++
+		p.suspected = true
+	}
+}
+
+// PeriodNs is the sampling period in use.
+func (d *Detector) PeriodNs() int64 { return d.ad.periodNs(d.cfg) }
+
+// FailBoundNs is the time without a fresh beat after which a peer at
+// ScoreMax is declared failed: the misses the steps in use allow, times the
+// period.
+func (d *Detector) FailBoundNs() int64 {
+	_, _, k := d.ad.steps(d.cfg, true)
+	return int64(k) * d.ad.periodNs(d.cfg)
+}
+
+// ReadRTTNs is the smoothed heartbeat-read round trip (0 before the first).
+func (d *Detector) ReadRTTNs() int64 { return d.ad.srttNs }
 
 // update republishes the own alive bitmap and recomputes the leader.
 func (d *Detector) update() {

@@ -1,7 +1,7 @@
 package pullscore
 
 // Score is one peer's pull-score with hysteresis: a value in 0..ScoreMax
-// that moves by one per observation, and a verdict that changes to failed
+// that moves by a step per observation, and a verdict that changes to failed
 // only when the value drops below FailBelow and back to alive only when it
 // rises above RecoverAbove. It is a pure value type, driven by Observe.
 type Score struct {
@@ -24,13 +24,15 @@ func NewScore(cfg Config, value int, alive bool) Score {
 // since the previous successful read, false for a stalled counter, a failed
 // read or a read not returned by the next sample. It reports whether the
 // verdict changed.
-func (s *Score) Observe(moved bool) (verdictChanged bool) {
+func (s *Score) Observe(moved bool) (verdictChanged bool) { return s.ObserveStep(moved, 1, 1) }
+
+// ObserveStep is Observe with the steps given: up is added when moved,
+// down taken away otherwise, clamped to 0..ScoreMax.
+func (s *Score) ObserveStep(moved bool, up, down int) (verdictChanged bool) {
 	if moved {
-		if s.value < s.max {
-			s.value++
-		}
-	} else if s.value > 0 {
-		s.value--
+		s.value = min(s.value+up, s.max)
+	} else {
+		s.value = max(s.value-down, 0)
 	}
 	switch {
 	case s.alive && s.value < s.failBelow:
