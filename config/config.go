@@ -71,6 +71,10 @@ type Config struct {
 	// it); the oldest entries are dropped beyond it. The replicated state
 	// itself is not affected.
 	AppliedLogMaxBytes uint64 `yaml:"applied_log_max_bytes"`
+	// MetricsAddress is host:port where GET /metrics serves this node's
+	// Prometheus metrics (docs/metrics.md); empty serves none. The metrics
+	// carry no secret and no command, so the listener is plain HTTP.
+	MetricsAddress string `yaml:"metrics_address"`
 
 	// dir is the directory of the file Load read: relative credential
 	// paths are taken from there.

@@ -193,6 +193,7 @@ func TestConfigRejects(t *testing.T) {
 		{"peers not a list", base3, "peers: 3\n", "peers (line 3): expected a list"},
 		{"timings not a mapping", "timings:\n  pullscore_read_interval: 40us", "timings: fast", "timings (line 15): expected a mapping"},
 		{"bad poll mode", "poll_mode: spin", "poll_mode: busy", "poll_mode: \"busy\" is not"},
+		{"bad metrics address", "poll_mode: spin", "poll_mode: spin\nmetrics_address: 9464", "metrics_address: \"9464\" is not host:port"},
 		{"duplicate id", "  - id: 3", "  - id: 1", "peers[2].id: 1 is also peers[0].id"},
 		{"self not a peer", "id: 2\n", "id: 9\n", "id: 9 is not among peers"},
 		{"two nodes", base3, peers(2), "peers: 2 nodes"},

@@ -83,6 +83,11 @@ func (c *Config) validateFile() error {
 	if err := c.checkDistinctAddresses(); err != nil {
 		return err
 	}
+	if c.MetricsAddress != "" {
+		if err := checkHostPort(c.MetricsAddress); err != nil {
+			return fail("metrics_address", "%v", err)
+		}
+	}
 
 	r := c.RDMA
 	switch {
