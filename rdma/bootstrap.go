@@ -254,29 +254,40 @@ func ioErr(what string, err error) error {
 }
 
 // Peering is what the bootstrap drives to set up the queue pairs shared with
-// one peer. The bootstrap guarantees, per peer and handshake:
+// one peer. Each handshake is an attempt with its own queue pairs, named by
+// the local endpoints Prepare returned; the bootstrap guarantees, per
+// attempt:
 //
 //   - Prepare runs only after the peer's hello was validated (on the
 //     listener) or before anything is sent (on the dialer);
 //   - Commit runs only after both sides validated each other's endpoints;
-//   - if the handshake fails after Prepare succeeded, Abort runs, also when
-//     Commit already succeeded locally but the peer did not confirm its own
-//     Commit; Abort must release everything Prepare made.
+//   - Activate runs only once both sides have committed: on the dialer
+//     after the listener confirmed its Commit, on the listener after the
+//     dialer confirmed its own and the listener's confirmation was sent;
+//   - if the attempt ends without Activate succeeding, Abort runs for it;
+//     Abort must release everything Prepare made for that attempt, and
+//     nothing else.
 //
-// Handshakes with different peers run concurrently; with the same peer they
-// are serialized. A peer that handshakes again after a success has lost its
-// side (it restarted or gave up waiting): Prepare is called again for it and
-// should release the queue pairs of the previous handshake.
+// Attempts with the same peer may run concurrently (a stale or forged one
+// must not hold up the real one): only Activate is serialized per peer.
+// Until Activate, the queue pairs of the previous successful handshake stay
+// in service; Activate replaces them. A backend without a separate
+// activation step leaves Activate nil and puts the queue pairs in service in
+// Commit.
 type Peering struct {
-	// Prepare creates the local queue pairs for peer, one per plane, and
-	// returns their endpoints. Version, ClusterID and Node are filled in by
-	// the bootstrap.
+	// Prepare creates a new set of local queue pairs for peer, one per
+	// plane, beside any in service, and returns their endpoints. Version,
+	// ClusterID and Node are filled in by the bootstrap.
 	Prepare func(peer NodeID) ([]Endpoint, error)
-	// Commit connects the local queue pairs to remote (RTR, then RTS).
-	// local and remote are sorted by plane.
+	// Commit connects the queue pairs named by local to remote (RTR, then
+	// RTS). local and remote are sorted by plane.
 	Commit func(peer NodeID, local, remote []Endpoint) error
-	// Abort releases what Prepare made for peer.
-	Abort func(peer NodeID)
+	// Activate, if set, puts the committed queue pairs named by local in
+	// service for peer, replacing the ones in service.
+	Activate func(peer NodeID, local []Endpoint) error
+	// Abort releases the queue pairs named by local, which were prepared
+	// and never activated.
+	Abort func(peer NodeID, local []Endpoint)
 }
 
 // BootstrapConfig configures a Bootstrapper.
@@ -303,7 +314,26 @@ type BootstrapConfig struct {
 	ServerTLS *tls.Config
 	ClientTLS func(peer NodeID) *tls.Config
 	PeerID    func(tls.ConnectionState) (NodeID, error)
+
+	// MaxInbound bounds the handshakes a listener runs at once; a
+	// connection beyond it is closed at once, before TLS. 0 means
+	// DefaultMaxInbound.
+	MaxInbound int
 }
+
+// DefaultMaxInbound bounds concurrent inbound handshakes when
+// BootstrapConfig.MaxInbound is zero: far more than a cluster's peers
+// redialing at once, few enough that a flood of idle connections costs
+// little more than their sockets until the handshake timeout closes them.
+const DefaultMaxInbound = 64
+
+// maxAttemptsPerPeer bounds the handshakes with one peer in flight at once
+// (each holds a prepared set of queue pairs): the real peer redialing beside
+// a stale attempt fits; a flood of attempts does not make queue pairs.
+const maxAttemptsPerPeer = 4
+
+// ErrBusy: too many handshakes with this peer, or in all, are in flight.
+var ErrBusy = errors.New("rdma: bootstrap: too many handshakes in flight")
 
 // Bootstrapper connects a node's queue pairs with its peers over TCP.
 //
@@ -321,18 +351,24 @@ type BootstrapConfig struct {
 //	listener: Commit, send commit          (listener done)
 //	dialer: receive commit                  (dialer done)
 //
+//	both: Activate                          (new queue pairs in service)
+//
 // Any failure sends a reject frame naming the reason when the connection
-// still works, and runs Abort on each side that had prepared. The one case
-// left is a listener whose final commit frame is lost: the dialer aborts and
-// the listener keeps queue pairs whose peer is gone; their first operation
-// fails with ErrRetryExceeded, like a peer crash, and the dialer's retry
-// replaces them (see Peering).
+// still works, and runs Abort for the attempt on each side that had
+// prepared: the queue pairs in service before are untouched, so a hello that
+// is forged, replayed, or followed by a hang-up never cuts a working link.
+// The one case left is a listener whose final commit frame is lost: the
+// dialer aborts and keeps its old queue pairs while the listener activates
+// new ones whose peer is gone; their first operation fails with
+// ErrRetryExceeded, like a peer crash, and the dialer's retry replaces them.
 type Bootstrapper struct {
 	cfg     BootstrapConfig
 	timeout time.Duration
+	inbound chan struct{} // one token per inbound handshake in flight
 
 	mu        sync.Mutex
 	peerLocks map[NodeID]*sync.Mutex
+	attempts  map[NodeID]int // handshakes in flight per peer
 	connected map[NodeID][]Endpoint
 	changed   chan struct{} // closed and replaced whenever connected changes
 }
@@ -348,6 +384,12 @@ func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
 	if cfg.Peering.Prepare == nil || cfg.Peering.Commit == nil || cfg.Peering.Abort == nil {
 		return nil, errors.New("rdma: bootstrap config: peering: Prepare, Commit and Abort are all required")
 	}
+	if cfg.MaxInbound < 0 {
+		return nil, fmt.Errorf("rdma: bootstrap config: max inbound %d: must not be negative", cfg.MaxInbound)
+	}
+	if cfg.MaxInbound == 0 {
+		cfg.MaxInbound = DefaultMaxInbound
+	}
 	seen := map[NodeID]bool{}
 	for i, p := range cfg.Peers {
 		if p == cfg.Self {
@@ -361,7 +403,9 @@ func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
 	b := &Bootstrapper{
 		cfg:       cfg,
 		timeout:   cfg.Timeout,
+		inbound:   make(chan struct{}, cfg.MaxInbound),
 		peerLocks: map[NodeID]*sync.Mutex{},
+		attempts:  map[NodeID]int{},
 		connected: map[NodeID][]Endpoint{},
 		changed:   make(chan struct{}),
 	}
@@ -388,16 +432,6 @@ func (b *Bootstrapper) setConnected(peer NodeID, remote []Endpoint) {
 	b.mu.Unlock()
 }
 
-func (b *Bootstrapper) clearConnected(peer NodeID) {
-	b.mu.Lock()
-	if _, ok := b.connected[peer]; ok {
-		delete(b.connected, peer)
-		close(b.changed)
-		b.changed = make(chan struct{})
-	}
-	b.mu.Unlock()
-}
-
 func (b *Bootstrapper) lockPeer(peer NodeID) func() {
 	b.mu.Lock()
 	l := b.peerLocks[peer]
@@ -408,6 +442,37 @@ func (b *Bootstrapper) lockPeer(peer NodeID) func() {
 	b.mu.Unlock()
 	l.Lock()
 	return l.Unlock
+}
+
+// beginAttempt counts a handshake with peer in flight, or refuses one
+// beyond maxAttemptsPerPeer. The returned end must be called.
+func (b *Bootstrapper) beginAttempt(peer NodeID) (end func(), err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.attempts[peer] >= maxAttemptsPerPeer {
+		return nil, fmt.Errorf("%w: %d with node %d", ErrBusy, b.attempts[peer], peer)
+	}
+	b.attempts[peer]++
+	return func() {
+		b.mu.Lock()
+		b.attempts[peer]--
+		b.mu.Unlock()
+	}, nil
+}
+
+// activate puts an attempt's committed queue pairs in service: the one step
+// serialized per peer, so two attempts that both completed replace the
+// link one after the other and Remote names the one in service.
+func (b *Bootstrapper) activate(peer NodeID, local, remote []Endpoint) error {
+	unlock := b.lockPeer(peer)
+	defer unlock()
+	if b.cfg.Peering.Activate != nil {
+		if err := b.cfg.Peering.Activate(peer, slices.Clone(local)); err != nil {
+			return fmt.Errorf("rdma: bootstrap: activate with node %d: %w", peer, err)
+		}
+	}
+	b.setConnected(peer, remote)
+	return nil
 }
 
 func (b *Bootstrapper) isPeer(id NodeID) bool { return slices.Contains(b.cfg.Peers, id) }
@@ -425,7 +490,7 @@ func (b *Bootstrapper) prepare(peer NodeID) ([]Endpoint, error) {
 		eps[i].Node = b.cfg.Self
 	}
 	if err := checkEndpoints(eps); err != nil {
-		b.cfg.Peering.Abort(peer)
+		b.cfg.Peering.Abort(peer, eps)
 		return nil, fmt.Errorf("rdma: bootstrap: prepare for node %d returned bad endpoints: %w", peer, err)
 	}
 	return sortByPlane(eps), nil
@@ -610,8 +675,11 @@ func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) (
 	if peer < b.cfg.Self {
 		return nil, fmt.Errorf("%w: node %d must dial node %d, not the reverse (the lower id dials)", ErrUnexpectedPeer, peer, b.cfg.Self)
 	}
-	unlock := b.lockPeer(peer)
-	defer unlock()
+	end, err := b.beginAttempt(peer)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 
 	ctx, stop := context.WithTimeout(ctx, b.timeout)
 	defer stop()
@@ -635,18 +703,19 @@ func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) (
 		conn = tc
 	}
 
-	// Prepare replaces whatever was connected to peer before.
-	b.clearConnected(peer)
+	// The link in service, if any, stays until this attempt activates.
 	local, err := b.prepare(peer)
 	if err != nil {
 		return nil, err
 	}
 	remote, err := b.dialerSteps(conn, peer, local)
+	if err == nil {
+		err = b.activate(peer, local, remote)
+	}
 	if err != nil {
-		b.cfg.Peering.Abort(peer)
+		b.cfg.Peering.Abort(peer, local)
 		return nil, fmt.Errorf("node %d at %s: %w", peer, addr, timeoutErr(ctx, err))
 	}
-	b.setConnected(peer, remote)
 	return slices.Clone(remote), nil
 }
 
@@ -698,7 +767,18 @@ func (b *Bootstrapper) Serve(ctx context.Context, ln net.Listener) error {
 			_ = ln.Close()
 			return fmt.Errorf("rdma: bootstrap: accept on %s: %w", ln.Addr(), err)
 		}
+		select {
+		case b.inbound <- struct{}{}:
+		default:
+			// Over the limit: no goroutine, no TLS, no answer.
+			_ = conn.Close()
+			if b.cfg.OnInbound != nil {
+				b.cfg.OnInbound(conn.RemoteAddr(), 0, fmt.Errorf("%w: %d inbound", ErrBusy, cap(b.inbound)))
+			}
+			continue
+		}
 		wg.Go(func() {
+			defer func() { <-b.inbound }()
 			peer, err := b.serveConn(ctx, conn)
 			if b.cfg.OnInbound != nil {
 				b.cfg.OnInbound(conn.RemoteAddr(), peer, err)
@@ -737,20 +817,27 @@ func (b *Bootstrapper) serveConn(ctx context.Context, conn net.Conn) (NodeID, er
 		return h.From, err
 	}
 	peer := h.From
-	unlock := b.lockPeer(peer)
-	defer unlock()
-	b.clearConnected(peer)
+	end, err := b.beginAttempt(peer)
+	if err != nil {
+		sendReject(conn, err)
+		return peer, err
+	}
+	defer end()
 
+	// The link in service, if any, stays until this attempt activates.
 	local, err := b.prepare(peer)
 	if err != nil {
 		sendReject(conn, err)
 		return peer, err
 	}
-	if err := b.listenerSteps(conn, peer, local, h.Endpoints); err != nil {
-		b.cfg.Peering.Abort(peer)
+	err = b.listenerSteps(conn, peer, local, h.Endpoints)
+	if err == nil {
+		err = b.activate(peer, local, h.Endpoints)
+	}
+	if err != nil {
+		b.cfg.Peering.Abort(peer, local)
 		return peer, timeoutErr(ctx, err)
 	}
-	b.setConnected(peer, h.Endpoints)
 	return peer, nil
 }
 

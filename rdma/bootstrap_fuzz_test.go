@@ -33,7 +33,7 @@ func FuzzBootstrapFrame(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{})
 	b, err := NewBootstrapper(BootstrapConfig{ClusterID: 0x6d75, Self: 2, Peers: []NodeID{1, 3},
-		Peering: Peering{Prepare: func(NodeID) ([]Endpoint, error) { return nil, nil }, Commit: func(NodeID, []Endpoint, []Endpoint) error { return nil }, Abort: func(NodeID) {}}})
+		Peering: Peering{Prepare: func(NodeID) ([]Endpoint, error) { return nil, nil }, Commit: func(NodeID, []Endpoint, []Endpoint) error { return nil }, Abort: func(NodeID, []Endpoint) {}}})
 	if err != nil {
 		f.Fatal(err)
 	}

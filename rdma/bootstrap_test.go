@@ -15,25 +15,30 @@ import (
 )
 
 // fakeQPs is a Peering that hands out queue-pair numbers and keeps the books
-// the bootstrap promises about: what is prepared, committed and released.
+// the bootstrap promises about: what is prepared, committed, in service and
+// released.
 type fakeQPs struct {
 	self NodeID
 
-	mu         sync.Mutex
-	nextQPN    uint32
-	live       map[NodeID][]Endpoint // prepared and not yet aborted
-	remote     map[NodeID][]Endpoint // committed: the peer's endpoints
-	prepares   map[NodeID]int
-	aborts     map[NodeID]int
-	failCommit error
-	failPrep   error
-	badPrep    bool // return one endpoint instead of one per plane
+	mu          sync.Mutex
+	nextQPN     uint32
+	staged      map[uint32]NodeID     // prepared attempts by first QPN, not yet activated or aborted
+	committed   map[uint32][]Endpoint // staged attempts' remote endpoints, once committed
+	live        map[NodeID][]Endpoint // local endpoints in service
+	remote      map[NodeID][]Endpoint // the peer's endpoints in service
+	prepares    map[NodeID]int
+	aborts      map[NodeID]int
+	activations map[NodeID]int
+	failCommit  error
+	failPrep    error
+	badPrep     bool // return one endpoint instead of one per plane
 }
 
 func newFakeQPs(self NodeID) *fakeQPs {
 	return &fakeQPs{self: self, nextQPN: 0x100 * (uint32(self) + 1),
+		staged: map[uint32]NodeID{}, committed: map[uint32][]Endpoint{},
 		live: map[NodeID][]Endpoint{}, remote: map[NodeID][]Endpoint{},
-		prepares: map[NodeID]int{}, aborts: map[NodeID]int{}}
+		prepares: map[NodeID]int{}, aborts: map[NodeID]int{}, activations: map[NodeID]int{}}
 }
 
 func (f *fakeQPs) peering() Peering {
@@ -45,8 +50,6 @@ func (f *fakeQPs) peering() Peering {
 			if f.failPrep != nil {
 				return nil, f.failPrep
 			}
-			// A re-dial replaces the previous queue pairs.
-			delete(f.remote, peer)
 			var eps []Endpoint
 			for p := range NumPlanes {
 				f.nextQPN++
@@ -58,7 +61,7 @@ func (f *fakeQPs) peering() Peering {
 			if f.badPrep {
 				eps = eps[:1]
 			}
-			f.live[peer] = eps
+			f.staged[eps[0].QPN] = peer
 			return eps, nil
 		},
 		Commit: func(peer NodeID, local, remote []Endpoint) error {
@@ -67,39 +70,59 @@ func (f *fakeQPs) peering() Peering {
 			if f.failCommit != nil {
 				return f.failCommit
 			}
-			for i, e := range local {
-				if e.QPN != f.live[peer][i].QPN || e.Node != f.self {
-					return fmt.Errorf("commit of %d: local endpoint %d is not what was prepared", peer, i)
-				}
+			if f.staged[local[0].QPN] != peer || local[0].Node != f.self {
+				return fmt.Errorf("commit of %d: local endpoints are not a prepared attempt", peer)
 			}
-			f.remote[peer] = remote
+			f.committed[local[0].QPN] = remote
 			return nil
 		},
-		Abort: func(peer NodeID) {
+		Activate: func(peer NodeID, local []Endpoint) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			remote, ok := f.committed[local[0].QPN]
+			if !ok || f.staged[local[0].QPN] != peer {
+				return fmt.Errorf("activate of %d: not a committed attempt", peer)
+			}
+			delete(f.staged, local[0].QPN)
+			delete(f.committed, local[0].QPN)
+			f.live[peer], f.remote[peer] = local, remote
+			f.activations[peer]++
+			return nil
+		},
+		Abort: func(peer NodeID, local []Endpoint) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.staged[local[0].QPN] != peer {
+				panic(fmt.Sprintf("abort of %d: not a staged attempt", peer))
+			}
 			f.aborts[peer]++
-			delete(f.live, peer)
-			delete(f.remote, peer)
+			delete(f.staged, local[0].QPN)
+			delete(f.committed, local[0].QPN)
 		},
 	}
 }
 
-// requireClean fails unless nothing is prepared or committed towards peer
-// and every Prepare was matched by an Abort.
+// requireClean fails unless no attempt towards peer is left prepared and
+// every Prepare was matched by an Abort or an Activate.
 func (f *fakeQPs) requireClean(t *testing.T, peer NodeID) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.live[peer]; ok {
-		t.Errorf("node %d: queue pairs towards %d left prepared", f.self, peer)
+	for _, p := range f.staged {
+		if p == peer {
+			t.Errorf("node %d: queue pairs towards %d left prepared", f.self, peer)
+		}
 	}
-	if _, ok := f.remote[peer]; ok {
-		t.Errorf("node %d: queue pairs towards %d left committed", f.self, peer)
+	if f.prepares[peer] != f.aborts[peer]+f.activations[peer] && f.failPrep == nil {
+		t.Errorf("node %d: %d prepares but %d aborts and %d activations for %d", f.self, f.prepares[peer], f.aborts[peer], f.activations[peer], peer)
 	}
-	if f.prepares[peer] != f.aborts[peer] && f.failPrep == nil {
-		t.Errorf("node %d: %d prepares but %d aborts for %d", f.self, f.prepares[peer], f.aborts[peer], peer)
-	}
+}
+
+// inService returns the local endpoints in service towards peer.
+func (f *fakeQPs) inService(peer NodeID) []Endpoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.live[peer]
 }
 
 func (f *fakeQPs) count(peer NodeID) (prepares, aborts int) {
@@ -373,6 +396,9 @@ func TestBootstrapDialerRejectsBadListener(t *testing.T) {
 			if _, ok := b.Remote(2); ok {
 				t.Error("Remote(2) reports a connection")
 			}
+			if q.inService(2) != nil {
+				t.Error("a failed handshake put queue pairs in service")
+			}
 		})
 	}
 }
@@ -472,6 +498,9 @@ func TestBootstrapCommitFailureRollsBackBothSides(t *testing.T) {
 			}
 			dq.requireClean(t, 2)
 			ln.qps.requireClean(t, 1)
+			if dq.inService(2) != nil || ln.qps.inService(1) != nil {
+				t.Error("a failed handshake put queue pairs in service")
+			}
 			if _, ok := d.Remote(2); ok {
 				t.Error("dialer reports a connection")
 			}

@@ -45,7 +45,7 @@ func (q *qps) peering() rdma.Peering {
 			q.commits[peer]++
 			return nil
 		},
-		Abort: func(rdma.NodeID) {},
+		Abort: func(rdma.NodeID, []rdma.Endpoint) {},
 	}
 }
 

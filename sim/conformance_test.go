@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/rdmaconsensus/mu/rdma"
@@ -29,6 +30,17 @@ func (c simCluster) WaitUntil(cond func() bool, limitNs int64) bool {
 	return c.w.RunUntil(cond, c.w.Now()+limitNs)
 }
 func (c simCluster) RetryExceededAfterNs() int64 { return c.w.Config().TransportTimeoutNs }
+
+// Reconnect redoes the handshake between a and b: in the simulator a new
+// queue pair is a reset of each end, keeping the connection values.
+func (c simCluster) Reconnect(a, b rdma.NodeID) error {
+	for p := range rdma.NumPlanes {
+		if err := errors.Join(c.w.Node(a).Conn(b, p).Reset(rdma.AccessAll), c.w.Node(b).Conn(a, p).Reset(rdma.AccessAll)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func TestConformance(t *testing.T) {
 	Seeds(t, 3, func(t *testing.T, seed uint64) {

@@ -351,6 +351,7 @@ func newPair(o options) (*pair, error) {
 		cfg.RegionBytes = 1 << 20
 		cfg.MaxInline = uint32(o.inline)
 		cfg.MaxRdAtomic = uint8(o.rdAtomic)
+		cfg.InitialAccess[rdma.PlaneReplication] |= rdma.AccessRemoteWrite // no permission switch here
 		return rverbs.New(cfg)
 	}
 	a, err := mk(1, 2)

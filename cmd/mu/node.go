@@ -398,7 +398,6 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 		return fmt.Errorf("verbs fabric on %s: %w", gid, err)
 	}
 	defer vf.Close()
-	sf := newSwapFabric(vf, peers)
 	logger.Printf("rdma %s, region %d bytes, %d log slots (discovery and fabric %v)", gid, vc.RegionBytes, cc.LogSlots, time.Since(t0).Round(time.Microsecond))
 
 	rejoining := rejoin == "yes"
@@ -411,7 +410,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 
 	bc := rdma.BootstrapConfig{
 		ClusterID: cfg.ClusterID, Self: cfg.ID, Peers: peers,
-		Timeout: cfg.Timings.HandshakeTimeout.D(), Peering: sf.peering(),
+		Timeout: cfg.Timings.HandshakeTimeout.D(), Peering: vf.Peering(),
 		OnInbound: func(remote net.Addr, peer rdma.NodeID, err error) {
 			if err != nil {
 				logger.Printf("bootstrap from %v (node %d): %v", remote, peer, err)
@@ -475,7 +474,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	if err != nil {
 		logger.Printf("hwmon: %v (hardware monitoring off)", err)
 	}
-	nd, err := newReplicaNode(sf, cc)
+	nd, err := newReplicaNode(vf, cc)
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}

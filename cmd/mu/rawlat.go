@@ -24,6 +24,7 @@ func rawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int) (*hdrhistogram.Histo
 		c.Self, c.Peers, c.ClusterID = self, []rdma.NodeID{peer}, 0x6d75
 		c.Device, c.Port, c.GIDIndex = gid.Device, uint8(gid.Port), gid.Index
 		c.RegionBytes = 1 << 20
+		c.InitialAccess[rdma.PlaneReplication] |= rdma.AccessRemoteWrite // no permission switch here
 		return verbs.New(c)
 	}
 	a, err := mk(1, 2)

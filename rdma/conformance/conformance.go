@@ -8,7 +8,9 @@
 // until both are reset (one is not enough); flushed completions on an
 // errored connection; retry exceeded from a dead peer only after the
 // transport timeout; atomic compare-and-swap (64-bit little-endian words at
-// both ends); concurrent writers to disjoint areas; batched posts.
+// both ends); concurrent writers to disjoint areas; batched posts; and a
+// re-handshake that keeps the connections the protocol holds, completes
+// every request exactly once and revives connections in error.
 package conformance
 
 import (
@@ -70,6 +72,18 @@ type Cluster interface {
 	RetryExceededAfterNs() int64
 }
 
+// Reconnector is a Cluster that can redo the handshake between two nodes,
+// as a bootstrap does when a peer restarts or redials: new queue pairs
+// replace the old on every plane. Connections keep their identity
+// (Fabric.Conn returns the same values), both ends are Ready and grant
+// rdma.AccessAll afterwards, and every signaled request posted before
+// completes exactly once: with its real status if it finished before the
+// swap, else rdma.StatusFlushed. Scenarios needing it skip on backends
+// without it.
+type Reconnector interface {
+	Reconnect(a, b rdma.NodeID) error
+}
+
 // T is the part of testing.TB the scenarios use; *testing.T satisfies it.
 // Fatal, Fatalf and Skipf must not return (testing.T calls
 // runtime.Goexit).
@@ -105,6 +119,8 @@ func Scenarios() []Scenario {
 		{"ConcurrentDisjointWriters", o, concurrentDisjointWriters},
 		{"Batch32", o, batch32},
 		{"BackgroundPlaneUnaffectedByRevoke", o, backgroundUnaffected},
+		{"ReconnectKeepsConnsAndCompletesOnce", o, reconnectCompletesOnce},
+		{"ReconnectRevivesErroredConn", o, reconnectRevives},
 	}
 }
 

@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"testing"
@@ -77,6 +78,7 @@ type mutantFabric struct {
 	c     *mutantCluster
 	fake  []rdma.Completion
 	swaps map[uint64]uint64 // id -> local offset of a pending swap
+	conns map[[2]int]*mutantConn
 }
 
 type mutantConn struct {
@@ -88,7 +90,7 @@ func (c *mutantCluster) Fabric(id rdma.NodeID) rdma.Fabric {
 	if f := c.fabrics[id]; f != nil {
 		return f
 	}
-	f := &mutantFabric{Fabric: c.Cluster.Fabric(id), c: c, swaps: map[uint64]uint64{}}
+	f := &mutantFabric{Fabric: c.Cluster.Fabric(id), c: c, swaps: map[uint64]uint64{}, conns: map[[2]int]*mutantConn{}}
 	c.fabrics[id] = f
 	return f
 }
@@ -111,7 +113,21 @@ func (f *mutantFabric) Conn(peer rdma.NodeID, p rdma.Plane) rdma.Conn {
 	if cn == nil {
 		return nil
 	}
-	return &mutantConn{Conn: cn, f: f}
+	k := [2]int{int(peer), int(p)}
+	if f.conns[k] == nil {
+		f.conns[k] = &mutantConn{Conn: cn, f: f}
+	}
+	return f.conns[k]
+}
+
+// Reconnect resets both ends, as the in-process backend does.
+func (c *mutantCluster) Reconnect(a, b rdma.NodeID) error {
+	for p := range rdma.NumPlanes {
+		if err := errors.Join(c.Cluster.Fabric(a).Conn(b, p).Reset(rdma.AccessAll), c.Cluster.Fabric(b).Conn(a, p).Reset(rdma.AccessAll)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *mutantFabric) Poll(out []rdma.Completion) int {

@@ -513,3 +513,102 @@ func backgroundUnaffected(t T, c Cluster) {
 		t.Fatalf("background read returned %d", v)
 	}
 }
+
+func reconnector(t T, c Cluster) Reconnector {
+	t.Helper()
+	r, ok := c.(Reconnector)
+	if !ok {
+		t.Skipf("backend cannot redo a handshake")
+	}
+	return r
+}
+
+// reconnectCompletesOnce: requests in flight when the handshake between 1
+// and 2 is redone each complete once, successfully or flushed; the
+// connections are the same values, ready, and carry writes after it, and
+// the other peers never noticed.
+func reconnectCompletesOnce(t T, c Cluster) {
+	rc := reconnector(t, c)
+	f1, f2 := c.Fabric(1), c.Fabric(2)
+	var before [rdma.NumPlanes]rdma.Conn
+	for p := range rdma.NumPlanes {
+		before[p] = conn(t, f1, 2, p)
+	}
+	r := newReader(f1)
+	const n = 16
+	fill(f1.Region().Bytes()[0:64], 0x21)
+	var wrs []rdma.WorkRequest
+	for i := range n {
+		wrs = append(wrs, rdma.WorkRequest{ID: uint64(400 + i), Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: uint64(2048 + 64*i), Length: 64})
+	}
+	post(t, before[rdma.PlaneReplication], wrs...)
+	post(t, before[rdma.PlaneBackground], rdma.WorkRequest{ID: 450, Op: rdma.OpRead, LocalOffset: 4096, RemoteOffset: 0, Length: 8})
+	post(t, conn(t, f1, 3, rdma.PlaneReplication), rdma.WorkRequest{ID: 460, Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: 0, Length: 64})
+	if err := rc.Reconnect(1, 2); err != nil {
+		t.Fatalf("reconnect 1-2: %v", err)
+	}
+	r.wait(t, c, n+2, waitLimitNs)
+	c.WaitUntil(func() bool { r.poll(); return false }, 10_000_000) // anything extra would show now
+	seen := map[uint64]int{}
+	for _, cq := range r.got {
+		seen[cq.ID]++
+		switch {
+		case cq.ID == 460:
+			checkCompletion(t, cq, 460, rdma.OpWrite, rdma.StatusSuccess, 3, rdma.PlaneReplication)
+		case cq.Status != rdma.StatusSuccess && cq.Status != rdma.StatusFlushed:
+			t.Fatalf("request in flight across the reconnect: %+v, want success or flushed", cq)
+		case cq.Peer != 2:
+			t.Fatalf("completion %+v names the wrong peer", cq)
+		}
+	}
+	for id := uint64(400); id < 400+n; id++ {
+		if seen[id] != 1 {
+			t.Fatalf("write %d completed %d times across the reconnect: %+v", id, seen[id], r.got)
+		}
+	}
+	if seen[450] != 1 || seen[460] != 1 || len(r.got) != n+2 {
+		t.Fatalf("completions across the reconnect: %+v", r.got)
+	}
+	for p := range rdma.NumPlanes {
+		if got := f1.Conn(2, p); got != before[p] {
+			t.Fatalf("Conn(2, %v) changed across the reconnect", p)
+		}
+		if s := before[p].State(); s != rdma.ConnReady {
+			t.Fatalf("%v connection after the reconnect: %v, want ready", p, s)
+		}
+		if a := conn(t, f2, 1, p).RemoteAccess(); a != rdma.AccessAll {
+			t.Fatalf("node 2's %v end grants %v after the reconnect, want all", p, a)
+		}
+	}
+	n0 := len(r.got)
+	fill(f1.Region().Bytes()[0:64], 0x42)
+	post(t, before[rdma.PlaneReplication], rdma.WorkRequest{ID: 470, Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: 512, Length: 64})
+	got := r.wait(t, c, n0+1, waitLimitNs)
+	checkCompletion(t, got[n0], 470, rdma.OpWrite, rdma.StatusSuccess, 2, rdma.PlaneReplication)
+	if !allEqual(f2.Region().Bytes()[512:576], 0x42) {
+		t.Fatal("write after the reconnect not visible at the target")
+	}
+}
+
+// reconnectRevives: a connection broken by a refused write (both ends in
+// error) works again after a new handshake, without Reset.
+func reconnectRevives(t T, c Cluster) {
+	rc := reconnector(t, c)
+	r := newReader(c.Fabric(1))
+	e12, e21 := breakByRevoke(t, c, r)
+	if err := rc.Reconnect(1, 2); err != nil {
+		t.Fatalf("reconnect 1-2: %v", err)
+	}
+	if e12.State() != rdma.ConnReady || e21.State() != rdma.ConnReady {
+		t.Fatalf("after the reconnect: %v %v, want ready", e12.State(), e21.State())
+	}
+	c.WaitUntil(func() bool { r.poll(); return false }, 1_000_000)
+	n0 := len(r.got)
+	fill(c.Fabric(1).Region().Bytes()[0:64], 0x6C)
+	post(t, e12, rdma.WorkRequest{ID: 480, Op: rdma.OpWrite, LocalOffset: 0, RemoteOffset: 512, Length: 64})
+	got := r.wait(t, c, n0+1, waitLimitNs)
+	checkCompletion(t, got[n0], 480, rdma.OpWrite, rdma.StatusSuccess, 2, rdma.PlaneReplication)
+	if !allEqual(c.Fabric(2).Region().Bytes()[512:576], 0x6C) {
+		t.Fatal("write after the reconnect not visible at the target")
+	}
+}

@@ -2,6 +2,7 @@ package inproc
 
 import (
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -56,6 +57,17 @@ func (c cluster) WaitUntil(cond func() bool, limitNs int64) bool {
 		}
 		runtime.Gosched()
 	}
+}
+
+// Reconnect redoes the handshake between a and b: in one process a new
+// queue pair is a reset of each end, keeping the connection values.
+func (c cluster) Reconnect(a, b rdma.NodeID) error {
+	for p := range rdma.NumPlanes {
+		if err := errors.Join(c.net.Node(a).Conn(b, p).Reset(rdma.AccessAll), c.net.Node(b).Conn(a, p).Reset(rdma.AccessAll)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func TestConformance(t *testing.T) { conformance.Run(t, backend{}) }

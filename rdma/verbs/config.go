@@ -42,9 +42,16 @@ type Config struct {
 	// MaxRdAtomic bounds reads and atomics in flight per connection, in
 	// each direction; 0 takes min(16, device limit).
 	MaxRdAtomic uint8
-	// InitialAccess is what each peer may do to the local region once
-	// connected.
-	InitialAccess rdma.Access
+	// RegionAccess is the most any peer may ever do to the region: the
+	// access it is registered with. A connection's access never exceeds
+	// it. mu's protocol reads and writes; atomics only if a user needs them.
+	RegionAccess rdma.Access
+	// InitialAccess is what a peer may do through a new queue pair, per
+	// plane: least privilege by default, remote write on the replication
+	// plane only once the permission switch grants it (a replacement queue
+	// pair after a re-handshake starts here too), and the background plane
+	// writable for heartbeat and permission words.
+	InitialAccess [rdma.NumPlanes]rdma.Access
 }
 
 // DefaultConfig returns the settings used on rxe, for self with no peers.
@@ -58,7 +65,11 @@ func DefaultConfig() Config {
 		TimeoutExp:     14,
 		RetryCount:     7,
 		RNRRetry:       7,
-		InitialAccess:  rdma.AccessAll,
+		RegionAccess:   rdma.AccessRemoteRead | rdma.AccessRemoteWrite,
+		InitialAccess: [rdma.NumPlanes]rdma.Access{
+			rdma.PlaneReplication: rdma.AccessRemoteRead,
+			rdma.PlaneBackground:  rdma.AccessRemoteRead | rdma.AccessRemoteWrite,
+		},
 	}
 }
 
@@ -81,8 +92,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: RetryCount %d: want 0..7", ErrConfig, c.RetryCount)
 	case c.RNRRetry > 7:
 		return fmt.Errorf("%w: RNRRetry %d: want 0..7", ErrConfig, c.RNRRetry)
-	case c.InitialAccess&^rdma.AccessAll != 0:
-		return fmt.Errorf("%w: InitialAccess %#x has unknown bits", ErrConfig, uint8(c.InitialAccess))
+	case c.RegionAccess&^rdma.AccessAll != 0:
+		return fmt.Errorf("%w: RegionAccess %#x has unknown bits", ErrConfig, uint8(c.RegionAccess))
+	}
+	for p, a := range c.InitialAccess {
+		if a&^c.RegionAccess != 0 {
+			return fmt.Errorf("%w: InitialAccess[%v] %#x exceeds RegionAccess %#x", ErrConfig, rdma.Plane(p), uint8(a), uint8(c.RegionAccess))
+		}
 	}
 	seen := make(map[rdma.NodeID]bool, len(c.Peers))
 	for _, p := range c.Peers {

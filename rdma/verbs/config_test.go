@@ -25,7 +25,8 @@ func TestConfigValidate(t *testing.T) {
 		"TimeoutExp":          func(c *Config) { c.TimeoutExp = 32 },
 		"RetryCount":          func(c *Config) { c.RetryCount = 8 },
 		"RNRRetry":            func(c *Config) { c.RNRRetry = 9 },
-		"InitialAccess":       func(c *Config) { c.InitialAccess = 0x80 },
+		"InitialAccess":       func(c *Config) { c.InitialAccess[rdma.PlaneReplication] = rdma.AccessRemoteAtomic },
+		"RegionAccess":        func(c *Config) { c.RegionAccess = 0x80 },
 	}
 	for name, mutate := range bad {
 		c := good

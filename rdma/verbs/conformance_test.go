@@ -1,6 +1,7 @@
 package verbs
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -50,6 +51,27 @@ func (c *confCluster) WaitUntil(cond func() bool, limitNs int64) bool {
 // error may come up to a quarter early relative to the nominal
 // (retries+1) x ACK timeout, never sooner.
 func (c *confCluster) RetryExceededAfterNs() int64 { return c.timeoutNs * 3 / 4 }
+
+// Reconnect redoes the handshake between a and b: new queue pairs beside
+// the old, swapped in once both sides committed.
+func (c *confCluster) Reconnect(a, b rdma.NodeID) error {
+	fa, fb := c.cl.fabrics[a], c.cl.fabrics[b]
+	ea, err := fa.Prepare(b)
+	if err != nil {
+		return err
+	}
+	eb, err := fb.Prepare(a)
+	if err != nil {
+		fa.Abort(b, ea)
+		return err
+	}
+	if err := errors.Join(fa.Commit(b, ea, eb), fb.Commit(a, eb, ea)); err != nil {
+		fa.Abort(b, ea)
+		fb.Abort(a, eb)
+		return err
+	}
+	return errors.Join(fa.Activate(b, ea), fb.Activate(a, eb))
+}
 
 func TestConformance(t *testing.T) {
 	conformance.Run(t, backend{})

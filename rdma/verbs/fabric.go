@@ -1,20 +1,25 @@
 // Package verbs is the rdma.Fabric backend on real RDMA devices (and
 // Soft-RoCE), built on the libibverbs binding in cgo/verbs.
 //
-// A node has one registered region (mmap, local write plus remote read,
-// write and atomic; the per-connection remote access flags are the
-// permission switch), one completion queue shared by all connections, and
-// one RC queue pair per peer per plane.
+// A node has one registered region (mmap'd; remote read and write, atomics
+// only when Config.RegionAccess asks; the per-connection remote access
+// flags are the permission switch), one completion queue shared by all
+// connections, and one stable Conn per peer per plane, each served by one
+// RC queue pair at a time.
 //
-// Setting up a peer is two steps, so any transport can carry the endpoints:
-// Prepare creates the local queue pairs and returns their rdma.Endpoint
-// values to send to the peer; Connect (or Commit) takes the peer's endpoints
-// and moves the queue pairs to RTS. Peering adapts the pair to
-// rdma.Bootstrapper.
+// Setting up a peer is three steps, so any transport can carry the
+// endpoints and a failed exchange changes nothing in service: Prepare
+// creates a new set of queue pairs beside the ones in service and returns
+// their rdma.Endpoint values to send to the peer; Commit takes the peer's
+// endpoints and moves the new queue pairs to RTS; Activate swaps them in,
+// completing what the old ones still owed as flushed. Abort releases a
+// prepared set instead. Peering adapts them to rdma.Bootstrapper; Connect
+// is Commit and Activate in one, for wiring in one process.
 //
 // Threading: Post on a Conn from one goroutine at a time; Poll from one
 // goroutine at a time; Reset and SetRemoteAccess may run on another
-// goroutine, but not concurrently with Post on the same Conn.
+// goroutine, but not concurrently with Post on the same Conn. Prepare,
+// Commit, Activate and Abort may run on any goroutine at any time.
 package verbs
 
 import (
@@ -43,6 +48,13 @@ var epoch = time.Now()
 // pollBatch bounds the completions one Poll takes from the CQ.
 const pollBatch = 64
 
+// maxStagedPerPeer bounds the prepared, not yet activated sets of queue
+// pairs per peer: handshakes in flight at once.
+const maxStagedPerPeer = 4
+
+// ErrBusy: too many prepared sets of queue pairs for one peer.
+var ErrBusy = errors.New("rdma/verbs: too many handshakes in flight for one peer")
+
 // Fabric is one node's verbs fabric. It implements rdma.Fabric.
 type Fabric struct {
 	cfg       Config
@@ -57,48 +69,94 @@ type Fabric struct {
 	rdAtomic  uint8
 	maxInline atomic.Uint32 // as granted to the newest queue pair
 
-	// table maps (peer, plane) and QP numbers to connections. It is
-	// replaced, never mutated, under mu, so Conn reads it without a lock.
-	table atomic.Pointer[connTable]
+	// lkey and rkey are each plane's keys: what its queue pairs use for
+	// local buffers and what they tell the peer.
+	lkey, rkey [rdma.NumPlanes]uint32
+	// pds[p] is the protection domain of plane p's queue pairs.
+	pds [rdma.NumPlanes]*ibv.PD
 
-	// mu serializes Poll against Reset and against table changes, so a
-	// reset's synthesized completions and the CQ's never race.
+	conns map[rdma.NodeID]*[rdma.NumPlanes]*Conn // fixed at New
+
+	// table maps QP numbers to the queue pairs in service. It is
+	// replaced, never mutated, under mu, so Poll reads it without a lock.
+	table atomic.Pointer[qpTable]
+
+	// mu serializes Poll against Reset and against swaps, so synthesized
+	// completions and the CQ's never race.
 	mu      sync.Mutex
 	wcs     []ibv.WC
-	pending []rdma.Completion // synthesized by Reset, drained first by Poll
+	pending []rdma.Completion // synthesized by Reset and swaps, drained first by Poll
 	closed  atomic.Bool
+
+	stageMu sync.Mutex
+	staged  map[rdma.NodeID][]*attempt // prepared, not yet activated
 }
 
-type connTable struct {
-	conns []*Conn // every live connection
+// attempt is one handshake's set of queue pairs, one per plane.
+type attempt struct {
+	mu        sync.Mutex // held while its queue pairs are connected or destroyed
+	qps       [rdma.NumPlanes]*qpair
+	committed bool
+	dead      bool // destroyed
 }
 
-func (t *connTable) find(peer rdma.NodeID, plane rdma.Plane) *Conn {
-	for _, c := range t.conns {
-		if c.peer == peer && c.plane == plane {
-			return c
+func (a *attempt) matches(local []rdma.Endpoint) bool {
+	if len(local) != int(rdma.NumPlanes) {
+		return false
+	}
+	for _, ep := range local {
+		if ep.Plane >= rdma.NumPlanes || a.qps[ep.Plane].local != ep {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *attempt) destroy() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dead {
+		return
+	}
+	a.dead = true
+	for _, q := range a.qps {
+		if q != nil {
+			_ = q.destroy()
+		}
+	}
+}
+
+type qpTable struct {
+	qps []*qpair // every queue pair in service
+}
+
+func (t *qpTable) byQPN(qpn uint32) *qpair {
+	for _, q := range t.qps {
+		if q.qpn == qpn {
+			return q
 		}
 	}
 	return nil
 }
 
-func (t *connTable) byQPN(qpn uint32) *Conn {
-	for _, c := range t.conns {
-		if c.qpn == qpn {
-			return c
-		}
-	}
-	return nil
-}
-
-// New opens the device, registers the region and creates the shared CQ. It
-// creates no queue pairs: call Prepare for each peer.
+// New opens the device, registers the region, creates the shared CQ and
+// one Conn per peer per plane. It creates no queue pairs: each peer's come
+// with its first handshake (Prepare, Commit, Activate).
 func New(cfg Config) (*Fabric, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &Fabric{cfg: cfg, wcs: make([]ibv.WC, pollBatch)}
-	f.table.Store(&connTable{})
+	f := &Fabric{cfg: cfg, wcs: make([]ibv.WC, pollBatch),
+		conns: map[rdma.NodeID]*[rdma.NumPlanes]*Conn{}, staged: map[rdma.NodeID][]*attempt{}}
+	f.table.Store(&qpTable{})
+	for _, p := range cfg.Peers {
+		var cs [rdma.NumPlanes]*Conn
+		for pl := range rdma.NumPlanes {
+			cs[pl] = &Conn{f: f, peer: p, plane: pl, wrBuf: make([]ibv.SendWR, cfg.SendQueueDepth)}
+			cs[pl].access.Store(uint32(cfg.InitialAccess[pl]))
+		}
+		f.conns[p] = &cs
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -140,9 +198,11 @@ func New(cfg Config) (*Fabric, error) {
 	if f.mem, err = ibv.AllocMemory(cfg.RegionBytes); err != nil {
 		return nil, err
 	}
-	access := ibv.AccessLocalWrite | ibv.AccessRemoteRead | ibv.AccessRemoteWrite | ibv.AccessRemoteAtomic
-	if f.mr, err = f.pd.RegisterMemory(f.mem, access); err != nil {
+	if f.mr, err = f.pd.RegisterMemory(f.mem, ibv.AccessLocalWrite|toVerbsAccess(cfg.RegionAccess)); err != nil {
 		return nil, err
+	}
+	for p := range rdma.NumPlanes {
+		f.pds[p], f.lkey[p], f.rkey[p] = f.pd, f.mr.LKey(), f.mr.RKey()
 	}
 	// Room for every connection's outstanding requests, twice: after a
 	// reset, stale completions of the old incarnation may still be queued.
@@ -153,20 +213,39 @@ func New(cfg Config) (*Fabric, error) {
 	if f.cq, err = f.ctx.CreateCQ(cqe); err != nil {
 		return nil, err
 	}
-	// Reset parks the CQ's contents and its own flushes here.
+	// Resets and swaps park the CQ's contents and their own flushes here.
 	f.pending = make([]rdma.Completion, 0, cqe+max(1, len(cfg.Peers))*int(rdma.NumPlanes)*int(cfg.SendQueueDepth))
 	ok = true
 	return f, nil
 }
 
 // release frees whatever New or the connections hold, in dependency order.
+// It takes each Conn's lock before the fabric's (the order Reset and swaps
+// use), so it must not run under f.mu.
 func (f *Fabric) release() error {
 	var errs []error
-	if t := f.table.Load(); t != nil {
-		for _, c := range t.conns {
-			errs = append(errs, c.destroy())
+	for _, cs := range f.conns {
+		for _, c := range cs {
+			c.mu.Lock()
+			c.closed.Store(true)
+			if c.cur != nil {
+				errs = append(errs, c.cur.destroy())
+				c.cur = nil
+			}
+			c.mu.Unlock()
 		}
-		f.table.Store(&connTable{})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.table.Store(&qpTable{})
+	f.stageMu.Lock()
+	staged := f.staged
+	f.staged = map[rdma.NodeID][]*attempt{}
+	f.stageMu.Unlock()
+	for _, as := range staged {
+		for _, a := range as {
+			a.destroy()
+		}
 	}
 	if f.cq != nil {
 		errs = append(errs, f.cq.Close())
@@ -206,9 +285,10 @@ func (f *Fabric) MaxInline() uint32 { return f.maxInline.Load() }
 // Now is the process-wide monotonic clock in nanoseconds.
 func (f *Fabric) Now() int64 { return int64(time.Since(epoch)) }
 
-// Conn returns the connection to peer on plane, or nil.
+// Conn returns the stable connection to peer on plane, or nil when peer is
+// not in Config.Peers. Before the first handshake with peer it is down.
 func (f *Fabric) Conn(peer rdma.NodeID, plane rdma.Plane) rdma.Conn {
-	if c := f.table.Load().find(peer, plane); c != nil {
+	if c := f.VerbsConn(peer, plane); c != nil {
 		return c
 	}
 	return nil
@@ -216,124 +296,272 @@ func (f *Fabric) Conn(peer rdma.NodeID, plane rdma.Plane) rdma.Conn {
 
 // VerbsConn is Conn with the concrete type, for tests and tools.
 func (f *Fabric) VerbsConn(peer rdma.NodeID, plane rdma.Plane) *Conn {
-	return f.table.Load().find(peer, plane)
+	cs := f.conns[peer]
+	if cs == nil || plane >= rdma.NumPlanes {
+		return nil
+	}
+	return cs[plane]
 }
 
-func (f *Fabric) isPeer(p rdma.NodeID) bool {
-	for _, q := range f.cfg.Peers {
-		if q == p {
+// checkAccess refuses unknown bits and access the region was not
+// registered for.
+func (f *Fabric) checkAccess(a rdma.Access) error {
+	if a&^rdma.AccessAll != 0 {
+		return fmt.Errorf("access %#x has unknown bits: %w", uint8(a), ErrConfig)
+	}
+	if a&^f.cfg.RegionAccess != 0 {
+		return fmt.Errorf("access %#x exceeds the region's %#x (Config.RegionAccess): %w", uint8(a), uint8(f.cfg.RegionAccess), ErrConfig)
+	}
+	return nil
+}
+
+// Prepare creates one queue pair per plane for peer, beside the ones in
+// service, and returns the local endpoints to send to the peer, sorted by
+// plane. Nothing in service changes until Activate.
+func (f *Fabric) Prepare(peer rdma.NodeID) ([]rdma.Endpoint, error) {
+	if f.closed.Load() {
+		return nil, rdma.ErrClosed
+	}
+	if f.conns[peer] == nil {
+		return nil, fmt.Errorf("%w: node %d is not in Peers", ErrConfig, peer)
+	}
+	f.stageMu.Lock()
+	n := len(f.staged[peer])
+	f.stageMu.Unlock()
+	if n >= maxStagedPerPeer {
+		return nil, fmt.Errorf("%w: %d prepared for node %d", ErrBusy, n, peer)
+	}
+	a := &attempt{}
+	eps := make([]rdma.Endpoint, 0, rdma.NumPlanes)
+	for p := range rdma.NumPlanes {
+		q, err := f.newQPair(f.conns[peer][p])
+		if err != nil {
+			a.destroy()
+			return nil, err
+		}
+		a.qps[p] = q
+		eps = append(eps, q.local)
+	}
+	f.stageMu.Lock()
+	defer f.stageMu.Unlock()
+	if f.closed.Load() || len(f.staged[peer]) >= maxStagedPerPeer {
+		a.destroy()
+		if f.closed.Load() {
+			return nil, rdma.ErrClosed
+		}
+		return nil, fmt.Errorf("%w: %d prepared for node %d", ErrBusy, len(f.staged[peer]), peer)
+	}
+	f.staged[peer] = append(f.staged[peer], a)
+	return eps, nil
+}
+
+// findStaged returns peer's prepared attempt named by local (the newest
+// when local is nil), removing it from the staged set when take is set.
+func (f *Fabric) findStaged(peer rdma.NodeID, local []rdma.Endpoint, take bool) *attempt {
+	f.stageMu.Lock()
+	defer f.stageMu.Unlock()
+	as := f.staged[peer]
+	for i := len(as) - 1; i >= 0; i-- {
+		if local == nil || as[i].matches(local) {
+			a := as[i]
+			if take {
+				f.staged[peer] = append(as[:i:i], as[i+1:]...)
+			}
+			return a
+		}
+	}
+	return nil
+}
+
+// unstage removes a from peer's prepared sets; false if it was not there.
+func (f *Fabric) unstage(peer rdma.NodeID, a *attempt) bool {
+	f.stageMu.Lock()
+	defer f.stageMu.Unlock()
+	as := f.staged[peer]
+	for i := range as {
+		if as[i] == a {
+			f.staged[peer] = append(as[:i:i], as[i+1:]...)
 			return true
 		}
 	}
 	return false
 }
 
-// Prepare creates one queue pair per plane for peer, replacing (and
-// destroying) any earlier ones, and returns the local endpoints to send to
-// the peer, sorted by plane.
-func (f *Fabric) Prepare(peer rdma.NodeID) ([]rdma.Endpoint, error) {
-	if f.closed.Load() {
-		return nil, rdma.ErrClosed
-	}
-	if !f.isPeer(peer) {
-		return nil, fmt.Errorf("%w: node %d is not in Peers", ErrConfig, peer)
-	}
-	f.Abort(peer)
-	conns := make([]*Conn, 0, rdma.NumPlanes)
-	eps := make([]rdma.Endpoint, 0, rdma.NumPlanes)
-	for p := range rdma.NumPlanes {
-		c, err := f.newConn(peer, p)
-		if err != nil {
-			for _, c := range conns {
-				_ = c.destroy()
-			}
-			return nil, err
+// Abort destroys the prepared queue pairs of peer named by local, or every
+// prepared set of peer's when local is nil. Queue pairs in service are
+// never touched.
+func (f *Fabric) Abort(peer rdma.NodeID, local []rdma.Endpoint) {
+	for {
+		a := f.findStaged(peer, local, true)
+		if a == nil {
+			return
 		}
-		conns = append(conns, c)
-		eps = append(eps, c.local)
-	}
-	f.mu.Lock()
-	old := f.table.Load()
-	next := &connTable{conns: append(append([]*Conn(nil), old.conns...), conns...)}
-	f.table.Store(next)
-	f.mu.Unlock()
-	return eps, nil
-}
-
-// Abort destroys the queue pairs of peer, if any.
-func (f *Fabric) Abort(peer rdma.NodeID) {
-	f.mu.Lock()
-	old := f.table.Load()
-	var keep, drop []*Conn
-	for _, c := range old.conns {
-		if c.peer == peer {
-			drop = append(drop, c)
-		} else {
-			keep = append(keep, c)
+		a.destroy()
+		if local != nil {
+			return
 		}
-	}
-	if len(drop) > 0 {
-		f.table.Store(&connTable{conns: keep})
-	}
-	f.mu.Unlock()
-	for _, c := range drop {
-		_ = c.destroy()
 	}
 }
 
-// LocalEndpoints returns the endpoints of peer's queue pairs made by the
-// last Prepare, sorted by plane.
+// LocalEndpoints returns the endpoints of peer's queue pairs in service,
+// sorted by plane.
 func (f *Fabric) LocalEndpoints(peer rdma.NodeID) []rdma.Endpoint {
 	var eps []rdma.Endpoint
 	for p := range rdma.NumPlanes {
-		if c := f.table.Load().find(peer, p); c != nil {
-			eps = append(eps, c.local)
+		if c := f.VerbsConn(peer, p); c != nil && c.Local() != (rdma.Endpoint{}) {
+			eps = append(eps, c.Local())
 		}
 	}
 	return eps
 }
 
-// Connect moves peer's queue pairs to RTS towards remote: the peer's
-// endpoints, one per plane, in any order.
-func (f *Fabric) Connect(peer rdma.NodeID, remote []rdma.Endpoint) error {
+// Commit moves peer's prepared queue pairs named by local (the endpoints
+// Prepare returned) to RTS towards remote, the peer's endpoints, one per
+// plane in any order. They are not in service until Activate.
+func (f *Fabric) Commit(peer rdma.NodeID, local, remote []rdma.Endpoint) error {
+	a := f.findStaged(peer, local, false)
+	if a == nil {
+		return fmt.Errorf("%w: local endpoints for node %d are not a prepared set", ErrEndpoint, peer)
+	}
+	return f.commit(peer, a, remote)
+}
+
+func (f *Fabric) commit(peer rdma.NodeID, a *attempt, remote []rdma.Endpoint) error {
 	if f.closed.Load() {
 		return rdma.ErrClosed
 	}
 	if len(remote) != int(rdma.NumPlanes) {
 		return fmt.Errorf("%w: %d endpoints from node %d, want one per plane (%d)", ErrEndpoint, len(remote), peer, rdma.NumPlanes)
 	}
-	t := f.table.Load()
+	var seen [rdma.NumPlanes]bool
 	for _, ep := range remote {
 		if err := f.checkRemote(peer, ep); err != nil {
 			return err
 		}
-		c := t.find(peer, ep.Plane)
-		if c == nil {
-			return fmt.Errorf("%w: no local queue pair for node %d plane %v: call Prepare first", ErrEndpoint, peer, ep.Plane)
+		if seen[ep.Plane] {
+			return fmt.Errorf("%w: two endpoints of node %d for plane %v", ErrEndpoint, peer, ep.Plane)
 		}
-		if err := c.connect(ep); err != nil {
+		seen[ep.Plane] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dead {
+		return fmt.Errorf("%w: prepared set for node %d was released", rdma.ErrClosed, peer)
+	}
+	for _, ep := range remote {
+		q := a.qps[ep.Plane]
+		if err := q.connect(ep, f.startAccess(q.conn)); err != nil {
 			return err
+		}
+	}
+	a.committed = true
+	return nil
+}
+
+// startAccess is what a new queue pair lets the peer do: before the first
+// handshake what the owner set (Config.InitialAccess unless changed), after
+// it Config.InitialAccess: a replacement never inherits a grant, the owner
+// grants again (the permission manager repairs it).
+func (f *Fabric) startAccess(c *Conn) rdma.Access {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.swaps == 0 {
+		return c.RemoteAccess()
+	}
+	return f.cfg.InitialAccess[c.plane]
+}
+
+// Activate puts peer's committed queue pairs named by local in service,
+// replacing the ones in service, which are destroyed: every signaled
+// request they still owed completes as rdma.StatusFlushed (unsignaled ones
+// are dropped, their effect at the target unknown). Posts wait for the swap
+// and then go to the new queue pairs.
+func (f *Fabric) Activate(peer rdma.NodeID, local []rdma.Endpoint) error {
+	a := f.findStaged(peer, local, false)
+	if a == nil {
+		return fmt.Errorf("%w: local endpoints for node %d are not a prepared set", ErrEndpoint, peer)
+	}
+	return f.activate(peer, a)
+}
+
+func (f *Fabric) activate(peer rdma.NodeID, a *attempt) error {
+	a.mu.Lock()
+	committed := a.committed && !a.dead
+	a.mu.Unlock()
+	if !committed {
+		return fmt.Errorf("%w: queue pairs for node %d activated before Commit", ErrEndpoint, peer)
+	}
+	if !f.unstage(peer, a) {
+		return fmt.Errorf("%w: prepared set for node %d was released", rdma.ErrClosed, peer)
+	}
+	cs := f.conns[peer]
+	for _, c := range cs {
+		c.mu.Lock()
+	}
+	var old [rdma.NumPlanes]*qpair
+	err := func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.closed.Load() {
+			return rdma.ErrClosed
+		}
+		f.parkCQ()
+		t := f.table.Load()
+		next := &qpTable{qps: make([]*qpair, 0, len(t.qps)+len(cs))}
+		for _, q := range t.qps {
+			if q.conn.peer != peer {
+				next.qps = append(next.qps, q)
+			}
+		}
+		for p, c := range cs {
+			old[p] = c.cur
+			if old[p] != nil {
+				old[p].flushOwed()
+			}
+			q := a.qps[p]
+			c.cur = q
+			c.swaps++
+			c.access.Store(uint32(q.access))
+			next.qps = append(next.qps, q)
+		}
+		f.table.Store(next)
+		return nil
+	}()
+	for _, c := range cs {
+		c.mu.Unlock()
+	}
+	if err != nil {
+		a.destroy()
+		return err
+	}
+	for _, q := range old {
+		if q != nil {
+			_ = q.destroy()
 		}
 	}
 	return nil
 }
 
-// Commit is Connect after checking that local are the endpoints Prepare
-// returned (the bootstrap's view).
-func (f *Fabric) Commit(peer rdma.NodeID, local, remote []rdma.Endpoint) error {
-	t := f.table.Load()
-	for _, ep := range local {
-		c := t.find(peer, ep.Plane)
-		if c == nil || c.local != ep {
-			return fmt.Errorf("%w: local endpoint for node %d plane %v is not the prepared one", ErrEndpoint, peer, ep.Plane)
-		}
+// Connect connects peer's newest prepared queue pairs to remote, the
+// peer's endpoints (one per plane, any order), and puts them in service:
+// Commit and Activate in one, for wiring fabrics without a bootstrap.
+func (f *Fabric) Connect(peer rdma.NodeID, remote []rdma.Endpoint) error {
+	if f.closed.Load() {
+		return rdma.ErrClosed
 	}
-	return f.Connect(peer, remote)
+	a := f.findStaged(peer, nil, false)
+	if a == nil {
+		return fmt.Errorf("%w: no prepared queue pairs for node %d: call Prepare first", ErrEndpoint, peer)
+	}
+	if err := f.commit(peer, a, remote); err != nil {
+		return err
+	}
+	return f.activate(peer, a)
 }
 
-// Peering adapts Prepare, Commit and Abort to rdma.Bootstrapper.
+// Peering adapts Prepare, Commit, Activate and Abort to rdma.Bootstrapper.
 func (f *Fabric) Peering() rdma.Peering {
-	return rdma.Peering{Prepare: f.Prepare, Commit: f.Commit, Abort: f.Abort}
+	return rdma.Peering{Prepare: f.Prepare, Commit: f.Commit, Activate: f.Activate, Abort: f.Abort}
 }
 
 func (f *Fabric) checkRemote(peer rdma.NodeID, ep rdma.Endpoint) error {
@@ -356,26 +584,20 @@ func (f *Fabric) checkRemote(peer rdma.NodeID, ep rdma.Endpoint) error {
 	return nil
 }
 
-func (f *Fabric) newConn(peer rdma.NodeID, plane rdma.Plane) (*Conn, error) {
-	qp, err := f.pd.CreateQP(f.cq, ibv.QPConfig{MaxSendWR: f.cfg.SendQueueDepth, MaxInline: f.cfg.MaxInline})
+func (f *Fabric) newQPair(c *Conn) (*qpair, error) {
+	qp, err := f.pds[c.plane].CreateQP(f.cq, ibv.QPConfig{MaxSendWR: f.cfg.SendQueueDepth, MaxInline: f.cfg.MaxInline})
 	if err != nil {
 		return nil, err
 	}
 	f.maxInline.Store(qp.MaxInline())
 	depth := f.cfg.SendQueueDepth
-	c := &Conn{
-		f: f, peer: peer, plane: plane, qp: qp, qpn: qp.Num(),
-		wrBuf: make([]ibv.SendWR, depth),
-		ring:  make([]slot, depth),
-		mask:  uint64(depth - 1),
-	}
-	c.access.Store(uint32(f.cfg.InitialAccess))
-	c.local = rdma.Endpoint{
-		Version: rdma.ProtocolVersion, ClusterID: f.cfg.ClusterID, Node: f.cfg.Self, Plane: plane,
+	q := &qpair{conn: c, qp: qp, qpn: qp.Num(), ring: make([]slot, depth), mask: uint64(depth - 1)}
+	q.local = rdma.Endpoint{
+		Version: rdma.ProtocolVersion, ClusterID: f.cfg.ClusterID, Node: f.cfg.Self, Plane: c.plane,
 		GID: f.gid, QPN: qp.Num(), PSN: rand.Uint32() & (1<<24 - 1),
-		Addr: f.mr.Addr(), RKey: f.mr.RKey(), Length: f.mr.Len(),
+		Addr: f.mem.Addr(), RKey: f.rkey[c.plane], Length: uint64(f.mem.Len()),
 	}
-	return c, nil
+	return q, nil
 }
 
 // Poll moves up to len(out) completions into out, in one crossing into C.
@@ -393,6 +615,9 @@ func (f *Fabric) PollSpin(out []rdma.Completion, spins int) int {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed.Load() {
+		return 0 // Close may have freed the CQ while this waited
+	}
 	n := 0
 	if len(f.pending) > 0 {
 		n = copy(out, f.pending)
@@ -420,21 +645,22 @@ func (f *Fabric) PollSpin(out []rdma.Completion, spins int) int {
 }
 
 // translate turns a verbs completion into the caller's; false drops it (a
-// destroyed pair's, or one from before a reset). Called under mu.
-func (f *Fabric) translate(t *connTable, wc *ibv.WC, out *rdma.Completion) bool {
-	c := t.byQPN(wc.QPNum)
-	if c == nil || wc.ID < c.floor {
+// replaced or destroyed pair's, or one from before a reset). Called under
+// mu.
+func (f *Fabric) translate(t *qpTable, wc *ibv.WC, out *rdma.Completion) bool {
+	q := t.byQPN(wc.QPNum)
+	if q == nil || wc.ID < q.floor {
 		return false
 	}
-	s := &c.ring[wc.ID&c.mask]
-	*out = rdma.Completion{ID: s.id, Op: s.op, Status: wc.Status.RDMA(), Peer: c.peer, Plane: c.plane}
-	c.done.Store(wc.ID + 1)
+	s := &q.ring[wc.ID&q.mask]
+	*out = rdma.Completion{ID: s.id, Op: s.op, Status: wc.Status.RDMA(), Peer: q.conn.peer, Plane: q.conn.plane}
+	q.done.Store(wc.ID + 1)
 	return true
 }
 
-// parkCQ moves everything the CQ holds into pending, so a reset cannot lose
-// a real status (say, the remote invalid request that caused it). Called
-// under mu.
+// parkCQ moves everything the CQ holds into pending, so a reset or a swap
+// cannot lose a real status (say, the remote invalid request that caused
+// it). Called under mu.
 func (f *Fabric) parkCQ() {
 	t := f.table.Load()
 	for len(f.pending) < cap(f.pending) {
@@ -453,13 +679,12 @@ func (f *Fabric) parkCQ() {
 }
 
 // Close destroys every queue pair, the CQ and the region, and closes the
-// device. Region bytes are invalid afterwards.
+// device. It waits for Posts in progress; region bytes are invalid
+// afterwards.
 func (f *Fabric) Close() error {
 	if f.closed.Swap(true) {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	return f.release()
 }
 

@@ -59,6 +59,9 @@ func newCluster(t testing.TB, n int, regionBytes int, tune func(*Config)) *clust
 		cfg.Self = rdma.NodeID(i)
 		cfg.ClusterID = 0xC1
 		cfg.RegionBytes = regionBytes
+		// Most tests exercise every operation; least privilege has its own.
+		cfg.RegionAccess = rdma.AccessAll
+		cfg.InitialAccess = [rdma.NumPlanes]rdma.Access{rdma.AccessAll, rdma.AccessAll}
 		for j := 1; j <= n; j++ {
 			if j != i {
 				cfg.Peers = append(cfg.Peers, rdma.NodeID(j))
@@ -84,7 +87,7 @@ func newCluster(t testing.TB, n int, regionBytes int, tune func(*Config)) *clust
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := a.Commit(b.Self(), ea, eb); err != nil {
+			if err := a.Connect(b.Self(), eb); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Connect(a.Self(), ea); err != nil {

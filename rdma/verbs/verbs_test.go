@@ -136,7 +136,7 @@ func TestResetFlushesOutstanding(t *testing.T) {
 	f1, f2 := cl.fabrics[1], cl.fabrics[2]
 	// The target's pair goes to RESET: requests to it hang until retried
 	// out. Resetting the writer's end first must complete them as flushed.
-	if err := f2.VerbsConn(1, rdma.PlaneReplication).qp.ToReset(); err != nil {
+	if err := f2.VerbsConn(1, rdma.PlaneReplication).cur.qp.ToReset(); err != nil {
 		t.Fatal(err)
 	}
 	c12 := f1.Conn(2, rdma.PlaneReplication)
@@ -266,45 +266,5 @@ func TestPostPollDoNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Post+Poll allocates %.1f times", allocs)
-	}
-}
-
-func TestPrepareAgainReplaces(t *testing.T) {
-	cl := newCluster(t, 2, 1<<16, nil)
-	f1, f2 := cl.fabrics[1], cl.fabrics[2]
-	old := f1.VerbsConn(2, rdma.PlaneReplication)
-	e1, err := f1.Prepare(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !old.closed.Load() || f1.VerbsConn(2, rdma.PlaneReplication) == old {
-		t.Fatal("Prepare again kept the old queue pair")
-	}
-	if err := f1.Connect(2, e1[:1]); !errors.Is(err, ErrEndpoint) {
-		t.Errorf("Connect with one endpoint = %v", err)
-	}
-	bad := append([]rdma.Endpoint(nil), f2.LocalEndpoints(1)...)
-	bad[0].ClusterID++
-	if err := f1.Connect(2, bad); !errors.Is(err, ErrEndpoint) {
-		t.Errorf("Connect with a foreign cluster = %v", err)
-	}
-	if _, err := f1.Prepare(9); !errors.Is(err, ErrConfig) {
-		t.Errorf("Prepare(non-peer) = %v", err)
-	}
-	e2, err := f2.Prepare(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f1.Connect(2, e2); err != nil {
-		t.Fatal(err)
-	}
-	if err := f2.Connect(1, e1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f1.Conn(2, rdma.PlaneReplication).Post([]rdma.WorkRequest{{ID: 5, Op: rdma.OpWrite, Length: 8}}); err != nil {
-		t.Fatal(err)
-	}
-	if c := pollN(t, f1, 1, waitNs)[0]; c.ID != 5 || c.Status != rdma.StatusSuccess {
-		t.Fatalf("after re-prepare: %+v", c)
 	}
 }
