@@ -10,7 +10,7 @@ BUILD    := build
 RDMA_PKGS := ./cgo/verbs ./rdma:RealDevice ./rdma/verbs ./rdma/conformance ./cmd/mu:Processes
 SOFTROCE := scripts/softroce
 
-.PHONY: all build deps test test-tidy test-host test-race test-fuzz test-rdma rdma-tests rdma-run demo bench-verbs vet clean
+.PHONY: all build deps test test-tidy test-host test-race test-fuzz test-alerts test-rdma rdma-tests rdma-run demo bench-verbs vet clean
 
 all: build
 
@@ -29,6 +29,7 @@ test: deps
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 	$(MAKE) test-tidy
+	$(MAKE) test-alerts
 	$(MAKE) test-host
 	$(MAKE) test-race
 	$(MAKE) test-fuzz
@@ -38,6 +39,15 @@ test: deps
 test-tidy:
 	$(GO) mod tidy -diff
 	cd bench && $(GO) mod tidy -diff
+
+# The alerting rules and the dashboard: promtool checks the rules and runs
+# their unit tests; the metrics package's tests check that every metric the
+# rules, the dashboard and docs/metrics.md name is one the code exports, and
+# that promtool accepts every dashboard query.
+test-alerts:
+	promtool check rules deploy/prometheus/mu-alerts.yml
+	cd deploy/prometheus && promtool test rules mu-alerts_test.yml
+	MU_REQUIRE_PROMTOOL=1 $(GO) test -count=1 -run 'Deploy|Dashboard|MetricsDoc' ./metrics
 
 test-host:
 	$(GO) test -count=1 -timeout 20m ./...

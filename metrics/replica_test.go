@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/wal"
 )
@@ -81,8 +81,10 @@ func TestCollectorWithoutWALExportsNoWALMetrics(t *testing.T) {
 }
 
 func TestServeAnswersMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(fakeReplica{fenced: true}, nil))
+	reg, err := Registry(New(fakeReplica{fenced: true}, nil), &hwmon.Monitor{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +98,7 @@ func TestServeAnswersMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), "mu_fenced 1") {
+	if !strings.Contains(string(body), "mu_fenced 1") || !strings.Contains(string(body), "go_goroutines") {
 		t.Errorf("scrape has no mu_fenced 1:\n%s", body)
 	}
 	cancel()

@@ -8,8 +8,32 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rdmaconsensus/mu/hwmon"
 )
+
+// Registry holds a node's metrics: c's, the hardware monitor's (hw may be
+// nil) and the Go runtime's and process's (go_*, process_*).
+func Registry(c *Collector, hw *hwmon.Monitor) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	if hw != nil {
+		if err := hw.Register(reg); err != nil {
+			return nil, err
+		}
+	}
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
 
 // Handler serves reg's metrics in the Prometheus exposition format.
 func Handler(reg *prometheus.Registry) http.Handler {
