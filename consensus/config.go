@@ -109,6 +109,20 @@ type Config struct {
 	// leads nor counts in a recovery quorum until a leader has caught it up.
 	Rejoining bool
 
+	// Durability selects how the log is persisted: memory (the default,
+	// Mu as published), async or sync; see Durability. Async and sync
+	// need Storage, the replica's journal, which New loads: a replica
+	// restarts from what it holds (see docs/durability.md).
+	Durability Durability
+	Storage    Storage
+	// NewCluster lets a replica whose journal is empty start as a voter,
+	// as a member of a cluster being created (etcd's initial-cluster-state
+	// new). Without it, an empty journal in the async or sync mode means
+	// the replica lost its disk or never had one here: it rejoins, so an
+	// acceptor that forgot what it accepted cannot vote however slow its
+	// peers are to answer. A journal that holds records ignores it.
+	NewCluster bool
+
 	// OnLeaderChange, OnCommit and OnCorruption are called from Step on the
 	// driving goroutine; they must not block and must not call Step.
 	OnLeaderChange func(LeaderChange)
@@ -230,6 +244,9 @@ func (c *Config) Validate() error {
 		return cfgErr("LeaderStableNs", "must be >= 0, got %d", c.LeaderStableNs)
 	case c.ProbeIntervalNs < 0:
 		return cfgErr("ProbeIntervalNs", "must be >= 0 (0 disables probes), got %d", c.ProbeIntervalNs)
+	}
+	if err := c.validateDurability(); err != nil {
+		return err
 	}
 	if c.FailSlow != (failslow.Config{}) {
 		if err := c.FailSlow.Validate(); err != nil {

@@ -44,6 +44,7 @@ type kvSM struct {
 	pos      int
 	seen     map[uint64]struct{}
 	dups     []uint64
+	base     Index // index of the last snapshot restored
 }
 
 func newKV(node rdma.NodeID, onApply func(rdma.NodeID, Index, []byte)) *kvSM {
@@ -98,6 +99,7 @@ func (s *kvSM) Restore(index Index, snap []byte) error {
 		s.data[p[0]] = binary.LittleEndian.Uint64(p[1:])
 	}
 	s.last = index
+	s.base = index
 	return nil
 }
 

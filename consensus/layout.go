@@ -18,10 +18,14 @@ const (
 	hdrMinProposal = 0  // highest proposal number promised (written by candidates)
 	hdrFUO         = 8  // first undecided index: applied+1 (written by the owner)
 	hdrCommit      = 16 // commit index word (written by an idle leader)
-	hdrCaughtUp    = 24 // catch-up target reached, written by the leader after a bulk write
+	hdrCaughtUp    = 24 // the leader's proposal, written after its catch-up range (writes land in order)
 	hdrFlags       = 32 // owner flags (flagRejoining)
 	hdrLeaderBeat  = 40 // counter the leader bumps on a cadence (written by the leader)
-	headerBytes    = cacheLineBytes
+	// persisted index and the proposal it is valid under (written by the
+	// owner in the async and sync modes; see journal)
+	hdrPersisted      = 48
+	hdrPersistedUnder = 56
+	headerBytes       = cacheLineBytes
 )
 
 // Every header word but the leader's beat is sealed: a 48-bit value and a

@@ -244,17 +244,27 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		prop := r.nextProposal(maxSeen)
 		r.el.proposal = prop
 		le.PutUint64(r.region[hdrMinProposal:], sealWord(prop))
-		for i := range r.peers {
-			p := &r.peers[i]
-			if !p.hdrOK || p.rejoining {
-				continue
+		if r.js != nil {
+			// A proposal is used once: it reaches the journal before any
+			// write carries it, so after a total failure this replica's
+			// next proposal is higher even if no peer kept this one.
+			seq, ok := r.journalPromise(prop)
+			if !ok {
+				return 0
 			}
-			st := r.lay.stage(p.member)
-			le.PutUint64(r.region[st+stageMinProposal:], sealWord(prop))
-			r.post(p, rdma.WorkRequest{ID: makeWRID(wrMinProposal, p.member, p.gen, 0), Op: rdma.OpWrite,
-				LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
+			r.el.promiseSeq = seq
+			r.el.phase, r.el.phaseAt = phPromise, now
+			return r.electionStep(now)
 		}
-		r.el.phase, r.el.phaseAt = phWriteMin, now
+		r.postPrepare(now)
+	case phPromise:
+		if d, err := r.js.st.Durable(); err != nil {
+			r.storageFailed("sync", err)
+			return 0
+		} else if d < r.el.promiseSeq {
+			return wake
+		}
+		r.postPrepare(now)
 	case phWriteMin:
 		ok := 0
 		for i := range r.peers {
@@ -317,6 +327,29 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.phaseAt = now
 	}
 	return wake
+}
+
+// postPrepare writes the election's proposal into the min_proposal word
+// of every peer that can vote.
+func (r *Replica) postPrepare(now int64) {
+	for i := range r.peers {
+		p := &r.peers[i]
+		if !p.hdrOK || p.rejoining {
+			continue
+		}
+		st := r.lay.stage(p.member)
+		le.PutUint64(r.region[st+stageMinProposal:], sealWord(r.el.proposal))
+		r.post(p, rdma.WorkRequest{ID: makeWRID(wrMinProposal, p.member, p.gen, 0), Op: rdma.OpWrite,
+			LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
+	}
+	r.el.phase, r.el.phaseAt = phWriteMin, now
+}
+
+// awaitsDurable reports whether, in sync mode, this leader waits on p's
+// persisted index: it then reads p's header at every Step instead of every
+// HeaderPollNs.
+func (r *Replica) awaitsDurable(p *peer) bool {
+	return r.js != nil && r.js.sync && r.commit < r.next-1 && r.peerDurable(p) < p.acked
 }
 
 // nextProposal is the smallest proposal above seen that belongs to this
@@ -659,7 +692,10 @@ func (r *Replica) pumpCatchup(p *peer) {
 	}
 	to := r.next - 1
 	st := r.lay.stage(p.member)
-	le.PutUint64(r.region[st+stageCaughtUp:], sealWord(max(to, 1)))
+	// The mark carries this leader's proposal: a follower that journals
+	// its log knows from it that every rewrite of this term before the
+	// range's end has landed.
+	le.PutUint64(r.region[st+stageCaughtUp:], sealWord(r.proposal))
 	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrCaughtUp, p.member, p.gen, 0), Op: rdma.OpWrite,
 		LocalOffset: st + stageCaughtUp, RemoteOffset: hdrCaughtUp, Length: 8}) {
 		return
@@ -720,7 +756,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			if now-p.headerAt <= r.cfg.ElectionTimeoutNs {
 				live++
 			}
-			if !p.headerInflight && now-p.headerAt >= r.cfg.HeaderPollNs {
+			if !p.headerInflight && (now-p.headerAt >= r.cfg.HeaderPollNs || r.awaitsDurable(p)) {
 				r.postHeaderRead(p)
 			}
 		case peerNeedSnapshot:
@@ -928,11 +964,19 @@ func (r *Replica) writeSlot(i uint64, n int) {
 // majority (counting this leader) has completed.
 func (r *Replica) advanceCommit() {
 	r.acks[0] = r.next - 1
+	sync := r.js != nil && r.js.sync
+	if sync {
+		// Sync mode: a replica counts only for what it holds durably.
+		r.acks[0] = min(r.acks[0], r.ownDurable())
+	}
 	k := 1
 	for i := range r.peers {
 		p := &r.peers[i]
 		if p.state == peerReplicating {
 			r.acks[k] = p.acked
+			if sync {
+				r.acks[k] = min(p.acked, r.peerDurable(p))
+			}
 		} else {
 			r.acks[k] = 0
 		}

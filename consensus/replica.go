@@ -68,6 +68,8 @@ type peer struct {
 	appliedAt      int64 // when applied last moved (header reads)
 	minProposal    uint64
 	rejoining      bool
+	durable        uint64 // its persisted index, valid under durUnder (header reads)
+	durUnder       uint64
 	snapIndex      uint64
 	revokedEpoch   uint64 // request epoch this peer refused a write under
 	catchNext      uint64 // next index a paced catch-up will write
@@ -107,6 +109,8 @@ type election struct {
 	cursor   uint64 // first index of the window being read
 	members  []bool // peers used for this recovery round (by member)
 
+	promiseSeq uint64 // journal record of the proposal (phPromise)
+
 	// Phase boundaries of the current attempt, for LeaderChange.
 	grantedAt, preparedAt int64
 }
@@ -116,6 +120,7 @@ const (
 	phReadMin
 	phWriteMin
 	phRecover
+	phPromise // the candidate's own promise is being made durable
 )
 
 // waiter ties a drained proposal to the index it was written at.
@@ -145,6 +150,15 @@ type Stats struct {
 	StaleFlushes      uint64 // connections reset to drop writes of an earlier term
 	Recatchups        uint64 // followers re-caught-up after their applied position stalled
 	Probes            uint64 // empty entries an idle leader wrote as probes
+
+	// Durability (async and sync modes).
+	Persisted         uint64 // highest index this replica holds durably under the current proposal
+	JournalRecords    uint64 // records in the journal (loaded and appended)
+	LossWindowEntries uint64 // committed entries not yet durable here: what a total failure now would lose (async)
+	LossWindowNs      int64  // how long the oldest of them has waited
+	StorageErrors     uint64 // storage failures (each fences the replica; see StorageErr)
+	JournalDamaged    uint64 // 1 if the journal loaded at start was damaged and discarded
+	RestoredIndex     uint64 // applied index restored from the journal at start
 }
 
 // Replica is one member of a Mu cluster. Step must be called from one
@@ -214,6 +228,8 @@ type Replica struct {
 
 	pdet  *pullscore.Detector
 	pperm *permissions.Manager
+
+	js *journal // nil in memory mode
 
 	// layer 2: write latency per follower and probe commit latency, made
 	// on the first observation (only a leader observes; each costs a few
@@ -298,6 +314,32 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	clear(region[lay.SnapshotOffset : lay.SnapshotOffset+snapHeaderBytes])
 	clear(region[lay.LogOffset : lay.LogOffset+lay.LogSlots*lay.SlotStrideBytes])
 	r.rejoining = cfg.Rejoining
+	if cfg.Durability != DurabilityMemory {
+		r.js = newJournal(&cfg, &lay)
+		voter, damaged, err := r.restoreJournal()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case damaged:
+			r.rejoining = true // it cannot prove what it accepted
+		case !voter && r.js.records == 0 && cfg.NewCluster:
+			// A member of a cluster being created: nothing to forget.
+			r.journalVoter()
+		case !voter:
+			// An empty data directory without the new-cluster flag (a
+			// lost disk, a new machine), or a journal that never caught
+			// up: it may have counted for what it does not hold.
+			r.rejoining = true
+		case cfg.Durability == DurabilityAsync:
+			// Its peers may have counted in memory what it never
+			// persisted: its log proves too little to vote on.
+			r.rejoining = true
+		}
+		if r.rejoining {
+			r.js.voter = false
+		}
+	}
 	r.publishHeader()
 	if r.rejoining {
 		r.setHealth(HealthDegraded)
@@ -338,6 +380,7 @@ func (r *Replica) publishStats() {
 	r.statsMu.Lock()
 	r.statsPub = r.stats
 	r.statsPub.Commit = r.commit
+	r.durabilityStats(&r.statsPub)
 	r.statsMu.Unlock()
 }
 
@@ -553,6 +596,7 @@ func (r *Replica) step(now int64) (nextWakeNs int64) {
 	if w := r.stepRole(now); w != 0 {
 		wake = min(wake, w)
 	}
+	r.journalStep()
 	for i := range r.peers {
 		r.flushPeer(&r.peers[i])
 	}
@@ -642,6 +686,12 @@ func (r *Replica) dispatch(c rdma.Completion) {
 			p.appliedAt = r.now
 		}
 		p.rejoining = !okFlags || flags&flagRejoining != 0
+		p.durable, p.durUnder = 0, 0
+		if d, ok := openWord(le.Uint64(h[hdrPersisted:])); ok {
+			if u, ok := openWord(le.Uint64(h[hdrPersistedUnder:])); ok {
+				p.durable, p.durUnder = d, u
+			}
+		}
 		p.headerAt = r.now
 		p.hdrOK = okMin
 		if r.role == roleLeader {
@@ -945,6 +995,7 @@ func (r *Replica) checkSnapshot() {
 		return
 	}
 	le.PutUint32(h[snapCanaryOff:], 0)
+	r.journalSnapshot(idx, data)
 	r.stats.SnapshotsRestored++
 	r.applied = idx
 	r.behind = false

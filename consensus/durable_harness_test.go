@@ -1,0 +1,142 @@
+package consensus
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/sim"
+)
+
+// durableCluster is a cluster whose replicas journal to simulated disks,
+// which survive the replicas' crashes: a restarted replica loads its
+// journal (New), never the memory it lost.
+type durableCluster struct {
+	*cluster
+	disks map[rdma.NodeID]*sim.Disk
+	// restarts counts replica processes started per node after the first.
+	restarts map[rdma.NodeID]int
+}
+
+func newDurableCluster(t testing.TB, seed uint64, n int, mode Durability, dc sim.DiskConfig, mutate func(*Config)) *durableCluster {
+	t.Helper()
+	ids := make([]rdma.NodeID, n)
+	for i := range ids {
+		ids[i] = rdma.NodeID(i + 1)
+	}
+	cfg := testConfig(ids)
+	cfg.Durability = mode
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c := &cluster{
+		t: t, w: sim.New(seed, withTrace(simConfig())), cfg: cfg, ids: ids,
+		reps: map[rdma.NodeID]*Replica{}, sms: map[rdma.NodeID]*kvSM{},
+		applied: map[Index][][]byte{}, corruptions: map[rdma.NodeID]int{},
+	}
+	d := &durableCluster{cluster: c, disks: map[rdma.NodeID]*sim.Disk{}, restarts: map[rdma.NodeID]int{}}
+	c.region = int(cfg.RegionBytes())
+	for _, id := range ids {
+		c.w.AddNode(id, c.region)
+		d.disks[id] = sim.NewDisk(c.w, id, dc)
+	}
+	c.w.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessRemoteRead, rdma.AccessAll})
+	for _, id := range ids {
+		d.startDurable(id, true)
+	}
+	c.w.SetRestartHook(func(id rdma.NodeID) { d.restarts[id]++; d.startDurable(id, false) })
+	return d
+}
+
+// startDurable is cluster.start for a journaling replica: the state
+// machine is installed before New, which applies what the journal proves.
+func (d *durableCluster) startDurable(id rdma.NodeID, newCluster bool) {
+	c := d.cluster
+	cfg := c.cfg
+	cfg.Storage = d.disks[id]
+	cfg.NewCluster = newCluster
+	cfg.OnLeaderChange = func(ch LeaderChange) {
+		if ch.Leader {
+			c.terms++
+			if c.onLeader != nil {
+				c.onLeader(id)
+			}
+		}
+		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
+			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))
+	}
+	cfg.OnCorruption = func(rep CorruptionReport) {
+		c.corruptions[id]++
+		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d fenced at index %d", rep.AtNs, id, rep.Index))
+		if c.onCorrupt != nil {
+			c.onCorrupt(id)
+		}
+	}
+	sm := newKV(id, c.recordApply)
+	prev := c.sms[id]
+	c.sms[id] = sm
+	r, err := New(c.w.Node(id), sm, cfg)
+	if err != nil {
+		c.sms[id] = prev
+		c.t.Fatalf("node %d: %v", id, err)
+	}
+	r.SetResultHandler(func(token uint64, index Index, err error) {
+		if c.onReply != nil {
+			c.onReply(id, token, index, err)
+		}
+	})
+	c.reps[id] = r
+	c.w.SetStepper(id, r)
+}
+
+// powerLoss takes node id down as a machine losing power: its memory and
+// what its disk had not synced are lost. tear lets a group in flight be
+// torn with a later record landed (the journal then has a hole).
+func (d *durableCluster) powerLoss(id rdma.NodeID, tear bool) string {
+	if d.w.Node(id).Crashed() {
+		return ""
+	}
+	d.w.Crash(id, false)
+	return d.disks[id].PowerLoss(tear)
+}
+
+// processCrash takes node id down as its process dying: memory lost, the
+// page cache (and so every appended record) kept.
+func (d *durableCluster) processCrash(id rdma.NodeID) {
+	if d.w.Node(id).Crashed() {
+		return
+	}
+	d.w.Crash(id, false)
+	d.disks[id].ProcessCrash()
+}
+
+// ackedMissing lists the acknowledged operations that no live replica's
+// current state machine applied at their index, where one could show it:
+// a replica whose state came from a snapshot above the index cannot.
+func (d *durableCluster) ackedMissing(ops []*clientOp) (missing []string, checked int) {
+	for _, op := range ops {
+		if !op.acked {
+			continue
+		}
+		seen, could := false, false
+		for _, id := range d.ids {
+			if d.w.Node(id).Crashed() || d.reps[id].Fenced() {
+				continue
+			}
+			sm := d.sms[id]
+			if at, ok := sm.at[op.op]; ok && at == op.index {
+				seen = true
+				break
+			}
+			if sm.base < op.index && Index(d.reps[id].AppliedIndex()) >= op.index {
+				could = true
+			}
+		}
+		if seen {
+			checked++
+		} else if could {
+			missing = append(missing, fmt.Sprintf("op %d at index %d", op.op, op.index))
+		}
+	}
+	return missing, checked
+}
