@@ -47,6 +47,7 @@ test-tidy:
 test-alerts:
 	promtool check rules deploy/prometheus/mu-alerts.yml
 	cd deploy/prometheus && promtool test rules mu-alerts_test.yml
+	promtool check config deploy/example/prometheus.yml
 	MU_REQUIRE_PROMTOOL=1 $(GO) test -count=1 -run 'Deploy|Dashboard|MetricsDoc' ./metrics
 
 test-host:
