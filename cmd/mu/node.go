@@ -24,6 +24,7 @@ import (
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/hwmon"
+	"github.com/rdmaconsensus/mu/metrics"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
@@ -114,6 +115,7 @@ type nodeServer struct {
 	lastRedial map[rdma.NodeID]time.Time
 	rejoining  bool
 	monitor    *hwmon.Monitor
+	metrics    atomic.Pointer[metrics.Collector] // nil: no metrics_address
 
 	ctx context.Context
 }
@@ -163,8 +165,12 @@ func (s *nodeServer) answer(ctx context.Context, typ byte, body, out []byte) (by
 			return errAnswer(out, endpoint.CodeStopped, "replica not running yet (connecting to peers)")
 		}
 		pctx, cancel := context.WithTimeout(ctx, proposeTimeout)
+		start := time.Now()
 		idx, err := nd.propose(pctx, body)
 		cancel()
+		if err == nil {
+			s.observeCommit(time.Since(start))
+		}
 		var nl *consensus.NotLeaderError
 		switch {
 		case err == nil:
@@ -393,6 +399,9 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	vc.Self, vc.ClusterID, vc.Peers = cfg.ID, cfg.ClusterID, peers
 	vc.Device, vc.Port, vc.GIDIndex = gid.Device, uint8(gid.Port), gid.Index
 	vc.RegionBytes = int(cc.RegionBytes())
+	if err := checkMemlock(cc.RegionBytes()); err != nil {
+		return err
+	}
 	vf, err := verbs.New(vc)
 	if err != nil {
 		return fmt.Errorf("verbs fabric on %s: %w", gid, err)
@@ -488,6 +497,11 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	srv.mu.Lock()
 	srv.nd, srv.boot, srv.monitor = nd, b, mon
 	srv.mu.Unlock()
+	mc, err := serveNodeMetrics(ctx, cfg, nd.r, mon, logger)
+	if err != nil {
+		return err
+	}
+	srv.metrics.Store(mc)
 	if cfg.PollMode == PollIdleSleep {
 		// Four beats per peer sample keep the own counter moving.
 		nd.startIdleSleep(cfg.Timings.PullscoreReadInterval.D() / 4)

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"time"
+
+	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/hwmon"
+	"github.com/rdmaconsensus/mu/metrics"
+)
+
+// serveNodeMetrics serves the replica's and the hardware monitor's (mon may
+// be nil) metrics at cfg.MetricsAddress until ctx ends, and returns the
+// collector the proposal path feeds; nil when the file sets no address.
+func serveNodeMetrics(ctx context.Context, cfg Config, r *consensus.Replica, mon *hwmon.Monitor, logger *log.Logger) (*metrics.Collector, error) {
+	if cfg.MetricsAddress == "" {
+		return nil, nil
+	}
+	c := metrics.New(r, nil)
+	reg, err := metrics.Registry(c, mon)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddress)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_address: %w", err)
+	}
+	go func() {
+		if err := metrics.Serve(ctx, ln, reg); err != nil {
+			logger.Printf("metrics: %v", err)
+		}
+	}()
+	logger.Printf("metrics at http://%s/metrics", ln.Addr())
+	return c, nil
+}
+
+// observeCommit feeds the commit-latency histogram, when metrics are served.
+func (s *nodeServer) observeCommit(d time.Duration) {
+	if c := s.metrics.Load(); c != nil {
+		c.ObserveCommit(d)
+	}
+}
