@@ -15,10 +15,6 @@ type adapt struct {
 	maxGapNs         int64
 }
 
-// warmGaps is how many gaps must be measured before their quantile is
-// trusted; until then the bound is twice the largest gap seen.
-const warmGaps = 256
-
 func (a *adapt) observeRTT(ns int64) {
 	if ns <= 0 {
 		return
@@ -54,10 +50,11 @@ func (a *adapt) periodNs(cfg Config) int64 {
 // boundNs is the failure bound: the gap exceeded once in SuspicionGaps.
 func (a *adapt) boundNs(cfg Config) int64 {
 	var b int64
-	if a.gaps.total < warmGaps {
+	if n := uint64(cfg.suspicionGaps()); uint64(a.gaps.total) < n {
+		// Too few gaps for the quantile: their largest is an underestimate.
 		b = 2 * a.maxGapNs
 	} else {
-		b = a.gaps.quantileAbove(uint64(a.gaps.total) / uint64(cfg.suspicionGaps()))
+		b = a.gaps.quantileAbove(uint64(a.gaps.total) / n)
 	}
 	return min(max(b, cfg.FailBoundNs), cfg.MaxFailBoundNs)
 }

@@ -55,16 +55,18 @@ const (
 
 	idKindShift = 56
 	idPeerShift = 40
-	idSeqMask   = 1<<idPeerShift - 1
+	idPushBit   = 1 << 39 // the work request is a push, not a read
+	idSeqMask   = idPushBit - 1
 )
 
 // AreaBytes is the size of the own heartbeat area: counter/health word and
 // alive-bitmap word, 8-byte aligned.
 func AreaBytes() uint64 { return heartbeatWords * 8 }
 
-// ScratchBytes is the size of the local landing area for reads of nPeers
-// peers' heartbeats (one heartbeat area per peer).
-func ScratchBytes(nPeers int) uint64 { return uint64(nPeers) * AreaBytes() }
+// ScratchBytes is the size of the local landing area for nPeers peers'
+// heartbeats: one area per peer where reads land, then one per peer where
+// the peer pushes its own (the inbox).
+func ScratchBytes(nPeers int) uint64 { return 2 * uint64(nPeers) * AreaBytes() }
 
 // peer is the detector's state for one peer.
 type peer struct {
@@ -85,8 +87,12 @@ type peer struct {
 	// postNs is when the outstanding read was posted; freshNs when the
 	// last read that saw the counter move was.
 	postNs, freshNs int64
-	scratchOffset    uint64
-	resets           backoff.Backoff
+	scratchOffset   uint64
+	// inboxOffset is where this peer pushes its heartbeat here;
+	// pushOffset where this node pushes its own at the peer.
+	inboxOffset, pushOffset uint64
+	lastPush                uint64 // inbox counter word last looked at
+	resets                  backoff.Backoff
 }
 
 // Stats counts what the detector did, for status pages and tests.
@@ -101,6 +107,7 @@ type Stats struct {
 	// whose peer came back with its counter continued (not restarted): it
 	// was alive but stalled — a false suspicion unless it was paused.
 	Suspicions, Retracted uint64
+	Pushes                uint64 // own heartbeat pushed to peers
 }
 
 // Detector is one node's pull-score failure detector and leader choice. It
@@ -188,11 +195,22 @@ func NewDetector(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, hbOffset,
 		peers:         make([]peer, len(sorted)),
 		states:        make([]NodeState, 0, len(sorted)+1),
 	}
+	inbox := scratchOffset + uint64(len(sorted))*AreaBytes()
 	for i, id := range sorted {
+		// This node's place in the peer's sorted peer list: the members
+		// below self, the peer excluded.
+		rank := 0
+		for _, o := range sorted {
+			if o < self && o != id {
+				rank++
+			}
+		}
 		d.peers[i] = peer{
 			id:            id,
 			score:         NewScore(cfg, cfg.FailBelow, false),
 			scratchOffset: scratchOffset + uint64(i)*AreaBytes(),
+			inboxOffset:   inbox + uint64(i)*AreaBytes(),
+			pushOffset:    inbox + uint64(rank)*AreaBytes(),
 		}
 	}
 	d.publish()
@@ -262,12 +280,18 @@ func (d *Detector) sample(now int64) {
 	for i := range d.peers {
 		p := &d.peers[i]
 		conn := d.f.Conn(p.id, rdma.PlaneBackground)
+		pushed := d.takePush(p, now)
+		if conn != nil && conn.State() == rdma.ConnReady {
+			d.push(p, conn)
+		}
 		if p.inflight {
 			if !p.missed {
 				p.missed = true
 				d.stats.ReadsLate++
 			}
-			d.observe(p, false)
+			// The read is late; a push that moved since the last sample
+			// is the fresh beat instead (the other direction's queue).
+			d.observe(p, pushed)
 			if conn != nil && conn.State() == rdma.ConnError {
 				d.reset(p, conn, now)
 			}
@@ -304,6 +328,83 @@ func (d *Detector) sample(now int64) {
 	}
 }
 
+// takePush reports whether p's pushed counter moved since the last look,
+// and takes its health and view from the push when it did.
+func (d *Detector) takePush(p *peer, now int64) bool {
+	w0 := atomic.LoadUint64(word(d.region, p.inboxOffset))
+	if w0 == p.lastPush {
+		return false
+	}
+	first := p.lastPush == 0
+	p.lastPush = w0
+	if first {
+		return false // a word found at boot may be a previous run's
+	}
+	counter := w0 & counterMask
+	if !d.advance(p, counter) {
+		return false
+	}
+	p.health = Health(w0 >> counterBits)
+	p.view = atomic.LoadUint64(word(d.region, p.inboxOffset+8))
+	d.fresh(p, now, counter)
+	return true
+}
+
+// push writes the own heartbeat area into p's inbox, unsignaled: it is
+// evidence for p that does not share the queue of p's reads of this node,
+// so one slow read alone does not stall p's view of this node.
+func (d *Detector) push(p *peer, conn rdma.Conn) {
+	d.wr[0] = rdma.WorkRequest{
+		ID:           Tag<<idKindShift | uint64(p.index(d))<<idPeerShift | idPushBit,
+		Op:           rdma.OpWrite,
+		LocalOffset:  d.hbOffset,
+		RemoteOffset: p.pushOffset,
+		Length:       uint32(AreaBytes()),
+		Unsignaled:   true,
+	}
+	if n, err := conn.Post(d.wr[:]); n == 1 && err == nil {
+		d.stats.Pushes++
+	}
+}
+
+func (p *peer) index(d *Detector) int {
+	return int((uintptr(unsafe.Pointer(p)) - uintptr(unsafe.Pointer(&d.peers[0]))) / unsafe.Sizeof(*p))
+}
+
+// restartSlack: a counter this far below the last one seen comes from a
+// restarted peer (counting from 1 again), not from a read served before a
+// push that already carried a later beat.
+const restartSlack = 1 << 20
+
+// advance takes counter as p's latest beat if it is newer than the last
+// one seen (by a read or a push) and reports whether it moved.
+func (d *Detector) advance(p *peer, counter uint64) bool {
+	switch {
+	case counter > p.lastCounter:
+	case counter+restartSlack < p.lastCounter:
+		p.suspected = false // restarted: not a wrong suspicion
+	default:
+		return false
+	}
+	p.lastCounter = counter
+	return true
+}
+
+// fresh records a fresh beat of p (counter moved) evidenced at atNs.
+func (d *Detector) fresh(p *peer, atNs int64, counter uint64) {
+	if !p.score.Alive() && p.suspected {
+		d.stats.Retracted++ // it kept counting: it was stalled, not gone
+	}
+	// Gaps of live peers measure the bound; so does the gap of a wrong
+	// suspicion, so that the bound learns to cover it. A peer failed
+	// since boot or since a restart measures nothing.
+	if p.freshNs != 0 && (p.score.Alive() || p.suspected) && atNs > p.freshNs {
+		d.ad.observeGap(atNs - p.freshNs)
+	}
+	p.freshNs = max(p.freshNs, atNs)
+	p.suspected = false
+}
+
 // reset cycles a background connection found in ERROR, spaced out by
 // backoff because a Reset costs hundreds of microseconds on rxe. An outstanding
 // read is flushed by the reset; bumping seq makes its completion stale.
@@ -321,8 +422,8 @@ func (d *Detector) reset(p *peer, conn rdma.Conn, now int64) {
 // OnCompletion takes a completion whose ID carries Tag; others are ignored,
 // as are completions of reads the detector no longer waits for.
 func (d *Detector) OnCompletion(c rdma.Completion) {
-	if c.ID>>idKindShift != Tag {
-		return
+	if c.ID>>idKindShift != Tag || c.ID&idPushBit != 0 {
+		return // a failed push: the next sample finds the connection in ERROR
 	}
 	i := int(c.ID >> idPeerShift & 0xff)
 	if i >= len(d.peers) {
@@ -345,21 +446,10 @@ func (d *Detector) OnCompletion(c rdma.Completion) {
 	d.ad.observeRTT(d.f.Now() - p.postNs)
 	w0 := atomic.LoadUint64(word(d.region, p.scratchOffset))
 	counter := w0 & counterMask
-	moved := counter != p.lastCounter
+	moved := d.advance(p, counter)
 	if moved {
-		if !p.score.Alive() && p.freshNs != 0 && counter > p.lastCounter && p.suspected {
-			d.stats.Retracted++ // it kept counting: it was stalled, not gone
-		}
-		// Gaps of live peers measure the bound; so does the gap of a
-		// wrong suspicion, so that the bound learns to cover it. A peer
-		// failed since boot or since a restart measures nothing.
-		if p.freshNs != 0 && (p.score.Alive() || p.suspected && counter > p.lastCounter) {
-			d.ad.observeGap(p.postNs - p.freshNs)
-		}
-		p.freshNs = p.postNs
-		p.suspected = false
+		d.fresh(p, p.postNs, counter)
 	}
-	p.lastCounter = counter
 	p.health = Health(w0 >> counterBits)
 	p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
 	if scored {
@@ -403,7 +493,22 @@ func (d *Detector) update() {
 }
 
 func (d *Detector) publish() {
-	atomic.StoreUint64(d.view, d.ownView())
+	v := d.ownView()
+	if v == atomic.LoadUint64(d.view) {
+		return
+	}
+	atomic.StoreUint64(d.view, v)
+	if !d.started {
+		return
+	}
+	// A changed view is pushed at once: it is the second opinion the
+	// peers wait for before they move the leadership.
+	for i := range d.peers {
+		p := &d.peers[i]
+		if conn := d.f.Conn(p.id, rdma.PlaneBackground); conn != nil && conn.State() == rdma.ConnReady {
+			d.push(p, conn)
+		}
+	}
 }
 
 // ownView is the bitmap of the nodes this node sees alive and not fenced.

@@ -311,6 +311,11 @@ func TestPartialConnectivityAgreement(t *testing.T) {
 		for end := c.w.Now() + 5_000_000; c.w.Now() < end; {
 			c.w.RunFor(10_000)
 			if !c.leadersAre(1, c.ids...) {
+				for _, id := range c.ids {
+					d := c.m[id].det
+					l, ok := d.Leader()
+					t.Logf("node %d: leader %d %v bound %d period %d stats %+v", id, l, ok, d.FailBoundNs(), d.PeriodNs(), d.Stats())
+				}
 				t.Fatalf("n=%d t=%d: leader moved off 1 under a 1-2 cut", n, c.w.Now())
 			}
 		}
@@ -356,8 +361,9 @@ func TestSlowReadsAreMissesNotStacked(t *testing.T) {
 	if posted > samples+samples/2+1 || st.ReadsLate == before.ReadsLate {
 		t.Fatalf("samples %d posted %d late %d: reads were stacked or never late", samples, posted, st.ReadsLate-before.ReadsLate)
 	}
-	if c.m[2].det.Alive(1) {
-		t.Fatal("a peer whose reads always return late stays alive")
+	// Its pushes still arrive (late, but one per period): slow, not dead.
+	if !c.m[2].det.Alive(1) || c.m[2].det.Stats().Pushes == 0 {
+		t.Fatal("a peer whose reads return late but whose pushes arrive was failed")
 	}
 	if !c.m[2].det.Alive(3) {
 		t.Fatal("the healthy peer 3 was scored down")
