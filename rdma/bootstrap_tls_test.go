@@ -298,3 +298,60 @@ func BenchmarkBootstrapHandshake(b *testing.B) {
 		})
 	}
 }
+
+// Attack: replay. Everything node 1 sent in a real handshake, recorded on
+// the wire and sent again on a new connection, fails in the TLS
+// handshake (fresh keys each time): nothing is prepared for it.
+func TestBootstrapTLSRefusesReplay(t *testing.T) {
+	ca, _ := clustertls.NewCA("t", time.Hour)
+	n2 := startTLSNode(t, 2, []rdma.NodeID{1, 3}, issue(t, ca, clustertls.NodeIdentity(2)))
+	n1 := startTLSNode(t, 1, []rdma.NodeID{2, 3}, issue(t, ca, clustertls.NodeIdentity(1)))
+	// A recording relay between node 1 and node 2.
+	relay, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	var sent bytes.Buffer
+	relayed := make(chan struct{})
+	go func() {
+		defer close(relayed)
+		in, err := relay.Accept()
+		if err != nil {
+			return
+		}
+		defer in.Close()
+		out, err := net.Dial("tcp", n2.ln.Addr().String())
+		if err != nil {
+			return
+		}
+		defer out.Close()
+		back := make(chan struct{})
+		go func() { _, _ = io.Copy(in, out); close(back) }()
+		_, _ = io.Copy(io.MultiWriter(out, &sent), in)
+		<-back
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := n1.b.Exchange(ctx, 2, relay.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.inbound(t); err != nil {
+		t.Fatal(err)
+	}
+	<-relayed
+	c, err := net.Dial("tcp", n2.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write(sent.Bytes())
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, c)
+	if err := n2.inbound(t); !errors.Is(err, rdma.ErrUnauthenticated) {
+		t.Errorf("replayed handshake: listener outcome %v, want ErrUnauthenticated", err)
+	}
+	if p, _ := n2.q.count(1); p != 1 {
+		t.Errorf("listener prepared %d times for node 1, want once (the real handshake)", p)
+	}
+}

@@ -153,6 +153,7 @@ type MR struct {
 	pd         *PD
 	mem        *Memory
 	lkey, rkey uint32
+	addr, len  uint64 // the registered range
 }
 
 // RegisterMemory registers all of mem with the given access. Remote write or
@@ -164,30 +165,49 @@ func (pd *PD) RegisterMemory(mem *Memory, access Access) (*MR, error) {
 	if mem == nil || mem.closed || len(mem.buf) == 0 {
 		return nil, fmt.Errorf("%w: RegisterMemory: memory is nil or closed", ErrInvalid)
 	}
+	return pd.RegisterRange(mem, 0, uint64(len(mem.buf)), access)
+}
+
+// RegisterRange registers lengthBytes of mem from offsetBytes, which need
+// not be page-aligned: a peer's access through its rkey is checked against
+// exactly this range. One Memory may carry several registrations, in
+// several protection domains, so each set of queue pairs sees only what it
+// needs.
+func (pd *PD) RegisterRange(mem *Memory, offsetBytes, lengthBytes uint64, access Access) (*MR, error) {
+	if pd.h == nil {
+		return nil, ErrClosed
+	}
+	if mem == nil || mem.closed || len(mem.buf) == 0 {
+		return nil, fmt.Errorf("%w: RegisterRange: memory is nil or closed", ErrInvalid)
+	}
+	if lengthBytes == 0 || offsetBytes > uint64(len(mem.buf)) || lengthBytes > uint64(len(mem.buf))-offsetBytes {
+		return nil, fmt.Errorf("%w: RegisterRange [%d,+%d) outside %d bytes of memory", ErrInvalid, offsetBytes, lengthBytes, len(mem.buf))
+	}
 	if access&^accessKnown != 0 {
 		return nil, fmt.Errorf("%w: RegisterMemory access %#x has unknown bits", ErrInvalid, uint32(access))
 	}
 	if access&(AccessRemoteWrite|AccessRemoteAtomic) != 0 && access&AccessLocalWrite == 0 {
 		return nil, fmt.Errorf("%w: RegisterMemory: remote write/atomic access needs AccessLocalWrite", ErrInvalid)
 	}
-	h, lkey, rkey, err := cRegMR(pd.h, mem.Addr(), uint64(mem.Len()), access)
+	addr := mem.Addr() + offsetBytes
+	h, lkey, rkey, err := cRegMR(pd.h, addr, lengthBytes, access)
 	if err != nil {
 		return nil, err
 	}
 	pd.children.Add(1)
 	mem.regs.Add(1)
 	handleOpened()
-	return &MR{h: h, pd: pd, mem: mem, lkey: lkey, rkey: rkey}, nil
+	return &MR{h: h, pd: pd, mem: mem, lkey: lkey, rkey: rkey, addr: addr, len: lengthBytes}, nil
 }
 
 func (mr *MR) LKey() uint32 { return mr.lkey }
 func (mr *MR) RKey() uint32 { return mr.rkey }
 
 // Addr is the registered start address (what a peer puts in RemoteAddr).
-func (mr *MR) Addr() uint64 { return mr.mem.Addr() }
+func (mr *MR) Addr() uint64 { return mr.addr }
 
 // Len is the registered length in bytes.
-func (mr *MR) Len() uint64 { return uint64(mr.mem.Len()) }
+func (mr *MR) Len() uint64 { return mr.len }
 
 // Close deregisters the region; the Memory stays mapped.
 func (mr *MR) Close() error {

@@ -52,6 +52,16 @@ type Config struct {
 	// pair after a re-handshake starts here too), and the background plane
 	// writable for heartbeat and permission words.
 	InitialAccess [rdma.NumPlanes]rdma.Access
+	// BackgroundWriteOffset and BackgroundWriteBytes, when the length is
+	// not zero, confine the background plane to that byte range of the
+	// region (mu's heartbeat and permission words): its queue pairs live in
+	// a protection domain of their own whose only remotely accessible
+	// registration is that range, so neither the rkey they hand out nor the
+	// replication plane's reaches anything else through them. Zero: the
+	// background plane reaches the whole region as the replication plane
+	// does.
+	BackgroundWriteOffset uint64
+	BackgroundWriteBytes  uint64
 }
 
 // DefaultConfig returns the settings used on rxe, for self with no peers.
@@ -94,6 +104,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: RNRRetry %d: want 0..7", ErrConfig, c.RNRRetry)
 	case c.RegionAccess&^rdma.AccessAll != 0:
 		return fmt.Errorf("%w: RegionAccess %#x has unknown bits", ErrConfig, uint8(c.RegionAccess))
+	}
+	if c.BackgroundWriteBytes > 0 && (c.BackgroundWriteOffset > uint64(c.RegionBytes) || c.BackgroundWriteBytes > uint64(c.RegionBytes)-c.BackgroundWriteOffset) {
+		return fmt.Errorf("%w: BackgroundWriteOffset %d + BackgroundWriteBytes %d exceed RegionBytes %d", ErrConfig, c.BackgroundWriteOffset, c.BackgroundWriteBytes, c.RegionBytes)
 	}
 	for p, a := range c.InitialAccess {
 		if a&^c.RegionAccess != 0 {

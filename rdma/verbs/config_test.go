@@ -16,17 +16,18 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 	bad := map[string]func(*Config){
-		"Peers contains Self": func(c *Config) { c.Peers = []rdma.NodeID{1, 2} },
-		"Peers lists 2 twice": func(c *Config) { c.Peers = []rdma.NodeID{2, 2} },
-		"Port":                func(c *Config) { c.Port = 0 },
-		"GIDIndex":            func(c *Config) { c.GIDIndex = -2 },
-		"RegionBytes":         func(c *Config) { c.RegionBytes = 0 },
-		"SendQueueDepth":      func(c *Config) { c.SendQueueDepth = 100 },
-		"TimeoutExp":          func(c *Config) { c.TimeoutExp = 32 },
-		"RetryCount":          func(c *Config) { c.RetryCount = 8 },
-		"RNRRetry":            func(c *Config) { c.RNRRetry = 9 },
-		"InitialAccess":       func(c *Config) { c.InitialAccess[rdma.PlaneReplication] = rdma.AccessRemoteAtomic },
-		"RegionAccess":        func(c *Config) { c.RegionAccess = 0x80 },
+		"Peers contains Self":   func(c *Config) { c.Peers = []rdma.NodeID{1, 2} },
+		"Peers lists 2 twice":   func(c *Config) { c.Peers = []rdma.NodeID{2, 2} },
+		"Port":                  func(c *Config) { c.Port = 0 },
+		"GIDIndex":              func(c *Config) { c.GIDIndex = -2 },
+		"RegionBytes":           func(c *Config) { c.RegionBytes = 0 },
+		"SendQueueDepth":        func(c *Config) { c.SendQueueDepth = 100 },
+		"TimeoutExp":            func(c *Config) { c.TimeoutExp = 32 },
+		"RetryCount":            func(c *Config) { c.RetryCount = 8 },
+		"RNRRetry":              func(c *Config) { c.RNRRetry = 9 },
+		"InitialAccess":         func(c *Config) { c.InitialAccess[rdma.PlaneReplication] = rdma.AccessRemoteAtomic },
+		"RegionAccess":          func(c *Config) { c.RegionAccess = 0x80 },
+		"BackgroundWriteOffset": func(c *Config) { c.BackgroundWriteOffset, c.BackgroundWriteBytes = uint64(c.RegionBytes), 8 },
 	}
 	for name, mutate := range bad {
 		c := good

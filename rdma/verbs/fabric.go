@@ -74,6 +74,11 @@ type Fabric struct {
 	lkey, rkey [rdma.NumPlanes]uint32
 	// pds[p] is the protection domain of plane p's queue pairs.
 	pds [rdma.NumPlanes]*ibv.PD
+	// With a confined background plane (Config.BackgroundWriteBytes): its
+	// protection domain, the whole region for its local buffers only, and
+	// the one range peers may reach through it.
+	bgPD          *ibv.PD
+	bgLocal, bgMR *ibv.MR
 
 	conns map[rdma.NodeID]*[rdma.NumPlanes]*Conn // fixed at New
 
@@ -204,6 +209,22 @@ func New(cfg Config) (*Fabric, error) {
 	for p := range rdma.NumPlanes {
 		f.pds[p], f.lkey[p], f.rkey[p] = f.pd, f.mr.LKey(), f.mr.RKey()
 	}
+	if cfg.BackgroundWriteBytes > 0 {
+		// An MR serves only queue pairs of its own protection domain: the
+		// replication plane's rkey is refused on a background queue pair.
+		if f.bgPD, err = f.ctx.AllocPD(); err != nil {
+			return nil, err
+		}
+		if f.bgLocal, err = f.bgPD.RegisterMemory(f.mem, ibv.AccessLocalWrite); err != nil {
+			return nil, err
+		}
+		bgAccess := ibv.AccessLocalWrite | toVerbsAccess(cfg.RegionAccess&^rdma.AccessRemoteAtomic)
+		if f.bgMR, err = f.bgPD.RegisterRange(f.mem, cfg.BackgroundWriteOffset, cfg.BackgroundWriteBytes, bgAccess); err != nil {
+			return nil, err
+		}
+		bg := rdma.PlaneBackground
+		f.pds[bg], f.lkey[bg], f.rkey[bg] = f.bgPD, f.bgLocal.LKey(), f.bgMR.RKey()
+	}
 	// Room for every connection's outstanding requests, twice: after a
 	// reset, stale completions of the old incarnation may still be queued.
 	cqe := max(64, 2*len(cfg.Peers)*int(rdma.NumPlanes)*int(cfg.SendQueueDepth))
@@ -250,8 +271,13 @@ func (f *Fabric) release() error {
 	if f.cq != nil {
 		errs = append(errs, f.cq.Close())
 	}
-	if f.mr != nil {
-		errs = append(errs, f.mr.Close())
+	for _, mr := range []*ibv.MR{f.mr, f.bgLocal, f.bgMR} {
+		if mr != nil {
+			errs = append(errs, mr.Close())
+		}
+	}
+	if f.bgPD != nil {
+		errs = append(errs, f.bgPD.Close())
 	}
 	if f.mem != nil {
 		errs = append(errs, f.mem.Close())
