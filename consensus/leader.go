@@ -193,6 +193,20 @@ func (r *Replica) giveUp(now int64) {
 // min_proposal, write a higher unique proposal, read the undecided slots
 // from a majority and adopt the highest accepted value of each.
 func (r *Replica) electionStep(now int64) (wake int64) {
+	if r.el.phase == phPromise {
+		// The local disk's time does not count against the election's
+		// timeouts (a slow disk would otherwise never let it finish).
+		d, err := r.js.st.Durable()
+		if err != nil {
+			r.storageFailed("sync", err)
+			return 0
+		}
+		if d < r.el.promiseSeq {
+			return now + r.cfg.MaxIdleNs
+		}
+		r.el.startAt += now - r.el.phaseAt
+		r.postPrepare(now)
+	}
 	if now-r.el.startAt > 3*r.cfg.ElectionTimeoutNs {
 		r.giveUp(now)
 		return 0
@@ -255,14 +269,6 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			r.el.promiseSeq = seq
 			r.el.phase, r.el.phaseAt = phPromise, now
 			return r.electionStep(now)
-		}
-		r.postPrepare(now)
-	case phPromise:
-		if d, err := r.js.st.Durable(); err != nil {
-			r.storageFailed("sync", err)
-			return 0
-		} else if d < r.el.promiseSeq {
-			return wake
 		}
 		r.postPrepare(now)
 	case phWriteMin:

@@ -1,6 +1,9 @@
 package consensus
 
 import (
+	"errors"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/rdmaconsensus/mu/rdma"
@@ -65,6 +68,251 @@ func TestSyncTotalPowerLossKeepsAcknowledged(t *testing.T) {
 			t.Fatalf("lost %d of %d acknowledged: %v", len(missing), acked, missing[:min(5, len(missing))])
 		}
 		t.Logf("lost 0 of %d acknowledged (%d checked); leader %d applied %d", acked, checked, ldr, d.reps[ldr].AppliedIndex())
-		_ = rdma.NodeID(0)
 	})
+}
+
+// restartLostDisk runs the scenario of a replica that lost its disk and
+// restarts while its peers are slow: commits reach only the leader and
+// replica a (b is cut off), a's machine is replaced (empty data
+// directory) and restarted with newCluster as given, the leader's process
+// dies, b comes back. With a voting on an empty log, a and b could elect a
+// leader that lacks what the old majority committed. It returns the
+// operations and whether a leader was elected while the old leader was
+// down.
+func restartLostDisk(t *testing.T, seed uint64, newCluster bool) (*durableCluster, *swarm, bool) {
+	rng := rand.New(rand.NewPCG(seed, 0x115))
+	dc := sim.DefaultDiskConfig()
+	if rng.IntN(2) == 0 {
+		dc.Sync = sim.Latency{BaseNs: 500_000, JitterNs: 400_000}
+	}
+	d := newDurableCluster(t, seed, 3, DurabilitySync, dc, nil)
+	s := newSwarm(t, d.cluster)
+	s.fail = func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
+	w := d.w
+	if !w.RunUntil(func() bool { _, ok := d.leader(); return ok }, 20_000_000) {
+		t.Fatal("no leader")
+	}
+	ldr, _ := d.leader()
+	var a, b rdma.NodeID
+	for _, id := range d.ids {
+		if id != ldr {
+			if a == 0 {
+				a = id
+			} else {
+				b = id
+			}
+		}
+	}
+	w.Partition([]rdma.NodeID{b}, []rdma.NodeID{ldr, a})
+	runClients(s, int64(1_000_000+rng.IntN(3_000_000)))
+	w.RunUntil(func() bool { return ackedCount(s.ops) >= 5 }, w.Now()+20_000_000)
+	// a's machine is replaced: memory and disk gone.
+	w.Crash(a, false)
+	d.disks[a].Reset()
+	// Its peers turn slow: the leader's CPU and the links towards a.
+	w.SetSlow(ldr, 2+rng.Float64()*20)
+	w.SetLinkDelay(ldr, a, int64(100_000+rng.IntN(500_000)), int64(rng.IntN(200_000)))
+	w.RunFor(int64(rng.IntN(500_000)))
+	w.SetRestartHook(func(id rdma.NodeID) { d.restarts[id]++; d.startDurable(id, newCluster && id == a) })
+	w.Restart(a)
+	w.RunFor(int64(rng.IntN(1_000_000)))
+	// The old leader's process dies (its disk keeps its journal); b is
+	// back.
+	d.processCrash(ldr)
+	w.HealNetwork()
+	w.SetSlow(ldr, 1)
+	elected := w.RunUntil(func() bool { _, ok := d.leader(); return ok }, w.Now()+int64(20_000_000+rng.IntN(20_000_000)))
+	w.Restart(ldr)
+	s.stopped = true
+	if !w.RunUntil(func() bool { _, ok := d.leader(); return ok }, w.Now()+60_000_000) {
+		t.Fatal("no leader once the old leader restarted")
+	}
+	w.RunFor(10_000_000)
+	return d, s, elected
+}
+
+// TestRestartWithoutDiskNeverVotes is issue 11's restart that forgets, in
+// sync mode over many seeds: a replica whose data directory is empty and
+// that was not started with the new-cluster flag rejoins however slow its
+// peers are, so with the old leader down no leader is elected from it and
+// the cut-off replica, and once the old leader restarts from its journal
+// every acknowledged operation is there and no replica applied a
+// different command at an index.
+func TestRestartWithoutDiskNeverVotes(t *testing.T) {
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
+		t.Parallel()
+		d, s, elected := restartLostDisk(t, seed, false)
+		if elected {
+			t.Fatal("a leader was elected from a replica without its journal and a stale one")
+		}
+		d.checkSafety()
+		acked := ackedCount(s.ops)
+		if missing, _ := d.ackedMissing(s.ops); len(missing) > 0 {
+			t.Fatalf("lost %d of %d acknowledged: %v", len(missing), acked, missing[:min(5, len(missing))])
+		}
+		if acked == 0 {
+			t.Fatal("nothing was acknowledged: the scenario proves nothing")
+		}
+	})
+}
+
+// TestDamagedJournalRejoins: a replica whose journal has a record that
+// reads back bad (a latent sector error) discards it on restart and
+// rejoins instead of voting; once caught up it votes again, and a total
+// power loss afterwards still loses nothing acknowledged.
+func TestDamagedJournalRejoins(t *testing.T) {
+	sim.Seeds(t, seeds(20), func(t *testing.T, seed uint64) {
+		d := newDurableCluster(t, seed, 3, DurabilitySync, sim.DefaultDiskConfig(), nil)
+		s := newSwarm(t, d.cluster)
+		s.fail = func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
+		w := d.w
+		if !w.RunUntil(func() bool { _, ok := d.leader(); return ok }, 20_000_000) {
+			t.Fatal("no leader")
+		}
+		runClients(s, 3_000_000)
+		ldr, _ := d.leader()
+		a := d.ids[0]
+		if a == ldr {
+			a = d.ids[1]
+		}
+		if d.disks[a].Rot() == 0 {
+			t.Fatal("empty journal")
+		}
+		d.processCrash(a)
+		w.RunFor(200_000)
+		w.Restart(a)
+		r := d.reps[a]
+		if st := r.stats; !r.rejoining || st.JournalDamaged != 1 {
+			t.Fatalf("after loading a damaged journal: rejoining %v, JournalDamaged %d", r.rejoining, st.JournalDamaged)
+		}
+		if !w.RunUntil(func() bool { return !r.rejoining && r.js.voter }, w.Now()+30_000_000) {
+			t.Fatalf("the damaged replica was not caught up: %s", r.debugString())
+		}
+		w.RunFor(3_000_000)
+		for _, id := range d.ids {
+			d.powerLoss(id, false)
+		}
+		for _, id := range d.ids {
+			w.Restart(id)
+		}
+		s.stopped = true
+		if !w.RunUntil(func() bool { _, ok := d.leader(); return ok }, w.Now()+50_000_000) {
+			t.Fatal("no leader after the total power loss")
+		}
+		w.RunFor(5_000_000)
+		d.checkSafety()
+		if missing, _ := d.ackedMissing(s.ops); len(missing) > 0 {
+			t.Fatalf("lost %d of %d acknowledged: %v", len(missing), ackedCount(s.ops), missing[:min(5, len(missing))])
+		}
+	})
+}
+
+// TestFullDiskFences: the leader's disk fills up. It fences itself with
+// an error that names the full disk, never stalls silently, and another
+// replica takes over and commits.
+func TestFullDiskFences(t *testing.T) {
+	d := newDurableCluster(t, 3, 3, DurabilitySync, sim.DefaultDiskConfig(), nil)
+	s := newSwarm(t, d.cluster)
+	s.fail = func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
+	w := d.w
+	if !w.RunUntil(func() bool { _, ok := d.leader(); return ok }, 20_000_000) {
+		t.Fatal("no leader")
+	}
+	runClients(s, 2_000_000)
+	ldr, _ := d.leader()
+	d.disks[ldr].Fill()
+	r := d.reps[ldr]
+	if !w.RunUntil(r.Fenced, w.Now()+5_000_000) {
+		t.Fatal("the replica with a full disk did not fence itself")
+	}
+	err := r.StorageErr()
+	if !errors.Is(err, ErrStorage) || !errors.Is(err, sim.ErrDiskFull) {
+		t.Fatalf("StorageErr = %v, want ErrStorage wrapping sim.ErrDiskFull", err)
+	}
+	if r.Stats().StorageErrors == 0 {
+		t.Fatal("Stats.StorageErrors not counted")
+	}
+	before := ackedCount(s.ops)
+	if !w.RunUntil(func() bool { return ackedCount(s.ops) > before+20 }, w.Now()+50_000_000) {
+		t.Fatal("no commits after the leader's disk filled up")
+	}
+	if l, ok := d.leader(); !ok || l == ldr {
+		t.Fatalf("leader %d (%v) after the fence", l, ok)
+	}
+	t.Logf("fenced: %v", err)
+}
+
+// TestAsyncReportsLossWindow: in async mode commit does not wait for the
+// disk; with a slow disk the leader reports the entries and time a total
+// failure would lose. A replica restarted from its journal restores what
+// it proves but rejoins.
+func TestAsyncReportsLossWindow(t *testing.T) {
+	dc := sim.DiskConfig{Sync: sim.Latency{BaseNs: 2_000_000, JitterNs: 1_000_000}}
+	d := newDurableCluster(t, 5, 3, DurabilityAsync, dc, nil)
+	s := newSwarm(t, d.cluster)
+	s.fail = func(format string, args ...any) { t.Helper(); t.Fatalf(format, args...) }
+	w := d.w
+	if !w.RunUntil(func() bool { _, ok := d.leader(); return ok }, 20_000_000) {
+		t.Fatal("no leader")
+	}
+	ldr, _ := d.leader()
+	for i := 0; i < s.clients; i++ {
+		s.issue(i)
+	}
+	var maxEntries uint64
+	var maxNs int64
+	for k := 0; k < 100; k++ {
+		w.RunFor(50_000)
+		st := d.reps[ldr].Stats()
+		maxEntries, maxNs = max(maxEntries, st.LossWindowEntries), max(maxNs, st.LossWindowNs)
+	}
+	if maxEntries == 0 || maxNs == 0 {
+		t.Fatalf("loss window never reported: %d entries, %d ns", maxEntries, maxNs)
+	}
+	t.Logf("largest loss window: %d entries, %d µs", maxEntries, maxNs/1000)
+	a := d.ids[0]
+	if a == ldr {
+		a = d.ids[1]
+	}
+	d.processCrash(a)
+	w.RunFor(5_000_000)
+	w.Restart(a)
+	r := d.reps[a]
+	if !r.rejoining || r.stats.RestoredIndex == 0 {
+		t.Fatalf("async restart: rejoining %v, restored index %d", r.rejoining, r.stats.RestoredIndex)
+	}
+	s.stopped = true
+	if !w.RunUntil(func() bool { return !r.rejoining && r.AppliedIndex() == d.reps[ldr].AppliedIndex() }, w.Now()+30_000_000) {
+		t.Fatalf("the restarted replica did not catch up: %s", r.debugString())
+	}
+	d.checkSafety()
+}
+
+func TestDurabilityConfig(t *testing.T) {
+	cases := []struct {
+		mutate func(*Config)
+		field  string
+	}{
+		{func(c *Config) { c.Durability = DurabilitySync }, "Storage"},
+		{func(c *Config) { c.Durability = DurabilityAsync }, "Storage"},
+		{func(c *Config) { c.Storage = &sim.Disk{} }, "Storage"},
+		{func(c *Config) { c.Durability = 7 }, "Durability"},
+	}
+	for _, tc := range cases {
+		c := testConfig([]rdma.NodeID{1, 2, 3})
+		tc.mutate(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("Validate = %v, want an error naming %s", err, tc.field)
+		}
+	}
+	for _, s := range []string{"memory", "async", "sync"} {
+		d, err := ParseDurability(s)
+		if err != nil || d.String() != s {
+			t.Errorf("ParseDurability(%q) = %v, %v", s, d, err)
+		}
+	}
+	if _, err := ParseDurability("fast"); err == nil {
+		t.Error("ParseDurability accepted fast")
+	}
 }
