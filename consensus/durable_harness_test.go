@@ -14,11 +14,23 @@ import (
 type durableCluster struct {
 	*cluster
 	disks map[rdma.NodeID]*sim.Disk
+	// storageOf gives each replica process its storage (its disk).
+	storageOf func(id rdma.NodeID) Storage
 	// restarts counts replica processes started per node after the first.
 	restarts map[rdma.NodeID]int
 }
 
 func newDurableCluster(t testing.TB, seed uint64, n int, mode Durability, dc sim.DiskConfig, mutate func(*Config)) *durableCluster {
+	t.Helper()
+	return newDurableClusterWith(t, seed, n, mode, mutate, func(d *durableCluster, w *sim.World, id rdma.NodeID) {
+		d.disks[id] = sim.NewDisk(w, id, dc)
+	}, nil)
+}
+
+// newDurableClusterWith builds the cluster with addDisk called for each
+// node, and storageOf (nil: the simulated disks) for each process.
+func newDurableClusterWith(t testing.TB, seed uint64, n int, mode Durability, mutate func(*Config),
+	addDisk func(d *durableCluster, w *sim.World, id rdma.NodeID), storageOf func(id rdma.NodeID) Storage) *durableCluster {
 	t.Helper()
 	ids := make([]rdma.NodeID, n)
 	for i := range ids {
@@ -34,11 +46,16 @@ func newDurableCluster(t testing.TB, seed uint64, n int, mode Durability, dc sim
 		reps: map[rdma.NodeID]*Replica{}, sms: map[rdma.NodeID]*kvSM{},
 		applied: map[Index][][]byte{}, corruptions: map[rdma.NodeID]int{},
 	}
-	d := &durableCluster{cluster: c, disks: map[rdma.NodeID]*sim.Disk{}, restarts: map[rdma.NodeID]int{}}
+	d := &durableCluster{cluster: c, disks: map[rdma.NodeID]*sim.Disk{}, restarts: map[rdma.NodeID]int{}, storageOf: storageOf}
+	if d.storageOf == nil {
+		d.storageOf = func(id rdma.NodeID) Storage { return d.disks[id] }
+	}
 	c.region = int(cfg.RegionBytes())
 	for _, id := range ids {
 		c.w.AddNode(id, c.region)
-		d.disks[id] = sim.NewDisk(c.w, id, dc)
+		if addDisk != nil {
+			addDisk(d, c.w, id)
+		}
 	}
 	c.w.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessRemoteRead, rdma.AccessAll})
 	for _, id := range ids {
@@ -53,7 +70,7 @@ func newDurableCluster(t testing.TB, seed uint64, n int, mode Durability, dc sim
 func (d *durableCluster) startDurable(id rdma.NodeID, newCluster bool) {
 	c := d.cluster
 	cfg := c.cfg
-	cfg.Storage = d.disks[id]
+	cfg.Storage = d.storageOf(id)
 	cfg.NewCluster = newCluster
 	cfg.OnLeaderChange = func(ch LeaderChange) {
 		if ch.Leader {

@@ -158,6 +158,16 @@ func (w *WAL) NextIndex() uint64 { return w.appended.Load() + 1 }
 // Durable is the highest index that is on stable storage.
 func (w *WAL) Durable() uint64 { return w.durable.Load() }
 
+// Err is the flusher's error, nil while it works: a write or sync failed
+// (a full or read-only disk, a device error), and nothing appended since
+// will become durable.
+func (w *WAL) Err() error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Append adds the committed entry at index, which must follow the last
 // one. It copies payload into the pending group and does not wait for the
 // disk; ErrBacklogFull says the not-yet-durable bound is reached.
