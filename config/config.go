@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -75,6 +76,19 @@ type Config struct {
 	// Prometheus metrics (docs/metrics.md); empty serves none. The metrics
 	// carry no secret and no command, so the listener is plain HTTP.
 	MetricsAddress string `yaml:"metrics_address"`
+	// Durability is how the log is persisted: memory (the default: only in
+	// registered memory), async or sync (docs/durability.md).
+	Durability string `yaml:"durability"`
+	// DataDir is the directory of the node's write-ahead log, required
+	// with durability async or sync; relative to the file's directory.
+	DataDir string `yaml:"data_dir"`
+	// InitialClusterState is new for the members of a cluster being
+	// created, and existing (the default) otherwise. With durability async
+	// or sync, a node whose data_dir holds no log starts as a voter only
+	// when it is new; otherwise it rejoins and is caught up by the leader,
+	// however long its peers take to answer, so a node that lost its disk
+	// never votes with an empty log.
+	InitialClusterState string `yaml:"initial_cluster_state"`
 
 	// dir is the directory of the file Load read: relative credential
 	// paths are taken from there.
@@ -229,11 +243,19 @@ func DefaultConfig() Config {
 			ReadTimeout:    Duration(10 * time.Second),
 			WriteTimeout:   Duration(10 * time.Second),
 		},
-		PollMode:           PollSpin,
-		LogSizeBytes:       64 << 20,
-		AppliedLogMaxBytes: 64 << 20,
+		PollMode:            PollSpin,
+		LogSizeBytes:        64 << 20,
+		AppliedLogMaxBytes:  64 << 20,
+		Durability:          consensus.DurabilityMemory.String(),
+		InitialClusterState: ClusterStateExisting,
 	}
 }
+
+// Values of initial_cluster_state.
+const (
+	ClusterStateNew      = "new"
+	ClusterStateExisting = "existing"
+)
 
 // Duration is a time.Duration written as a Go duration string ("40us",
 // "2ms"). Bare numbers are refused: their unit would be a guess.
