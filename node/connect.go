@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rdmaconsensus/mu/clustertls"
+	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
@@ -34,6 +35,7 @@ func (n *Node) open(ctx context.Context) error {
 	vc.Self, vc.ClusterID, vc.Peers = cfg.ID, cfg.ClusterID, peers
 	vc.Device, vc.Port, vc.GIDIndex = gid.Device, uint8(gid.Port), gid.Index
 	vc.RegionBytes = int(cfg.Consensus.RegionBytes())
+	vc.BackgroundWriteOffset, vc.BackgroundWriteBytes = backgroundWords(consensus.NewLayout(cfg.Consensus))
 	vf, err := verbs.New(vc)
 	if err != nil {
 		return fmt.Errorf("node: verbs fabric on %s: %w", gid, err)
@@ -162,4 +164,14 @@ func (n *Node) Reconnect(peer rdma.NodeID) error {
 		n.redialMu.Unlock()
 	}()
 	return nil
+}
+
+// backgroundWords is the one byte range peers write through the background
+// plane: heartbeats (read there, pushed into the detector's inbox) and
+// permission words. The verbs fabric confines that plane to it, so the log
+// and its header are writable only through the replication plane.
+func backgroundWords(l consensus.Layout) (offset, length uint64) {
+	lo := min(l.HeartbeatOffset, l.PermissionOffset, l.DetectorScratch)
+	hi := max(l.HeartbeatOffset+l.HeartbeatBytes, l.PermissionOffset+l.PermissionBytes, l.DetectorScratch+l.DetectorScratchN)
+	return lo, hi - lo
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rdmaconsensus/mu/internal/backoff"
 )
 
 // Bootstrap errors, for errors.Is. A rejection that the peer reports carries
@@ -970,4 +972,61 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 	}
 	return out, fmt.Errorf("rdma: bootstrap: node %d connected %d of %d peers: %w; %s",
 		b.cfg.Self, len(out), len(addrs), first, strings.Join(why, "; "))
+}
+
+// Keep redials, until ctx ends, each peer in addrs that this node dials
+// (the higher ids) whenever down(peer) reports its link lost: a peer that
+// restarted and lost its queue pairs, or one that never answered. down is
+// asked every gap (from one goroutine per peer); redials of one peer are
+// spaced by backoff: a redial that fails quickly, or a link found lost
+// again within gap of its last redial, doubles the wait, up to
+// backoff.MaxFactor times gap; a link that stayed up longer is redialed
+// after gap again. Each redial builds the
+// new queue pairs beside the old (see Peering), so one that fails costs the
+// link in service nothing. report, if set, is told each redial's outcome.
+// The lower ids dial this node themselves.
+func (b *Bootstrapper) Keep(ctx context.Context, addrs map[NodeID]string, gap time.Duration, down func(NodeID) bool, report func(NodeID, error)) error {
+	if gap <= 0 {
+		return fmt.Errorf("rdma: bootstrap: keep: gap %v must be positive", gap)
+	}
+	for id := range addrs {
+		if !b.isPeer(id) {
+			return fmt.Errorf("%w: addrs names node %d, not a configured peer of node %d", ErrUnexpectedPeer, id, b.cfg.Self)
+		}
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for id, addr := range addrs {
+		if id < b.cfg.Self {
+			continue
+		}
+		wg.Go(func() {
+			var spacing backoff.Backoff
+			tick := time.NewTicker(gap)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				now := int64(time.Since(start))
+				if !down(id) || !spacing.Broken(now) {
+					continue
+				}
+				spacing.Record(now, int64(gap))
+				_, err := b.Exchange(ctx, id, addr)
+				if err != nil {
+					// Still lost right after the redial: the next one waits
+					// twice as long.
+					spacing.Broken(int64(time.Since(start)))
+				}
+				if report != nil && ctx.Err() == nil {
+					report(id, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -225,4 +226,64 @@ func mustRemote(t *testing.T, b *Bootstrapper, peer NodeID) []Endpoint {
 		t.Fatalf("no connection to node %d", peer)
 	}
 	return eps
+}
+
+// Keep redials a peer whose link is lost, spacing failed redials by
+// backoff, and leaves a link that is up alone.
+func TestKeepRedialsLostLinksWithBackoff(t *testing.T) {
+	ln, _, _ := connectedPair(t, time.Second)
+	d, dq := dialerOnly(t, 1, 1, []NodeID{2, 3}, time.Second)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	var lost atomic.Bool
+	lost.Store(true)
+	outcomes := make(chan error, 64)
+	var deadTries atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	const gap = 5 * time.Millisecond
+	go func() {
+		done <- d.Keep(ctx, map[NodeID]string{2: ln.addr(), 3: deadAddr}, gap,
+			func(p NodeID) bool { return p == 3 || lost.Load() },
+			func(p NodeID, err error) {
+				if p == 3 {
+					deadTries.Add(1)
+					return
+				}
+				outcomes <- err
+			})
+	}()
+	// Node 2's link is reported lost: redialed once, then up again.
+	select {
+	case err := <-outcomes:
+		if err != nil {
+			t.Fatalf("redial of node 2: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("node 2 never redialed")
+	}
+	lost.Store(false)
+	if r := ln.nextInbound(t); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if dq.inService(2) == nil {
+		t.Fatal("the redial put nothing in service")
+	}
+	// Node 3 never answers: in 300 ms at a 5 ms gap, backoff allows a
+	// handful of tries, not sixty.
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := deadTries.Load(); n < 2 || n > 12 {
+		t.Errorf("%d redials of an unreachable peer in 300 ms with a %v gap, want backoff (2..12)", n, gap)
+	}
+	if len(outcomes) > 1 {
+		t.Errorf("node 2 redialed %d more times after its link was back", len(outcomes))
+	}
 }
