@@ -255,3 +255,15 @@ func (n *Node) FollowerLatency() []consensus.FollowerLatency { return n.r.Follow
 // ErrNoBootstrap: the node runs over a caller's fabric (Config.Fabric) and
 // has no bootstrap to reconnect with.
 var ErrNoBootstrap = errors.New("node: no bootstrap (Config.Fabric is set)")
+
+// Self is this node's id (as consensus.Replica names it).
+func (n *Node) Self() rdma.NodeID { return n.cfg.ID }
+
+// Stats are the replica's counters as of its latest Step.
+func (n *Node) Stats() consensus.Stats { return n.r.Stats() }
+
+// CommitIndex is the highest index this node knows committed.
+func (n *Node) CommitIndex() consensus.Index { return n.r.CommitIndex() }
+
+// AppliedIndex is the highest index applied to the state machine here.
+func (n *Node) AppliedIndex() consensus.Index { return n.r.AppliedIndex() }

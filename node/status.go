@@ -30,7 +30,11 @@ type Status struct {
 	Pid         int
 	Peers       []PeerStatus
 	Detector    pullscore.Stats
-	Replica     consensus.Stats
+	// DetectorPeriod is the detector's current read period and
+	// DetectorFailBound the silence after which it suspects a peer (both
+	// adapt to the link).
+	DetectorPeriod, DetectorFailBound time.Duration
+	Replica                           consensus.Stats
 	// FailSlow is, on the leader, the followers whose write latency is
 	// fail-slow against their own baseline.
 	FailSlow []consensus.FollowerLatency
@@ -56,6 +60,8 @@ type detectorView struct {
 	peers  []peerView
 	health pullscore.Health
 	stats  pullscore.Stats
+	period time.Duration
+	bound  time.Duration
 	valid  bool
 }
 
@@ -87,6 +93,7 @@ func (n *Node) publishView(now int64) {
 		p.score, p.alive, p.health = d.Score(p.id), d.Alive(p.id), d.PeerHealth(p.id)
 	}
 	n.view.health, n.view.stats, n.view.valid = d.Health(), d.Stats(), true
+	n.view.period, n.view.bound = time.Duration(d.PeriodNs()), time.Duration(d.FailBoundNs())
 	n.viewMu.Unlock()
 }
 
@@ -109,6 +116,7 @@ func (n *Node) Status() Status {
 	}
 	n.viewMu.Lock()
 	st.Health, st.Detector = "starting", n.view.stats
+	st.DetectorPeriod, st.DetectorFailBound = n.view.period, n.view.bound
 	if n.view.valid {
 		st.Health = n.view.health.String()
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/node"
 	"github.com/rdmaconsensus/mu/rdma"
-	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
 
 // muPublishedFailoverNs is Mu's failover time as published (OSDI 2020:
@@ -275,24 +275,34 @@ decoding their header: the figures are replication's, not matching's.`,
 	return c
 }
 
-// verbsGroup is replicas in this process, each with its own verbs fabric
-// on one device, connected directly (no bootstrap).
+// rawLatency times n one-sided operations between two queue pairs of this
+// process on gid's device (see node.RawLatency).
+func rawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int) (*hdrhistogram.Histogram, error) {
+	h := newLatencyHist()
+	err := node.RawLatency(gid, op, size, n, func(ns int64) { _ = h.RecordValue(ns) })
+	return h, err
+}
+
+// verbsGroup is replicas in this process, each a node with its own verbs
+// fabric on one device, bootstrapped over loopback TCP.
 type verbsGroup struct {
-	ids     []rdma.NodeID
-	fabrics map[rdma.NodeID]*verbs.Fabric
-	nodes   map[rdma.NodeID]*replicaNode
+	ids   []rdma.NodeID
+	nodes map[rdma.NodeID]*replicaNode
 }
 
 func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int, readInterval, permTimeout time.Duration) (*verbsGroup, error) {
 	if drive != PollSpin && drive != PollSpinYield && drive != PollIdleSleep {
 		return nil, fmt.Errorf("--drive: %q is not %s, %s or %s", drive, PollSpin, PollSpinYield, PollIdleSleep)
 	}
-	if err := checkPollers(drive, n); err != nil {
-		return nil, fmt.Errorf("--drive: %w", err)
+	g := &verbsGroup{nodes: map[rdma.NodeID]*replicaNode{}}
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, err
 	}
-	g := &verbsGroup{fabrics: map[rdma.NodeID]*verbs.Fabric{}, nodes: map[rdma.NodeID]*replicaNode{}}
+	var peers []node.Peer
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))
+		peers = append(peers, node.Peer{ID: rdma.NodeID(i), Address: fmt.Sprintf("127.0.0.1:%d", ports[i-1])})
 	}
 	cc := consensus.DefaultConfig()
 	cc.Members = g.ids
@@ -306,56 +316,37 @@ func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int, readI
 	// Room for the largest payload plus the batch framing.
 	cc.MaxPayloadBytes = max(cc.MaxPayloadBytes, (maxPayload+64+63)/64*64)
 	cc.MaxBulkWriteBytes = max(cc.MaxBulkWriteBytes, cc.MaxPayloadBytes+64)
-	for _, id := range g.ids {
-		vc := verbs.DefaultConfig()
-		vc.Self, vc.ClusterID = id, 0x6d75
-		for _, p := range g.ids {
-			if p != id {
-				vc.Peers = append(vc.Peers, p)
-			}
-		}
-		vc.Device, vc.Port, vc.GIDIndex = gid.Device, uint8(gid.Port), gid.Index
-		vc.RegionBytes = int(cc.RegionBytes())
-		f, err := verbs.New(vc)
-		if err != nil {
-			g.close()
-			return nil, err
-		}
-		g.fabrics[id] = f
+	type started struct {
+		id  rdma.NodeID
+		nd  *replicaNode
+		err error
 	}
-	for i, a := range g.ids {
-		for _, b := range g.ids[i+1:] {
-			fa, fb := g.fabrics[a], g.fabrics[b]
-			ea, err := fa.Prepare(b)
-			if err != nil {
-				g.close()
-				return nil, err
-			}
-			eb, err := fb.Prepare(a)
-			if err != nil {
-				g.close()
-				return nil, err
-			}
-			if err := errors.Join(fa.Connect(b, eb), fb.Connect(a, ea)); err != nil {
-				g.close()
-				return nil, err
-			}
-		}
-	}
+	ch := make(chan started, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	for _, id := range g.ids {
-		nd, err := newReplicaNode(g.fabrics[id], cc)
-		if err != nil {
-			g.close()
-			return nil, err
-		}
-		g.nodes[id] = nd
+		nc := node.DefaultConfig()
+		nc.ID, nc.ClusterID, nc.Peers, nc.Consensus = id, 0x6d75, peers, cc
+		nc.Device = rdma.DeviceSpec{Device: gid.Device, Port: gid.Port, GIDIndex: gid.Index}
+		// Loopback only, for a measurement: no credentials.
+		nc.Insecure, nc.Poll = true, pollMode(drive)
+		go func() {
+			nd, err := startReplica(ctx, nc)
+			ch <- started{id, nd, err}
+		}()
 	}
-	for _, id := range g.ids {
-		if drive == PollIdleSleep {
-			g.nodes[id].startIdleSleep(time.Duration(cc.PullScore.BeatIntervalNs))
-		} else {
-			g.nodes[id].start(driveMode(drive))
+	var errs []error
+	for range g.ids {
+		s := <-ch
+		if s.err != nil {
+			errs = append(errs, fmt.Errorf("replica %d: %w", s.id, s.err))
+			continue
 		}
+		g.nodes[s.id] = s.nd
+	}
+	if err := errors.Join(errs...); err != nil {
+		g.close()
+		return nil, fmt.Errorf("--drive %s: %w", drive, err)
 	}
 	return g, nil
 }
@@ -363,9 +354,6 @@ func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int, readI
 func (g *verbsGroup) close() {
 	for _, nd := range g.nodes {
 		nd.stop()
-	}
-	for _, f := range g.fabrics {
-		f.Close()
 	}
 }
 
@@ -388,7 +376,7 @@ func (g *verbsGroup) waitLeader(ctx context.Context, timeout time.Duration) (rdm
 
 func (g *verbsGroup) leader() *replicaNode {
 	for _, id := range g.ids {
-		if g.nodes[id].r.IsLeader() {
+		if g.nodes[id].n.IsLeader() {
 			return g.nodes[id]
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/examples/orderbook"
+	"github.com/rdmaconsensus/mu/node"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/inproc"
 )
@@ -286,52 +287,35 @@ func newInprocGroup(n int, drive string) (*inprocGroup, error) {
 // newInprocGroupWith is newInprocGroup with tweak applied to each
 // replica's config before it is built.
 func newInprocGroupWith(n int, drive string, tweak func(rdma.NodeID, *consensus.Config) error) (*inprocGroup, error) {
-	if err := checkPollers(drive, n); err != nil {
-		return nil, fmt.Errorf("--drive: %w", err)
-	}
 	g := &inprocGroup{nodes: map[rdma.NodeID]*replicaNode{}, drive: drive}
 	for i := 1; i <= n; i++ {
 		g.ids = append(g.ids, rdma.NodeID(i))
 	}
 	cfg := consensus.DefaultConfig()
 	cfg.Members = g.ids
-	var err error
-	if g.net, err = inproc.NewNetwork(inproc.DefaultConfig()); err != nil {
-		return nil, err
-	}
-	fabrics := map[rdma.NodeID]*inproc.Fabric{}
-	for _, id := range g.ids {
-		if fabrics[id], err = g.net.AddNode(id, int(cfg.RegionBytes())); err != nil {
-			g.net.Close()
-			return nil, err
-		}
-	}
-	// Nobody leads yet: peers may read each other's logs, not write them.
-	if err := g.net.ConnectAll([rdma.NumPlanes]rdma.Access{rdma.AccessRemoteRead, rdma.AccessAll}); err != nil {
-		g.net.Close()
+	var (
+		fabrics map[rdma.NodeID]rdma.Fabric
+		err     error
+	)
+	if g.net, fabrics, err = node.InprocFabrics(g.ids, cfg); err != nil {
 		return nil, err
 	}
 	for _, id := range g.ids {
-		cfg := cfg
+		nc := node.DefaultConfig()
+		nc.ID, nc.Fabric, nc.Consensus, nc.Poll = id, fabrics[id], cfg, pollMode(drive)
+		nc.IdleSleepMax = time.Duration(cfg.PullScore.BeatIntervalNs)
 		if tweak != nil {
-			if err := tweak(id, &cfg); err != nil {
+			if err := tweak(id, &nc.Consensus); err != nil {
 				g.close()
 				return nil, fmt.Errorf("replica %d: %w", id, err)
 			}
 		}
-		nd, err := newReplicaNode(fabrics[id], cfg)
+		nd, err := startReplica(context.Background(), nc)
 		if err != nil {
 			g.close()
-			return nil, fmt.Errorf("replica %d: %w", id, err)
+			return nil, fmt.Errorf("--drive %s: replica %d: %w", drive, id, err)
 		}
 		g.nodes[id] = nd
-	}
-	for _, id := range g.ids {
-		if drive == PollIdleSleep {
-			g.nodes[id].startIdleSleep(time.Duration(cfg.PullScore.BeatIntervalNs))
-		} else {
-			g.nodes[id].start(driveMode(drive))
-		}
 	}
 	return g, nil
 }
@@ -364,15 +348,6 @@ func (g *inprocGroup) logs(_ context.Context, ids []rdma.NodeID) (map[rdma.NodeI
 
 func (g *inprocGroup) terms(_ context.Context, id rdma.NodeID) ([]failoverSteps, error) {
 	return g.nodes[id].wallTerms(), nil
-}
-
-// wallTerms is the replica's term history in Unix ns.
-func (n *replicaNode) wallTerms() []failoverSteps {
-	h := n.tl.history()
-	for i := range h {
-		h[i] = h[i].wall(n.wallOffsetNs)
-	}
-	return h
 }
 
 func (g *inprocGroup) close() {

@@ -75,7 +75,7 @@ func TestClientEndpoint(t *testing.T) {
 			t.Fatalf("credentials: %v", err)
 		}
 		srv := &nodeServer{cfg: cfg, self: cfg.Self(), logger: log.New(io.Discard, "", 0), started: time.Now(), ctx: ctx,
-			redialing: map[rdma.NodeID]bool{}, nd: g.nodes[id], creds: creds}
+			nd: g.nodes[id], creds: creds}
 		srvs[id] = srv
 		ln, err := net.Listen("tcp", cfg.Self().ClientAddress)
 		if err != nil {
@@ -128,7 +128,7 @@ func TestClientEndpoint(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		leader = 0
 		for _, id := range g.ids {
-			if g.nodes[id].r.IsLeader() {
+			if g.nodes[id].n.IsLeader() {
 				leader = id
 			}
 		}
@@ -141,7 +141,7 @@ func TestClientEndpoint(t *testing.T) {
 		}
 		_, lastErr = tt.clients[follower].propose(pctx, gen.Next(nil))
 		var nl *consensus.NotLeaderError
-		if errors.As(lastErr, &nl) && nl.Known && nl.Leader == leader && g.nodes[leader].r.IsLeader() {
+		if errors.As(lastErr, &nl) && nl.Known && nl.Leader == leader && g.nodes[leader].n.IsLeader() {
 			lastErr = nil
 			break
 		}
@@ -187,7 +187,7 @@ func TestNodeEndpointAppliesConfigLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &nodeServer{cfg: cfg, self: cfg.Self(), logger: log.New(io.Discard, "", 0), started: time.Now(), ctx: ctx, redialing: map[rdma.NodeID]bool{}}
+	srv := &nodeServer{cfg: cfg, self: cfg.Self(), logger: log.New(io.Discard, "", 0), started: time.Now(), ctx: ctx}
 	ln, err := net.Listen("tcp", cfg.Self().ClientAddress)
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func TestHardwareVerdictFencesReplica(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, id := range g.ids {
-		hws[id].start(ctx, g.nodes[id].r, log.New(io.Discard, "", 0))
+		hws[id].start(ctx, g.nodes[id].n, log.New(io.Discard, "", 0))
 	}
 
 	// Commit through whichever replica leads until every follower has
@@ -103,7 +103,7 @@ func TestHardwareVerdictFencesReplica(t *testing.T) {
 		}
 		leader = 0
 		for _, id := range g.ids {
-			if g.nodes[id].r.IsLeader() {
+			if g.nodes[id].n.IsLeader() {
 				leader = id
 			}
 		}
@@ -131,8 +131,8 @@ func TestHardwareVerdictFencesReplica(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, id := range g.ids {
-		if rep, _ := hws[id].m.Latest(); rep.Verdict != hwmon.Healthy || g.nodes[id].r.Fenced() {
-			t.Fatalf("node %d before the fault: verdict %s, fenced %v: %v", id, rep.Verdict, g.nodes[id].r.Fenced(), rep.Reasons)
+		if rep, _ := hws[id].m.Latest(); rep.Verdict != hwmon.Healthy || g.nodes[id].n.Fenced() {
+			t.Fatalf("node %d before the fault: verdict %s, fenced %v: %v", id, rep.Verdict, g.nodes[id].n.Fenced(), rep.Reasons)
 		}
 	}
 
@@ -140,7 +140,7 @@ func TestHardwareVerdictFencesReplica(t *testing.T) {
 	if rep := hws[leader].m.Step(ctx); rep.Verdict != hwmon.Failed {
 		t.Fatalf("verdict with a memory UE: %s %v", rep.Verdict, rep.Reasons)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !g.nodes[leader].r.Fenced(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !g.nodes[leader].n.Fenced(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("node %d: Failed verdict did not fence the replica", leader)
 		}

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +25,8 @@ import (
 	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/metrics"
+	"github.com/rdmaconsensus/mu/node"
 	"github.com/rdmaconsensus/mu/rdma"
-	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
 
 func newNodeCmd() *cobra.Command {
@@ -75,13 +75,6 @@ anything already.`,
 	return c
 }
 
-func driveMode(pollMode string) consensus.DriveMode {
-	if pollMode == PollSpinYield {
-		return consensus.DriveSpinYield
-	}
-	return consensus.DriveBusyPoll
-}
-
 // checkPollers refuses, before anything starts, a busy-polling driver for
 // each of n replicas in this process that would leave no Go processor
 // for the rest (proposals would stall without an error).
@@ -109,13 +102,9 @@ type nodeServer struct {
 
 	mu        sync.Mutex
 	nd        *replicaNode
-	boot      *rdma.Bootstrapper
-	redialing map[rdma.NodeID]bool
-	// lastRedial spaces the redials one peer's rejoin requests cause.
-	lastRedial map[rdma.NodeID]time.Time
-	rejoining  bool
-	monitor    *hwmon.Monitor
-	metrics    atomic.Pointer[metrics.Collector] // nil: no metrics_address
+	rejoining bool
+	monitor   *hwmon.Monitor
+	metrics   atomic.Pointer[metrics.Collector] // nil: no metrics_address
 
 	ctx context.Context
 }
@@ -241,39 +230,11 @@ func (s *nodeServer) answer(ctx context.Context, typ byte, body, out []byte) (by
 // redial connects again to a restarted peer with a higher id: of each
 // pair the lower id dials, so the restarted node cannot reach us itself.
 func (s *nodeServer) redial(peer rdma.NodeID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.nd == nil || s.boot == nil || peer <= s.cfg.ID || s.redialing[peer] {
-		return
-	}
-	// A redial is a full handshake: at most one per handshake timeout.
-	if last, ok := s.lastRedial[peer]; ok && time.Since(last) < s.cfg.Timings.HandshakeTimeout.D() {
-		return
-	}
-	if s.lastRedial == nil {
-		s.lastRedial = map[rdma.NodeID]time.Time{}
-	}
-	s.lastRedial[peer] = time.Now()
-	i := slices.IndexFunc(s.cfg.Peers, func(p PeerConfig) bool { return p.ID == peer })
-	if i < 0 {
-		return
-	}
-	s.redialing[peer] = true
-	addr, b := s.cfg.Peers[i].Address, s.boot
-	go func() {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*s.cfg.Timings.HandshakeTimeout.D())
-		defer cancel()
-		start := time.Now()
-		_, err := b.Exchange(ctx, peer, addr)
-		if err != nil {
+	if nd := s.node(); nd != nil {
+		if err := nd.n.Reconnect(peer); err != nil {
 			s.logger.Printf("reconnecting to restarted node %d: %v", peer, err)
-		} else {
-			s.logger.Printf("reconnected to restarted node %d in %v", peer, time.Since(start).Round(time.Microsecond))
 		}
-		s.mu.Lock()
-		delete(s.redialing, peer)
-		s.mu.Unlock()
-	}()
+	}
 }
 
 func (s *nodeServer) status() nodeStatus {
@@ -296,33 +257,14 @@ func (s *nodeServer) status() nodeStatus {
 		st.Health = "connecting"
 		return st
 	}
-	st.Leader, st.LeaderKnown = nd.r.Leader()
-	st.IsLeader = nd.r.IsLeader()
-	st.Fenced = nd.r.Fenced()
-	st.Commit = nd.r.CommitIndex()
-	st.Applied = nd.r.AppliedIndex()
-	st.LeaderTerms = nd.tl.leaderTerms.Load()
-	if st.IsLeader {
-		st.FailSlow = failSlowFlags(nd.r.FollowerLatency())
-	}
-	v := nd.det.view.Load()
-	if v == nil {
-		st.Health = "starting"
-		return st
-	}
-	st.Health, st.Detector = v.Health, v.Stats
-	for _, p := range s.cfg.Peers {
-		if p.ID == s.cfg.ID {
-			continue
-		}
-		st.Scores[p.ID], st.Alive[p.ID], st.PeerHealth[p.ID] = v.Scores[p.ID], v.Alive[p.ID], v.PeerHealth[p.ID]
-		var cs []string
-		for pl := range rdma.NumPlanes {
-			if c := nd.f.Conn(p.ID, pl); c != nil {
-				cs = append(cs, fmt.Sprintf("%s:%s/access=%d", pl, c.State(), c.RemoteAccess()))
-			}
-		}
-		st.Conns[p.ID] = strings.Join(cs, " ")
+	ns := nd.n.Status()
+	st.Device = ns.Device
+	st.Leader, st.LeaderKnown, st.IsLeader, st.Fenced = ns.Leader, ns.LeaderKnown, ns.IsLeader, ns.Fenced
+	st.Commit, st.Applied, st.LeaderTerms = ns.Commit, ns.Applied, ns.LeaderTerms
+	st.FailSlow = failSlowFlags(ns.FailSlow)
+	st.Health, st.Detector = ns.Health, ns.Detector
+	for _, p := range ns.Peers {
+		st.Scores[p.ID], st.Alive[p.ID], st.PeerHealth[p.ID], st.Conns[p.ID] = p.Score, p.Alive, p.Health, p.Conns
 	}
 	return st
 }
@@ -362,7 +304,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	} else {
 		logger.Printf("mutual TLS 1.3 on both listeners as %v (certificate valid until %s)", creds.Self, creds.NotAfter.Format(time.RFC3339))
 	}
-	srv := &nodeServer{cfg: cfg, self: self, logger: logger, started: time.Now(), ctx: ctx, redialing: map[rdma.NodeID]bool{}, creds: creds}
+	srv := &nodeServer{cfg: cfg, self: self, logger: logger, started: time.Now(), ctx: ctx, creds: creds}
 
 	// The client endpoint comes up first: status while connecting, and
 	// restarted peers' reconnection requests.
@@ -380,35 +322,10 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	}()
 	defer func() { cancel(); srvDone.Wait() }() // cancel ends the client endpoint
 
-	t0 := time.Now()
-	gid, err := (&rdma.Discovery{}).Discover(cfg.RDMA.Spec())
-	if err != nil {
-		return fmt.Errorf("discovering the RDMA port: %w", err)
-	}
-	srv.device = gid.String()
 	cc := consensusConfig(cfg)
-	var peers []rdma.NodeID
-	addrs := map[rdma.NodeID]string{}
-	for _, p := range cfg.Peers {
-		if p.ID != cfg.ID {
-			peers = append(peers, p.ID)
-			addrs[p.ID] = p.Address
-		}
-	}
-	vc := verbs.DefaultConfig()
-	vc.Self, vc.ClusterID, vc.Peers = cfg.ID, cfg.ClusterID, peers
-	vc.Device, vc.Port, vc.GIDIndex = gid.Device, uint8(gid.Port), gid.Index
-	vc.RegionBytes = int(cc.RegionBytes())
 	if err := checkMemlock(cc.RegionBytes()); err != nil {
 		return err
 	}
-	vf, err := verbs.New(vc)
-	if err != nil {
-		return fmt.Errorf("verbs fabric on %s: %w", gid, err)
-	}
-	defer vf.Close()
-	logger.Printf("rdma %s, region %d bytes, %d log slots (discovery and fabric %v)", gid, vc.RegionBytes, cc.LogSlots, time.Since(t0).Round(time.Microsecond))
-
 	rejoining := rejoin == "yes"
 	if rejoin == "auto" {
 		rejoining = clusterHasCommitted(ctx, cfg, creds)
@@ -416,98 +333,60 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	srv.mu.Lock()
 	srv.rejoining = rejoining
 	srv.mu.Unlock()
-
-	bc := rdma.BootstrapConfig{
-		ClusterID: cfg.ClusterID, Self: cfg.ID, Peers: peers,
-		Timeout: cfg.Timings.HandshakeTimeout.D(), Peering: vf.Peering(),
-		OnInbound: func(remote net.Addr, peer rdma.NodeID, err error) {
-			if err != nil {
-				logger.Printf("bootstrap from %v (node %d): %v", remote, peer, err)
-			}
-		},
-	}
-	if creds != nil {
-		bc.ServerTLS, bc.ClientTLS, bc.PeerID = creds.ServerConfig(clustertls.OnlyNodes), creds.ClientConfig, clustertls.PeerNode
-	}
-	b, err := rdma.NewBootstrapper(bc)
-	if err != nil {
-		return err
-	}
-	bln, err := net.Listen("tcp", self.Address)
-	if err != nil {
-		return fmt.Errorf("peers[id=%d].address: %w", cfg.ID, err)
-	}
-	bctx, bcancel := context.WithCancel(ctx)
-	defer bcancel()
-	var bootDone sync.WaitGroup
-	bootDone.Add(1)
-	go func() { defer bootDone.Done(); _ = b.Serve(bctx, bln) }()
-	defer bootDone.Wait()
-	defer bcancel()
-
-	// Connect to every peer; start once a majority is connected, so a
-	// node restarting while another is down still joins.
-	t1 := time.Now()
-	var connected atomic.Bool
-	go func() {
-		if _, err := b.ConnectAll(bctx, addrs); err != nil && bctx.Err() == nil {
-			logger.Printf("bootstrap: %v", err)
-		}
-		connected.Store(true)
-	}()
 	if rejoining {
-		go askLowerPeersToRedial(bctx, cfg, creds, &connected)
-	}
-	quorum := len(cfg.Peers)/2 + 1
-	allBy := time.Now().Add(2 * cfg.Timings.HandshakeTimeout.D())
-	for {
-		n := 1
-		for _, p := range peers {
-			if _, ok := b.Remote(p); ok {
-				n++
+		// The lower-id peers dial this node: tell them it restarted until
+		// every connection is up.
+		go askLowerPeersToRedial(ctx, cfg, creds, func() bool {
+			nd := srv.node()
+			if nd == nil {
+				return false
 			}
-		}
-		if n == len(cfg.Peers) || n >= quorum && time.Now().After(allBy) {
-			logger.Printf("connected to %d of %d peers in %v", n-1, len(peers), time.Since(t1).Round(time.Microsecond))
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Microsecond):
-		}
+			for _, p := range nd.n.Status().Peers {
+				if !p.Connected {
+					return false
+				}
+			}
+			return true
+		})
 	}
 
-	cc.Rejoining = rejoining
 	hw, err := newNodeHardware(cfg, &cc)
 	if err != nil {
 		logger.Printf("hwmon: %v (hardware monitoring off)", err)
 	}
-	nd, err := newReplicaNode(vf, cc)
-	if err != nil {
-		return fmt.Errorf("replica: %w", err)
+	nc := node.DefaultConfig()
+	nc.ID, nc.ClusterID, nc.Device, nc.Consensus = cfg.ID, cfg.ClusterID, cfg.RDMA.Spec(), cc
+	for _, p := range cfg.Peers {
+		nc.Peers = append(nc.Peers, node.Peer{ID: p.ID, Address: p.Address})
 	}
-	nd.r.SetResultHandler(func(uint64, consensus.Index, error) {})
+	nc.Poll = pollMode(cfg.PollMode)
+	// Four beats per peer sample keep the own counter moving.
+	nc.IdleSleepMax = cfg.Timings.PullscoreReadInterval.D() / 4
+	nc.HandshakeTimeout = cfg.Timings.HandshakeTimeout.D()
+	nc.Credentials, nc.Insecure, nc.Rejoining = creds, creds == nil, rejoining
+	nc.Logger = slog.New(slog.NewTextHandler(logger.Writer(), nil))
+	nd, err := startReplica(ctx, nc)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while connecting
+		}
+		return err
+	}
+	defer nd.stop()
 	nd.sm.log.SetMaxBytes(cfg.AppliedLogMaxBytes)
 	var mon *hwmon.Monitor
 	if hw != nil {
-		hw.start(ctx, nd.r, logger)
+		hw.start(ctx, nd.n, logger)
 		mon = hw.m
 	}
 	srv.mu.Lock()
-	srv.nd, srv.boot, srv.monitor = nd, b, mon
+	srv.nd, srv.monitor = nd, mon
 	srv.mu.Unlock()
-	mc, err := serveNodeMetrics(ctx, cfg, nd.r, mon, logger)
+	mc, err := serveNodeMetrics(ctx, cfg, nd.n, mon, logger)
 	if err != nil {
 		return err
 	}
 	srv.metrics.Store(mc)
-	if cfg.PollMode == PollIdleSleep {
-		// Four beats per peer sample keep the own counter moving.
-		nd.startIdleSleep(cfg.Timings.PullscoreReadInterval.D() / 4)
-	} else {
-		nd.start(driveMode(cfg.PollMode))
-	}
 	logger.Printf("replica running (%s driver, rejoining %v); clients at %s", cfg.PollMode, rejoining, self.ClientAddress)
 	<-ctx.Done()
 	nd.stop()
@@ -536,8 +415,8 @@ func clusterHasCommitted(ctx context.Context, cfg Config, creds *clustertls.Cred
 
 // askLowerPeersToRedial tells the lower-id peers, which dial this node,
 // that it restarted, until every connection is up.
-func askLowerPeersToRedial(ctx context.Context, cfg Config, creds *clustertls.Credentials, connected *atomic.Bool) {
-	for !connected.Load() && ctx.Err() == nil {
+func askLowerPeersToRedial(ctx context.Context, cfg Config, creds *clustertls.Credentials, connected func() bool) {
+	for !connected() && ctx.Err() == nil {
 		for _, p := range cfg.Peers {
 			if p.ID >= cfg.ID {
 				continue
@@ -562,7 +441,7 @@ func askLowerPeersToRedial(ctx context.Context, cfg Config, creds *clustertls.Cr
 // clears).
 type nodeHardware struct {
 	m *hwmon.Monitor
-	r atomic.Pointer[consensus.Replica]
+	r atomic.Pointer[node.Node]
 }
 
 // newNodeHardware builds the monitor from the node config and sets cc's
@@ -591,7 +470,7 @@ func (h *nodeHardware) probeSummary() hwmon.ProbeSummary {
 
 // start runs the monitor for r until ctx ends and hands r every verdict
 // change.
-func (h *nodeHardware) start(ctx context.Context, r *consensus.Replica, logger *log.Logger) {
+func (h *nodeHardware) start(ctx context.Context, r *node.Node, logger *log.Logger) {
 	h.r.Store(r)
 	go func() { _ = h.m.Run(ctx) }()
 	go func() {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/metrics"
 )
@@ -15,7 +14,7 @@ import (
 // serveNodeMetrics serves the replica's and the hardware monitor's (mon may
 // be nil) metrics at cfg.MetricsAddress until ctx ends, and returns the
 // collector the proposal path feeds; nil when the file sets no address.
-func serveNodeMetrics(ctx context.Context, cfg Config, r *consensus.Replica, mon *hwmon.Monitor, logger *log.Logger) (*metrics.Collector, error) {
+func serveNodeMetrics(ctx context.Context, cfg Config, r metrics.Replica, mon *hwmon.Monitor, logger *log.Logger) (*metrics.Collector, error) {
 	if cfg.MetricsAddress == "" {
 		return nil, nil
 	}

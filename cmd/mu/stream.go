@@ -154,17 +154,6 @@ func verifyLogs(acked []ack, logs map[rdma.NodeID]nodeLog) error {
 	return nil
 }
 
-// stepsWall converts a timeline from the fabric's clock to Unix ns.
-func (s failoverSteps) wall(offsetNs int64) failoverSteps {
-	conv := func(v int64) int64 {
-		if v == 0 {
-			return 0
-		}
-		return v + offsetNs
-	}
-	return failoverSteps{conv(s.ChosenAtNs), conv(s.RequestAtNs), conv(s.MajorityAtNs), conv(s.LeadingAtNs), conv(s.FirstCommitNs), s.LeaderTerms}
-}
-
 // breakdown is one failover split into its steps, in ns from the fault.
 type breakdown struct {
 	DetectNs      int64 // fault -> the new leader's detector names it

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -6,19 +6,17 @@ import (
 	"runtime"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
 
-// rawLatency measures n signaled one-sided operations of size bytes
+// RawLatency measures n signaled one-sided operations of size bytes
 // between two queue pairs of this process on the device gid belongs to:
 // from Post to the completion, which for a write arrives with the
 // target's acknowledgement (a full round trip, as a commit needs; perftest's
 // ib_write_lat prints half of it). It is the floor mu's figures are
-// compared with in the same run.
-func rawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int) (*hdrhistogram.Histogram, error) {
+// compared with in the same run. record receives each sample, in ns.
+func RawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int, record func(latencyNs int64)) error {
 	mk := func(self, peer rdma.NodeID) (*verbs.Fabric, error) {
 		c := verbs.DefaultConfig()
 		c.Self, c.Peers, c.ClusterID = self, []rdma.NodeID{peer}, 0x6d75
@@ -29,30 +27,29 @@ func rawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int) (*hdrhistogram.Histo
 	}
 	a, err := mk(1, 2)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer a.Close()
 	b, err := mk(2, 1)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer b.Close()
 	ea, err := a.Prepare(2)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	eb, err := b.Prepare(1)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := a.Connect(2, eb); err != nil {
-		return nil, err
+		return err
 	}
 	if err := b.Connect(1, ea); err != nil {
-		return nil, err
+		return err
 	}
 	conn := a.Conn(2, rdma.PlaneReplication)
-	h := newLatencyHist()
 	comps := make([]rdma.Completion, 8)
 	warm := max(n/10, 10)
 	wr := []rdma.WorkRequest{{Op: op, Length: uint32(size)}}
@@ -60,27 +57,27 @@ func rawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int) (*hdrhistogram.Histo
 		wr[0].ID = uint64(i + 1)
 		start := time.Now()
 		if _, err := conn.Post(wr); err != nil {
-			return nil, fmt.Errorf("post %s: %w", op, err)
+			return fmt.Errorf("post %s: %w", op, err)
 		}
 		deadline := start.Add(5 * time.Second)
 		for got := false; !got; {
 			k := a.Poll(comps)
 			for _, c := range comps[:k] {
 				if c.Status != rdma.StatusSuccess {
-					return nil, fmt.Errorf("%s completed with %s", op, c.Status)
+					return fmt.Errorf("%s completed with %s", op, c.Status)
 				}
 				got = got || c.ID == wr[0].ID
 			}
 			if !got {
 				if time.Now().After(deadline) {
-					return nil, errors.New("no completion within 5s")
+					return errors.New("no completion within 5s")
 				}
 				runtime.Gosched()
 			}
 		}
 		if i >= warm {
-			h.RecordValue(int64(time.Since(start)))
+			record(int64(time.Since(start)))
 		}
 	}
-	return h, nil
+	return nil
 }
