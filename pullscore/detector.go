@@ -450,6 +450,9 @@ func (d *Detector) OnCompletion(c rdma.Completion) {
 	if moved {
 		d.fresh(p, p.postNs, counter)
 	}
+	// A push may have carried this beat first: the peer is fresh if
+	// anything showed it moving since this read was posted.
+	moved = moved || p.freshNs >= p.postNs
 	p.health = Health(w0 >> counterBits)
 	p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
 	if scored {
