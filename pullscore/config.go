@@ -66,6 +66,11 @@ type Config struct {
 	// once per SuspicionGaps samples of it; a leader change needs a
 	// majority to do so at once. 0 means 1024.
 	SuspicionGaps int
+	// PushBeats: every period (and on a change of the own view) the own
+	// heartbeat is also written into each peer's inbox, unsignaled, so a
+	// peer has a second source of fresh beats that does not queue behind
+	// its own reads (Mu's detector only reads).
+	PushBeats bool
 	// ResetIntervalNs is the base gap between two Resets of the same
 	// background connection found in ERROR (a Reset costs ~540 µs on rxe,
 	// so it must not be retried at every sample while a peer is down). If the
@@ -94,6 +99,7 @@ func DefaultConfig() Config {
 		RecoverAbove:      6,
 		FailBoundNs:       60_000,
 		MaxFailBoundNs:    50_000_000,
+		PushBeats:         true,
 		ResetIntervalNs:   1_000_000,
 	}
 }

@@ -281,7 +281,7 @@ func (d *Detector) sample(now int64) {
 		p := &d.peers[i]
 		conn := d.f.Conn(p.id, rdma.PlaneBackground)
 		pushed := d.takePush(p, now)
-		if conn != nil && conn.State() == rdma.ConnReady {
+		if d.cfg.PushBeats && conn != nil && conn.State() == rdma.ConnReady {
 			d.push(p, conn)
 		}
 		if p.inflight {
@@ -501,7 +501,7 @@ func (d *Detector) publish() {
 		return
 	}
 	atomic.StoreUint64(d.view, v)
-	if !d.started {
+	if !d.started || !d.cfg.PushBeats {
 		return
 	}
 	// A changed view is pushed at once: it is the second opinion the
