@@ -31,6 +31,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/bench/raftpeers/peers"
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/pullscore"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/sim"
 )
@@ -42,9 +43,25 @@ const muPublishedFailoverNs = 873_000
 type config struct {
 	replicas int
 	fault    faultKind
+	// mu: Mu's own detector (pullscore.MuConfig: score cap 7, +3/-1, a
+	// fixed 40 µs period) instead of the default, on the same fabric.
+	mu bool
 }
 
-func (c config) String() string { return fmt.Sprintf("%d replicas, %s", c.replicas, c.fault) }
+func (c config) String() string {
+	if c.mu {
+		return fmt.Sprintf("%d replicas, %s, Mu detector", c.replicas, c.fault)
+	}
+	return fmt.Sprintf("%d replicas, %s", c.replicas, c.fault)
+}
+
+// detectorName labels a row's detector.
+func (c config) detectorName() string {
+	if c.mu {
+		return "Mu (cap 7, +3/-1, 40 µs)"
+	}
+	return "default (measured)"
+}
 
 type outcome struct {
 	samples  []sample
@@ -61,7 +78,8 @@ func main() {
 	faultsFlag := flag.String("faults", "crash,pause", "leader faults, comma-separated: crash, pause")
 	loadIntervalNs := flag.Int64("load-interval-ns", 20_000, "one client proposal every this many virtual ns")
 	payloadBytes := flag.Int("payload-bytes", 64, "bytes per proposal (>= 8)")
-	warmupNs := flag.Int64("warmup-ns", 2_000_000, "virtual ns of steady load before the fault")
+	warmupNs := flag.Int64("warmup-ns", 10_000_000, "virtual ns of steady load before the fault (the detector's bound needs ~1000 gaps to settle)")
+	muRows := flag.Bool("mu", true, "also run every configuration with Mu's own detector (pullscore.MuConfig)")
 	deadlineNs := flag.Int64("deadline-ns", 50_000_000, "a failover slower than this (virtual ns) fails its seed")
 	maxPayloadBytes := flag.Int("max-payload-bytes", 0, "consensus Config.MaxPayloadBytes (slot payload); 0 keeps DefaultConfig's")
 	readWindowSlots := flag.Int("read-window-slots", 0, "consensus Config.ReadWindowSlots (slots per recovery read); 0 keeps DefaultConfig's")
@@ -88,12 +106,18 @@ func main() {
 		for _, fs := range strings.Split(*faultsFlag, ",") {
 			switch strings.TrimSpace(fs) {
 			case "crash":
-				configs = append(configs, config{n, faultCrash})
+				configs = append(configs, config{replicas: n, fault: faultCrash})
 			case "pause":
-				configs = append(configs, config{n, faultPause})
+				configs = append(configs, config{replicas: n, fault: faultPause})
 			default:
 				fail(fmt.Sprintf("-faults: %q is neither crash nor pause", fs))
 			}
+		}
+	}
+	if *muRows {
+		for _, c := range configs[:len(configs):len(configs)] {
+			c.mu = true
+			configs = append(configs, c)
 		}
 	}
 	switch {
@@ -155,13 +179,16 @@ func main() {
 	for ci, c := range configs {
 		o := base
 		o.replicas, o.fault = c.replicas, c.fault
+		if c.mu {
+			o.consensus.PullScore = pullscore.MuConfig()
+		}
 		t0 := time.Now()
 		results[ci] = runConfig(o, *seedBase, *seeds, *workers)
 		fmt.Fprintf(os.Stderr, "simfailover: %s: %d seeds in %s wall\n", c, *seeds, time.Since(t0).Round(time.Millisecond))
 		if *verbose {
 			for _, s := range results[ci].samples {
-				fmt.Fprintf(out, "  seed %d: leader %d %s, node %d committed after %s (detection %s, permission %s, prepare %s, recovery %s, first commit %s, leaderships %d; %d proposals committed before the fault)\n",
-					s.seed, s.oldLeader, c.fault, s.newLeader, us(s.totalNs), us(s.detectionNs), us(s.permNs), us(s.prepareNs), us(s.recoveryNs), us(s.firstNs), s.elections, s.preFault)
+				fmt.Fprintf(out, "  seed %d: leader %d %s, node %d committed after %s (detection %s, permission %s, prepare %s, recovery %s, first commit %s, leaderships %d; %d proposals committed before the fault; detector bound %s, period %s)\n",
+					s.seed, s.oldLeader, c.fault, s.newLeader, us(s.totalNs), us(s.detectionNs), us(s.permNs), us(s.prepareNs), us(s.recoveryNs), us(s.firstNs), s.elections, s.preFault, us(s.boundNs), us(s.periodNs))
 			}
 		}
 	}
@@ -258,8 +285,11 @@ func printSetup(w io.Writer, sc sim.Config, cc consensus.Config, o trialOptions)
 	}
 	fmt.Fprintf(w, "  read round trip mean %s, write round trip mean %s; access-flag change %s of CPU, QP reset %s; transport timeout %s\n",
 		us(meanReadNs(sc)), us(meanNs(sc.WriteRequest)+meanNs(sc.WriteAck)), us(sc.SetAccessNs), us(sc.ResetNs), us(sc.TransportTimeoutNs))
-	fmt.Fprintf(w, "detector: pullscore.DefaultConfig: read every %s, score 0..%d, failed below %d: %d misses = %s from the last beat seen\n",
-		us(det.ReadIntervalNs), det.ScoreMax, det.FailBelow, det.MissesToFail(), us(int64(det.MissesToFail())*det.ReadIntervalNs))
+	fmt.Fprintf(w, "detector: pullscore.DefaultConfig: score 0..%d, failed below %d; period = read round trip + 2 deviations in [%s, %s], failure bound = gap between fresh beats exceeded once in 1024, in [%s, %s]; heartbeats read and pushed\n",
+		det.ScoreMax, det.FailBelow, us(det.ReadIntervalNs), us(det.MaxReadIntervalNs), us(det.FailBoundNs), us(det.MaxFailBoundNs))
+	mu := pullscore.MuConfig()
+	fmt.Fprintf(w, "  Mu rows: pullscore.MuConfig: score 0..%d, +%d/-%d, failed below %d, read every %s: %d misses = %s from the last beat seen\n",
+		mu.ScoreMax, mu.UpStep, mu.DownStep, mu.FailBelow, us(mu.ReadIntervalNs), mu.MissesToFail(), us(int64(mu.MissesToFail())*mu.ReadIntervalNs))
 	lay := consensus.NewLayout(cc)
 	// One recovery round reads min(ReadWindowSlots, RecoveryReadBytes /
 	// slot stride) slots, at least one, as consensus does (0 means 16 KiB).
@@ -321,7 +351,7 @@ func sortedBy(samples []sample, get func(sample) int64) []int64 {
 }
 
 func printTable(w io.Writer, configs []config, results []outcome, markdown bool) {
-	header := []string{"replicas", "fault", "failovers", "failed", "extra elections", "phase", "p50", "p90", "p99", "max"}
+	header := []string{"replicas", "fault", "detector", "failovers", "failed", "extra elections", "phase", "p50", "p90", "p99", "max"}
 	var rows [][]string
 	for ci, c := range configs {
 		r := results[ci]
@@ -331,7 +361,7 @@ func printTable(w io.Writer, configs []config, results []outcome, markdown bool)
 		}
 		for _, ph := range phases {
 			v := sortedBy(r.samples, ph.get)
-			row := []string{strconv.Itoa(c.replicas), c.fault.String(), strconv.Itoa(len(r.samples)), strconv.Itoa(len(r.failures)), strconv.Itoa(extra), ph.name}
+			row := []string{strconv.Itoa(c.replicas), c.fault.String(), c.detectorName(), strconv.Itoa(len(r.samples)), strconv.Itoa(len(r.failures)), strconv.Itoa(extra), ph.name}
 			for _, p := range []float64{50, 90, 99, 100} {
 				if len(v) == 0 {
 					row = append(row, "-") // every seed failed: nothing measured
@@ -383,7 +413,7 @@ func printPeers(w io.Writer, configs []config, results []outcome, proposals, fai
 		v := sortedBy(results[ci].samples, func(s sample) int64 { return s.totalNs })
 		e := sortedBy(results[ci].samples, func(s sample) int64 { return s.totalNs - s.firstNs })
 		rows = append(rows, peers.Row{
-			System:        fmt.Sprintf("mu-sim-%d-%s", c.replicas, c.fault),
+			System:        fmt.Sprintf("mu-sim-%d-%s%s", c.replicas, c.fault, map[bool]string{true: "-mu-detector"}[c.mu]),
 			FailoverCount: int64(len(v)),
 			FailoverP50Ns: percentile(v, 50), FailoverP99Ns: percentile(v, 99), ElectionP50Ns: percentile(e, 50),
 			Settings: "virtual time, rxe-fitted sim",

@@ -53,6 +53,9 @@ type sample struct {
 	firstNs     int64 // leadership announced -> first commit acknowledged
 	elections   int   // leaderships won after the fault (1 = no extra election)
 	preFault    int   // proposals acknowledged during warm-up (proves the load ran)
+	// boundNs and periodNs: the failure bound and sampling period of the
+	// survivors' detectors at the fault (largest of them).
+	boundNs, periodNs int64
 }
 
 // Stream of the world's PRNG that places the fault; the fabric uses stream 0.
@@ -182,6 +185,12 @@ func runTrial(seed uint64, o trialOptions) (sample, error) {
 
 	s.oldLeader = ids[leaderIdx]
 	s.preFault = warmupAcked
+	for i, r := range reps {
+		if i != leaderIdx {
+			s.boundNs = max(s.boundNs, r.Detector().FailBoundNs())
+			s.periodNs = max(s.periodNs, r.Detector().PeriodNs())
+		}
+	}
 	faulted, faultAtNs = s.oldLeader, w.Now()
 	switch o.fault {
 	case faultCrash:
