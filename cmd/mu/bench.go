@@ -327,7 +327,7 @@ func newVerbsGroup(gid rdma.GIDEntry, n int, drive string, maxPayload int, readI
 	for _, id := range g.ids {
 		nc := node.DefaultConfig()
 		nc.ID, nc.ClusterID, nc.Peers, nc.Consensus = id, 0x6d75, peers, cc
-		nc.Device = rdma.DeviceSpec{Device: gid.Device, Port: gid.Port, GIDIndex: gid.Index}
+		nc.Device = node.Spec(gid)
 		// Loopback only, for a measurement: no credentials.
 		nc.Insecure, nc.Poll = true, pollMode(drive)
 		go func() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/node"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -71,32 +72,7 @@ func freePorts(n int) ([]int, error) {
 }
 
 // pickGID finds the device's RoCE v2 GID that carries an IPv4 address.
-func pickGID(device string) (rdma.GIDEntry, error) {
-	d := &rdma.Discovery{}
-	if device == "" {
-		devs, err := d.Devices()
-		if err != nil {
-			return rdma.GIDEntry{}, err
-		}
-		device = devs[0]
-	}
-	ports, err := d.Ports(device)
-	if err != nil {
-		return rdma.GIDEntry{}, err
-	}
-	for _, p := range ports {
-		tab, err := d.GIDTable(device, p)
-		if err != nil {
-			continue
-		}
-		for _, g := range tab {
-			if _, ok := g.IPv4(); ok && g.Type == rdma.GIDTypeRoCEv2 {
-				return g, nil
-			}
-		}
-	}
-	return rdma.GIDEntry{}, fmt.Errorf("%w: device %s has no RoCE v2 GID with an IPv4 address", rdma.ErrGIDNotFound, device)
-}
+func pickGID(device string) (rdma.GIDEntry, error) { return node.FindRoCEv2(device) }
 
 func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, error) {
 	if opts.bin == "" {
