@@ -1,0 +1,236 @@
+// Command embed is a minimal matching service that links mu as a library
+// (package node): three replicas of an order book in this process, each
+// with its own RDMA fabric on one device and bootstrapped over loopback
+// TCP, or over the in-process fabric where there is no RDMA device. It
+// times each order unreplicated (the matching engine alone) and
+// replicated (Propose on the leader: committed on a majority, applied,
+// fills returned), with the same orders in the same run, and checks that
+// both produced the same fills.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/examples/orderbook"
+	"github.com/rdmaconsensus/mu/node"
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+func main() {
+	var (
+		orders = flag.Int("orders", 20000, "orders to time, in each mode")
+		fabric = flag.String("fabric", "auto", "verbs (RDMA device), inproc (no RDMA), or auto: verbs when a device exists")
+		device = flag.String("device", "", "RDMA device (default: the first)")
+		poll   = flag.String("poll", "spin-yield", "replica drivers: spin (a core each) or spin-yield")
+	)
+	flag.Parse()
+	if err := run(*orders, *fabric, *device, *poll); err != nil {
+		fmt.Fprintln(os.Stderr, "embed:", err)
+		os.Exit(1)
+	}
+}
+
+func run(orders int, fabric, device, poll string) error {
+	if orders < 1 {
+		return fmt.Errorf("-orders: %d must be at least 1", orders)
+	}
+	pm := node.PollSpinYield
+	switch poll {
+	case "spin":
+		pm = node.PollSpin
+	case "spin-yield":
+	default:
+		return fmt.Errorf("-poll: %q is not spin or spin-yield", poll)
+	}
+	if fabric == "auto" {
+		fabric = "inproc"
+		if devs, _ := filepath.Glob("/sys/class/infiniband/*"); len(devs) > 0 {
+			fabric = "verbs"
+		}
+	}
+	cmds := make([][]byte, orders)
+	gen := orderbook.NewLoadGen(1, orderbook.DefaultLoadGenConfig())
+	for i := range cmds {
+		cmds[i] = gen.Next(nil)
+	}
+
+	// Unreplicated: the engine alone, the same encoding of the fills.
+	alone, aloneFills := make(latencies, 0, orders), make([][]byte, orders)
+	e := orderbook.New(orderbook.DefaultConfig())
+	buf := make([]byte, 0, 4096)
+	for i, cmd := range cmds {
+		start := time.Now()
+		r, err := e.Apply(cmd)
+		buf = appendFills(buf[:0], r, err)
+		alone = append(alone, time.Since(start))
+		aloneFills[i] = slices.Clone(buf)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	g, desc, err := startGroup(ctx, fabric, device, pm)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	leader, err := g.leader(ctx)
+	if err != nil {
+		return err
+	}
+	replicated := make(latencies, 0, orders)
+	for i, cmd := range cmds {
+		start := time.Now()
+		_, fills, err := leader.Propose(ctx, cmd, buf)
+		el := time.Since(start)
+		if err != nil {
+			return fmt.Errorf("order %d: %w (leadership moved during the measurement; run again)", i+1, err)
+		}
+		replicated = append(replicated, el)
+		if !bytes.Equal(fills, aloneFills[i]) {
+			return fmt.Errorf("order %d: replicated fills %x differ from the engine's %x", i+1, fills, aloneFills[i])
+		}
+		buf = fills
+	}
+
+	fmt.Printf("group: %s, leader %d\n", desc, leader.ID())
+	fmt.Printf("%d orders (same orders both ways; per-order latency, call to fills in hand)\n", orders)
+	fmt.Printf("%-13s | %9s | %9s | %9s | %9s\n", "", "mean", "p50", "p90", "p99")
+	for _, row := range []struct {
+		name string
+		l    latencies
+	}{{"unreplicated", alone}, {"replicated", replicated}} {
+		fmt.Printf("%-13s | %9s | %9s | %9s | %9s\n", row.name, us(row.l.mean()), us(row.l.at(.5)), us(row.l.at(.9)), us(row.l.at(.99)))
+	}
+	fmt.Printf("replication adds %s at the median; every order's fills identical to the engine's alone: OK\n",
+		us(replicated.at(.5)-alone.at(.5)))
+	return nil
+}
+
+// group is three replicas of the book in this process.
+type group struct {
+	nodes []*node.Node
+	net   interface{ Close() error } // the in-process network, when used
+}
+
+func startGroup(ctx context.Context, fabric, device string, pm node.PollMode) (*group, string, error) {
+	ids := []rdma.NodeID{1, 2, 3}
+	cc := consensus.DefaultConfig()
+	cc.Members = ids
+	g := &group{}
+	cfgs := make([]node.Config, len(ids))
+	for i, id := range ids {
+		c := node.DefaultConfig()
+		c.ID, c.Consensus, c.Poll, c.StateMachine = id, cc, pm, newBook()
+		cfgs[i] = c
+	}
+	var desc string
+	switch fabric {
+	case "inproc":
+		net, fabrics, err := node.InprocFabrics(ids, cc)
+		if err != nil {
+			return nil, "", err
+		}
+		g.net = net
+		for i, id := range ids {
+			cfgs[i].Fabric = fabrics[id]
+		}
+		desc = fmt.Sprintf("3 replicas over rdma/inproc (no RDMA device), %s drivers", pm)
+	case "verbs":
+		gid, err := node.FindRoCEv2(device)
+		if err != nil {
+			return nil, "", err
+		}
+		var peers []node.Peer
+		for _, id := range ids {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, "", err
+			}
+			peers = append(peers, node.Peer{ID: id, Address: l.Addr().String()})
+			l.Close()
+		}
+		for i := range cfgs {
+			cfgs[i].ClusterID, cfgs[i].Peers, cfgs[i].Device = 0x6d75, peers, node.Spec(gid)
+			cfgs[i].Insecure = true // loopback inside one process; a deployment sets Credentials
+		}
+		desc = fmt.Sprintf("3 replicas in this process, each with its own verbs fabric on %s (GID %s), %s drivers", gid.Device, gid, pm)
+	default:
+		return nil, "", fmt.Errorf("-fabric: %q is not verbs, inproc or auto", fabric)
+	}
+	// Start blocks until a majority is connected: start all three at once.
+	type started struct {
+		i   int
+		n   *node.Node
+		err error
+	}
+	ch := make(chan started, len(cfgs))
+	for i := range cfgs {
+		go func() {
+			n, err := node.Start(ctx, cfgs[i])
+			ch <- started{i, n, err}
+		}()
+	}
+	g.nodes = make([]*node.Node, len(cfgs))
+	var errs []error
+	for range cfgs {
+		s := <-ch
+		g.nodes[s.i] = s.n
+		errs = append(errs, s.err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		g.close()
+		return nil, "", err
+	}
+	return g, desc, nil
+}
+
+// leader waits for the replica that commits a barrier.
+func (g *group) leader(ctx context.Context) (*node.Node, error) {
+	for ctx.Err() == nil {
+		for _, n := range g.nodes {
+			if n.IsLeader() && n.Barrier(ctx) == nil {
+				return n, nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil, errors.New("no leader")
+}
+
+func (g *group) close() {
+	for _, n := range g.nodes {
+		n.Close() // a nil node (failed to start) closes as a no-op
+	}
+	if g.net != nil {
+		g.net.Close()
+	}
+}
+
+// latencies are per-order times.
+type latencies []time.Duration
+
+// at is the q quantile (sorts l).
+func (l latencies) at(q float64) time.Duration {
+	slices.Sort(l)
+	return l[int(q*float64(len(l)-1)+0.5)]
+}
+
+func (l latencies) mean() time.Duration {
+	var sum time.Duration
+	for _, d := range l {
+		sum += d
+	}
+	return sum / time.Duration(len(l))
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.2f µs", float64(d)/1e3) }
