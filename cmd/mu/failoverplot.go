@@ -16,10 +16,18 @@ var failoverStepNames = []string{
 	"until the client's acknowledgement", "steps not recorded",
 }
 
-// writeFailoverPlot writes the failover figure to path (.png or .svg): a
-// stacked bar of each failover's steps per series, then the distribution of
-// failover times of every series.
+// writeFailoverPlot writes the failover figure to path (.png or .svg) and
+// its data beside it (.json, for mu bench plot).
 func writeFailoverPlot(path string, series []failoverSeries) error {
+	if err := writePlotData(path, failoverPlotData(series)); err != nil {
+		return err
+	}
+	return drawFailoverPlot(path, series)
+}
+
+// drawFailoverPlot draws a stacked bar of each failover's steps per series,
+// then the distribution of failover times of every series.
+func drawFailoverPlot(path string, series []failoverSeries) error {
 	var maxNs int64
 	for _, s := range series {
 		for _, f := range s.Faults {

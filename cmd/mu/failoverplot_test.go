@@ -45,3 +45,35 @@ func TestFailoverPlotWritesPNGAndSVG(t *testing.T) {
 		t.Error("a .gif path was accepted")
 	}
 }
+
+func TestBenchPlotRedrawsFromSavedData(t *testing.T) {
+	dir := t.TempDir()
+	series := []failoverSeries{{Nodes: 3, Kind: faultFreeze, Faults: []faultResult{
+		{FailoverNs: 2_500_000_000, Steps: breakdown{DetectNs: 2e9, PermissionNs: 1e8, CatchUpNs: 1e8, FirstCommitNs: 1e8, Complete: true}}}}}
+	if err := writeFailoverPlot(filepath.Join(dir, "f.png"), series); err != nil {
+		t.Fatal(err)
+	}
+	h := newLatencyHist()
+	for i := int64(1); i <= 10; i++ {
+		h.RecordValue(25_000 * i)
+	}
+	if err := writeLatencyPlot(filepath.Join(dir, "l.png"), "latency", []latencySeries{{Name: "raw", Hist: h}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range []string{"f.json", "l.json"} {
+		cmd := newBenchPlotCmd()
+		out := filepath.Join(dir, "re-"+data+".svg")
+		cmd.SetArgs([]string{filepath.Join(dir, data), "--out", out})
+		cmd.SetOut(new(bytes.Buffer))
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		svg, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data == "f.json" && (!bytes.Contains(svg, []byte("3 nodes, SIGSTOP")) || !bytes.Contains(svg, []byte(">2500<"))) {
+			t.Errorf("the redrawn failover figure lacks its series name or a plain 2500 ms tick")
+		}
+	}
+}

@@ -34,8 +34,19 @@ func percentilePoints(h *hdrhistogram.Histogram, perNs float64) []chart.Quantile
 }
 
 // writeLatencyPlot writes latency by percentile of every series to path
-// (.png or .svg), on log scales.
+// (.png or .svg), on log scales, and its data beside it (.json).
 func writeLatencyPlot(path, title string, series []latencySeries) error {
+	d, err := latencyPlotData(title, series)
+	if err != nil {
+		return err
+	}
+	if err := writePlotData(path, d); err != nil {
+		return err
+	}
+	return drawLatencyPlot(path, title, series)
+}
+
+func drawLatencyPlot(path, title string, series []latencySeries) error {
 	var maxNs int64
 	for _, s := range series {
 		maxNs = max(maxNs, s.Hist.Max())
