@@ -42,7 +42,8 @@
 // leader copies its own slot to the same offset in a follower:
 //
 //	header     min_proposal, first undecided index (FUO = applied+1), commit
-//	           word, catch-up mark, flags (rejoining), leader beat
+//	           word, catch-up mark (the leader's proposal), flags
+//	           (rejoining), leader beat, persisted index and its proposal
 //	heartbeat  pull-score counter and health word (package pullscore)
 //	perms      permission request/ack words (package permissions)
 //	scratch    detector read scratch; per-peer staging words (the local
@@ -88,6 +89,22 @@
 // A replica restarted without its log (Config.Rejoining) neither leads nor
 // counts in a recovery quorum until a leader has caught it up: an acceptor
 // that forgot what it accepted must not vote.
+//
+// # Durability
+//
+// Config.Durability selects memory (the default: the log lives only in
+// the region), async or sync. In the last two each replica journals what
+// lands in its log to Config.Storage (NewWALStorage over a data
+// directory) and publishes a persisted index with the proposal it holds
+// under; in sync mode the leader commits an index once a majority,
+// itself included, holds it durably, so every acknowledged entry
+// survives the loss of every replica's memory. New loads the journal:
+// the state machine and the log are restored, and the replica votes only
+// with an intact journal that holds a voter record (written on creating a
+// cluster with Config.NewCluster, or once a rejoining replica's catch-up
+// is journaled); an empty or damaged journal makes it rejoin. A storage
+// error fences the replica (StorageErr). docs/durability.md has the
+// design, the API for a node and the measured cost.
 //
 // # Health
 //
