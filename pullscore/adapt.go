@@ -34,18 +34,31 @@ func (a *adapt) observeGap(ns int64) {
 		return
 	}
 	a.gaps.add(ns)
-	a.maxGapNs = max(a.maxGapNs, ns)
+	// The envelope of the largest gaps forgets with a half-life of ~45 000
+	// gaps: a host that deschedules a node for milliseconds now and then
+	// keeps its bound above that, however rare.
+	a.maxGapNs = max(a.maxGapNs-a.maxGapNs>>16, ns)
 }
 
 // periodNs is the sampling period: the round trip plus 2 mean deviations,
 // so that an ordinary read returns before the next sample (a late one
 // is a miss, which the failure bound absorbs).
+//
+// With derived steps the period is also at least the failure bound over
+// the misses the score can count (ScoreMax-FailBelow+1, at one point per
+// miss): a host whose gaps need a 5 ms bound is sampled every ~350 µs.
 func (a *adapt) periodNs(cfg Config) int64 {
-	if a.rtts == 0 {
-		return cfg.ReadIntervalNs
+	p := cfg.ReadIntervalNs
+	if a.rtts > 0 {
+		p = max(p, a.srttNs+2*a.rttvarNs)
 	}
-	return min(max(a.srttNs+2*a.rttvarNs, cfg.ReadIntervalNs), cfg.maxPeriodNs())
+	if cfg.Adaptive() {
+		p = max(p, ceilDiv64(a.boundNs(cfg), int64(cfg.ScoreMax-cfg.FailBelow+1)))
+	}
+	return min(p, cfg.maxPeriodNs())
 }
+
+func ceilDiv64(a, b int64) int64 { return (a + b - 1) / b }
 
 // boundNs is the failure bound: the gap exceeded once in SuspicionGaps.
 func (a *adapt) boundNs(cfg Config) int64 {
@@ -54,7 +67,7 @@ func (a *adapt) boundNs(cfg Config) int64 {
 		// Too few gaps for the quantile: their largest is an underestimate.
 		b = 2 * a.maxGapNs
 	} else {
-		b = a.gaps.quantileAbove(uint64(a.gaps.total) / n)
+		b = max(a.gaps.quantileAbove(uint64(a.gaps.total)/n), a.maxGapNs)
 	}
 	return min(max(b, cfg.FailBoundNs), cfg.MaxFailBoundNs)
 }
