@@ -12,6 +12,11 @@ func (r *Replica) debugString() string {
 		s += fmt.Sprintf("  peer %d state %d acked %d sent %d applied %d granted %v gen %d revoked %d conn %v\n", p.id, p.state, p.acked, p.sent, p.applied, r.perms.GrantedBy(p.id, r.el.epoch), p.gen, p.revokedEpoch, p.conn.State())
 	}
 	s += fmt.Sprintf("  noQuorumSince %d degradeUntil %d det leader %v\n", r.noQuorumSince, r.degradeUntil, fmt.Sprint(r.det.Leader()))
+	if j := r.js; j != nil {
+		d, derr := j.st.Durable()
+		s += fmt.Sprintf("  journal: phase %d promiseSeq %d durable %d (%v) last %d mpSeen %d under %d rescan %v cursor %d persisted %d voter %v\n",
+			r.el.phase, r.el.promiseSeq, d, derr, j.lastSeq, j.mpSeen, j.under, j.rescan, j.cursor, j.persisted, j.voter)
+	}
 	commitWord, _ := openWord(le.Uint64(r.region[hdrCommit:]))
 	fuo, _ := openWord(le.Uint64(r.region[hdrFUO:]))
 	s += fmt.Sprintf("  hdr commit word %d fuo %d\n", commitWord, fuo)

@@ -80,6 +80,13 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
 	incumbentOK := held && holder != r.self && active && r.det.Alive(holder) &&
 		r.det.PeerHealth(holder) == HealthHealthy
+	if rv, can := r.perms.(interface{ RevokeHolder() bool }); can && r.role == roleFollower &&
+		held && holder != r.self && ok && ldr != holder && ldr != r.self && !r.det.Alive(holder) {
+		// A majority names another leader and this node sees the holder
+		// failed: take its write back now, so the grant to the next
+		// leader costs one access change, not two.
+		rv.RevokeHolder()
+	}
 	want := ok && ldr == r.self && able && !incumbentOK
 	if r.role == roleLeader {
 		// A leader stays while its writes reach a majority (leaderStep
@@ -195,13 +202,19 @@ func (r *Replica) giveUp(now int64) {
 func (r *Replica) electionStep(now int64) (wake int64) {
 	if r.el.phase == phPromise {
 		// The local disk's time does not count against the election's
-		// timeouts (a slow disk would otherwise never let it finish).
+		// timeouts (a slow disk would otherwise never let it finish),
+		// up to a bound of its own: a replica whose disk takes longer
+		// gives up and advertises itself degraded, so another leads.
 		d, err := r.js.st.Durable()
 		if err != nil {
 			r.storageFailed("sync", err)
 			return 0
 		}
 		if d < r.el.promiseSeq {
+			if now-r.el.phaseAt > promiseWaitElections*r.cfg.ElectionTimeoutNs {
+				r.giveUp(now)
+				return 0
+			}
 			return now + r.cfg.MaxIdleNs
 		}
 		r.el.startAt += now - r.el.phaseAt
@@ -334,6 +347,10 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 	}
 	return wake
 }
+
+// promiseWaitElections bounds, in election timeouts, how long a candidate
+// waits for its own promise to be durable.
+const promiseWaitElections = 10
 
 // postPrepare writes the election's proposal into the min_proposal word
 // of every peer that can vote.

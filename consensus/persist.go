@@ -259,15 +259,20 @@ func (r *Replica) rescanJournal() {
 // cursor, in order, and marks how far they reach.
 func (r *Replica) journalForward() {
 	j := r.js
-	if j.cursor <= r.applied {
-		j.cursor = r.applied + 1
-	}
 	start := j.cursor
 	for k := uint64(0); k < r.lay.LogSlots; k++ {
 		i := j.cursor
 		buf := r.slotBuf(i)
 		v, st := decodeSlot(buf, i, r.cfg.MaxPayloadBytes)
 		if st != slotOK || v.proposal != j.under {
+			if i <= r.applied {
+				// Applied already (a snapshot, or an older term's slot
+				// committed before this leader): the journal needs it
+				// no more for P; slots applied in the Step they
+				// landed are still journaled above.
+				j.cursor = r.applied + 1
+				continue
+			}
 			break
 		}
 		if pos := i % r.lay.LogSlots; !j.matches(pos, i, v.proposal, slotCRC(buf, v)) {

@@ -63,6 +63,8 @@ type Disk struct {
 	written  [][]byte // appended, not yet durable (the page cache)
 	inflight int      // written[:inflight] are in the current flush
 	gen      uint64   // bumps to cancel the flush in flight
+	flushAt  int64    // when the flush in flight started
+	doneAt   int64    // and when it completes
 	bytes    int64
 	slow     float64
 	err      error
@@ -131,10 +133,17 @@ func (d *Disk) Records() int { return len(d.durable) }
 
 func (d *Disk) startFlush() {
 	d.inflight = len(d.written)
-	gen := d.gen
 	lat := int64(float64(d.cfg.Sync.sample(d.rng)) * d.slow)
-	start := d.w.now
-	d.w.Schedule(start+max(lat, 1), func() {
+	d.flushAt = d.w.now
+	d.scheduleFlush(d.w.now + max(lat, 1))
+}
+
+// scheduleFlush completes the flush in flight at doneAt.
+func (d *Disk) scheduleFlush(doneAt int64) {
+	d.gen++
+	gen, start := d.gen, d.flushAt
+	d.doneAt = doneAt
+	d.w.Schedule(doneAt, func() {
 		if d.gen != gen {
 			return
 		}
@@ -202,11 +211,15 @@ func (d *Disk) Rot() int {
 	return i + 1
 }
 
-// SetSlow multiplies every later flush's latency by factor (a fail-slow
-// disk); 1 is normal.
+// SetSlow multiplies flush latency by factor (a fail-slow disk); 1 is
+// normal. The rest of a flush in flight is scaled too.
 func (d *Disk) SetSlow(factor float64) {
 	if factor < 1 {
 		panic(fmt.Sprintf("sim: Disk.SetSlow(%v): factor must be >= 1", factor))
+	}
+	if d.inflight > 0 && factor != d.slow {
+		left := float64(d.doneAt-d.w.now) * factor / d.slow
+		d.scheduleFlush(d.w.now + max(int64(left), 1))
 	}
 	d.slow = factor
 }
