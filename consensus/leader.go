@@ -80,13 +80,6 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
 	incumbentOK := held && holder != r.self && active && r.det.Alive(holder) &&
 		r.det.PeerHealth(holder) == HealthHealthy
-	if rv, can := r.perms.(interface{ RevokeHolder() bool }); can && r.role == roleFollower &&
-		held && holder != r.self && ok && ldr != holder && ldr != r.self && !r.det.Alive(holder) {
-		// A majority names another leader and this node sees the holder
-		// failed: take its write back now, so the grant to the next
-		// leader costs one access change, not two.
-		rv.RevokeHolder()
-	}
 	want := ok && ldr == r.self && able && !incumbentOK
 	if r.role == roleLeader {
 		// A leader stays while its writes reach a majority (leaderStep
