@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
+	"slices"
 
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/examples/orderbook"
@@ -9,18 +11,50 @@ import (
 )
 
 // book is the replicated order book whose result for each order is its
-// fills, so Propose hands the matching engine's answer to the caller.
+// fills, so Propose hands the matching engine's answer to the caller. It
+// remembers the fills of recent orders: a client that resends an order
+// whose outcome a crash left unknown gets the fills of the first
+// execution (the engine rejects the copy as a duplicate), so every
+// acknowledged order's fills reach it exactly once.
 type book struct {
 	sm  *rsm.StateMachine
 	out []byte // ApplyResult's buffer while an order is applied
+	cmd orderbook.Command
+
+	recent map[orderbook.OrderRef][]byte
+	order  []orderbook.OrderRef // ring of recent's keys, oldest first
+	next   int
 }
 
+// recentOrders bounds the fills kept for resends.
+const recentOrders = 1 << 16
+
 func newBook() *book {
-	b := &book{}
-	b.sm = rsm.New(orderbook.DefaultConfig(), func(_ consensus.Index, _ []byte, r orderbook.Result, err error) {
-		b.out = appendFills(b.out, r, err)
-	})
+	b := &book{recent: map[orderbook.OrderRef][]byte{}, order: make([]orderbook.OrderRef, recentOrders)}
+	b.sm = rsm.New(orderbook.DefaultConfig(), b.result)
 	return b
+}
+
+// result runs inside rsm's Apply, once per command.
+func (b *book) result(_ consensus.Index, cmd []byte, r orderbook.Result, err error) {
+	if orderbook.Decode(cmd, &b.cmd) != nil {
+		b.out = appendFills(b.out, r, err)
+		return
+	}
+	ref := b.cmd.Ref()
+	if errors.Is(err, orderbook.ErrDuplicate) {
+		if f, ok := b.recent[ref]; ok {
+			b.out = append(b.out, f...)
+			return
+		}
+	}
+	start := len(b.out)
+	b.out = appendFills(b.out, r, err)
+	if err == nil {
+		delete(b.recent, b.order[b.next])
+		b.order[b.next], b.next = ref, (b.next+1)%recentOrders
+		b.recent[ref] = slices.Clone(b.out[start:])
+	}
 }
 
 // appendFills encodes an order's outcome: 1 if the engine rejected it
