@@ -250,7 +250,7 @@ func ioErr(what string, err error) error {
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w: reading %s: %v", ErrHandshakeTimeout, what, err)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: connection closed in %s (truncated): %v", ErrBadHandshake, what, err)
+		return fmt.Errorf("%w: connection closed in %s (truncated): %w", ErrBadHandshake, what, errHungUp)
 	}
 	return fmt.Errorf("rdma: bootstrap: %s: %w", what, err)
 }
@@ -858,8 +858,15 @@ func (b *Bootstrapper) listenerSteps(conn net.Conn, peer NodeID, local, remote [
 	return writeFrame(conn, kindCommit, nil)
 }
 
+// errHungUp marks a handshake the peer closed mid-way: malformed, but most
+// often the peer's own deadline passed (a loaded host), so worth a retry.
+var errHungUp = errors.New("peer hung up")
+
 // isPermanent reports errors that retrying the same peer cannot cure.
 func isPermanent(err error) bool {
+	if errors.Is(err, errHungUp) {
+		return false
+	}
 	// ErrUnauthenticated is not: a peer restarting with renewed
 	// credentials, or a spoofer racing the real one, must not end the
 	// retries.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,5 +286,16 @@ func TestKeepRedialsLostLinksWithBackoff(t *testing.T) {
 	}
 	if len(outcomes) > 1 {
 		t.Errorf("node 2 redialed %d more times after its link was back", len(outcomes))
+	}
+}
+
+// A peer that hangs up mid-handshake (its own deadline passed, on a loaded
+// host) is retried: only what retrying cannot cure ends ConnectAll.
+func TestHangUpIsNotPermanent(t *testing.T) {
+	if err := ioErr("frame header", io.EOF); !errors.Is(err, ErrBadHandshake) || isPermanent(err) {
+		t.Errorf("hang-up: %v, permanent %v; want ErrBadHandshake, retried", err, isPermanent(err))
+	}
+	if _, err := readFrame(strings.NewReader("GET / HTTP/1.1\r\n\r\n")); !isPermanent(err) {
+		t.Errorf("garbage: %v is retried", err)
 	}
 }
