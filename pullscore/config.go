@@ -84,15 +84,16 @@ type Config struct {
 //
 // Why these limits: an RDMA read takes ~22 µs on rxe (ib_read_lat, 64 B),
 // so the period settles near 25–30 µs there and never goes below 25 µs
-// (shorter would make ordinary reads late: latency ≈ period); 1 ms caps it on a host
-// that deschedules the nodes. The failure bound never goes below 3 periods'
-// worth (60 µs: a read in rxe's 1% tail must not fail a peer alone) and
-// never above 50 ms, which still fails over a dead leader on a host that
-// deschedules its nodes for tens of milliseconds.
+// (shorter would make ordinary reads late: latency ≈ period). The failure
+// bound never goes below 60 µs (a read in rxe's 1% tail must not fail a
+// peer alone) and never above 50 ms, which still fails over a dead leader
+// on a host that deschedules its nodes for tens of milliseconds; the
+// period then stretches to bound/14 (the score counts 14 misses), hence
+// its 4 ms cap.
 func DefaultConfig() Config {
 	return Config{
 		ReadIntervalNs:    25_000,
-		MaxReadIntervalNs: 1_000_000,
+		MaxReadIntervalNs: 4_000_000,
 		BeatIntervalNs:    10_000,
 		ScoreMax:          15,
 		FailBelow:         2,

@@ -23,6 +23,9 @@ type stabilityResult struct {
 	Duration      time.Duration
 	Committed     int
 	LeaderChanges int
+	// Elections: leader changes started (won or not); Deposed: leaders
+	// that found a higher proposal on a follower.
+	Elections, Deposed uint64
 	// Suspicions: verdicts turned failed; Retracted: of those, peers that
 	// came back with their counter continued, i.e. were never down (with
 	// no fault injected, every one is a false suspicion).
@@ -202,7 +205,10 @@ func runStability(ctx context.Context, n int, drive string, d time.Duration, rat
 	g.halt()
 	terms := 0
 	for _, r := range g.reps {
-		terms += int(r.Stats().LeaderTerms)
+		rs := r.Stats()
+		terms += int(rs.LeaderTerms)
+		res.Elections += rs.Elections
+		res.Deposed += rs.Deposed
 		det := r.Detector()
 		st := det.Stats()
 		res.Suspicions += st.Suspicions
@@ -219,7 +225,7 @@ func writeStability(w io.Writer, r stabilityResult, drive string) {
 	fmt.Fprintf(w, "group:       %d replicas in one process over rdma/inproc, %s drivers, default configuration, no fault, %d cores (GOMAXPROCS %d)\n",
 		r.Nodes, drive, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "ran:         %s, %d proposals committed\n", r.Duration, r.Committed)
-	fmt.Fprintf(w, "leadership:  %d leader changes after the first election\n", r.LeaderChanges)
+	fmt.Fprintf(w, "leadership:  %d leader changes after the first election (%d leader changes started, %d leaders deposed)\n", r.LeaderChanges, r.Elections, r.Deposed)
 	rate := 0.0
 	if r.Samples > 0 {
 		rate = float64(r.Suspicions) / float64(r.Samples)
