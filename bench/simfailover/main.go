@@ -373,6 +373,18 @@ func printTable(w io.Writer, configs []config, results []outcome, markdown bool)
 		}
 	}
 	writeRows(w, header, rows, markdown)
+	// False suspicions: before the fault every peer is alive, so each
+	// verdict turned failed is wrong.
+	fmt.Fprintln(w)
+	for ci, c := range configs {
+		var sus, smp uint64
+		for _, s := range results[ci].samples {
+			sus, smp = sus+s.suspicions, smp+s.samples
+		}
+		if smp > 0 {
+			fmt.Fprintf(w, "false suspicions before the fault, %s: %d in %d sampling rounds (%.2g per round)\n", c, sus, smp, float64(sus)/float64(smp))
+		}
+	}
 }
 
 func writeRows(w io.Writer, header []string, rows [][]string, markdown bool) {

@@ -56,6 +56,10 @@ type sample struct {
 	// boundNs and periodNs: the failure bound and sampling period of the
 	// survivors' detectors at the fault (largest of them).
 	boundNs, periodNs int64
+	// suspicions and samples: every detector's verdicts turned failed and
+	// sampling rounds from boot to the fault (no fault yet: every
+	// suspicion is false).
+	suspicions, samples uint64
 }
 
 // Stream of the world's PRNG that places the fault; the fabric uses stream 0.
@@ -190,6 +194,9 @@ func runTrial(seed uint64, o trialOptions) (sample, error) {
 			s.boundNs = max(s.boundNs, r.Detector().FailBoundNs())
 			s.periodNs = max(s.periodNs, r.Detector().PeriodNs())
 		}
+		st := r.Detector().Stats()
+		s.suspicions += st.Suspicions
+		s.samples += st.Samples
 	}
 	faulted, faultAtNs = s.oldLeader, w.Now()
 	switch o.fault {
