@@ -2,8 +2,11 @@ package verbs
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/rdmaconsensus/mu/rdma"
 )
@@ -165,4 +168,74 @@ func drainFor(f *Fabric, ns int64) []rdma.Completion {
 		return false
 	}, ns)
 	return got
+}
+
+// Handshakes swap queue pairs while a driver posts and polls on another
+// goroutine: every request completes exactly once, successfully or
+// flushed, and the driver never sees a queue pair being destroyed.
+func TestSwapUnderTraffic(t *testing.T) {
+	cl := newCluster(t, 2, 1<<16, func(c *Config) { c.SetTransportTimeoutNs(2e9) })
+	f1, f2 := cl.fabrics[1], cl.fabrics[2]
+	c12 := f1.Conn(2, rdma.PlaneReplication)
+	const swaps = 5
+	stop := make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		seen := map[uint64]rdma.Status{}
+		buf := make([]rdma.Completion, 32)
+		next, outstanding := uint64(1), 0
+		for stopped := false; !stopped || outstanding > 0; {
+			select {
+			case <-stop:
+				stopped = true
+			default:
+			}
+			if !stopped && outstanding < 16 {
+				if n, err := c12.Post([]rdma.WorkRequest{{ID: next, Op: rdma.OpWrite, RemoteOffset: 64 * (next % 64), Length: 64}}); err == nil && n == 1 {
+					next++
+					outstanding++
+				}
+			}
+			k := f1.Poll(buf)
+			for _, c := range buf[:k] {
+				if _, dup := seen[c.ID]; dup {
+					result <- fmt.Errorf("request %d completed twice", c.ID)
+					return
+				}
+				if c.Status != rdma.StatusSuccess && c.Status != rdma.StatusFlushed {
+					result <- fmt.Errorf("request %d: %v", c.ID, c.Status)
+					return
+				}
+				seen[c.ID] = c.Status
+				outstanding--
+			}
+			if stopped && outstanding > 0 {
+				runtime.Gosched()
+			}
+		}
+		if uint64(len(seen)) != next-1 {
+			result <- fmt.Errorf("%d completions for %d requests", len(seen), next-1)
+			return
+		}
+		flushed := 0
+		for _, s := range seen {
+			if s == rdma.StatusFlushed {
+				flushed++
+			}
+		}
+		t.Logf("%d writes across %d swaps, %d flushed", next-1, swaps, flushed)
+		result <- nil
+	}()
+	for range swaps {
+		handshake(t, f1, f2)
+	}
+	close(stop)
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the driver never drained its requests")
+	}
 }
