@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/examples/orderbook"
+	"github.com/rdmaconsensus/mu/node"
+)
+
+// In process over rdma/inproc: every proposal gets a deadline too short
+// to be sure of its outcome, and the client sends the same order again
+// until one copy answers: the answer is always the fills of the order's
+// single execution.
+func TestResentOrdersGetTheirFillsOnce(t *testing.T) {
+	cc := consensus.DefaultConfig()
+	g, _, err := startGroup(context.Background(), cc, "inproc", "", node.PollSpinYield)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	l, err := g.leader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := orderbook.NewLoadGen(3, orderbook.DefaultLoadGenConfig())
+	b := newBook()
+	resent := 0
+	for i := range 3000 {
+		cmd := gen.Next(nil)
+		want := b.ApplyResult(consensus.Index(i+1), cmd, nil)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Microsecond)
+			_, fills, err := l.Propose(ctx, cmd, nil)
+			cancel()
+			if err != nil {
+				resent++
+				continue
+			}
+			if !bytes.Equal(fills, want) {
+				t.Fatalf("order %d (after %d resends in all): fills %x, want %x", i+1, resent, fills, want)
+			}
+			break
+		}
+	}
+	t.Logf("3000 orders, %d resends: every answer carried its order's fills of one execution", resent)
+}
