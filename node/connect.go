@@ -82,6 +82,18 @@ func (n *Node) open(ctx context.Context) error {
 		if _, err := b.ConnectAll(bctx, addrs); err != nil && bctx.Err() == nil {
 			n.log.Warn("bootstrap", "err", err)
 		}
+		// From then on, redial a higher peer whose link is lost (its
+		// background connection, never revoked, stays down across a
+		// handshake timeout), spaced by backoff.
+		_ = b.Keep(bctx, addrs, cfg.handshakeTimeout(),
+			func(p rdma.NodeID) bool { return vf.Conn(p, rdma.PlaneBackground).State() != rdma.ConnReady },
+			func(p rdma.NodeID, err error) {
+				if err != nil {
+					n.log.Warn("redialing a lost peer", "peer", p, "err", err)
+				} else {
+					n.log.Info("redialed a lost peer", "peer", p)
+				}
+			})
 	}()
 
 	// Start once every peer is connected, or a majority after a grace

@@ -982,9 +982,10 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 }
 
 // Keep redials, until ctx ends, each peer in addrs that this node dials
-// (the higher ids) whenever down(peer) reports its link lost: a peer that
-// restarted and lost its queue pairs, or one that never answered. down is
-// asked every gap (from one goroutine per peer); redials of one peer are
+// (the higher ids) whenever down(peer) reports its link lost at two checks
+// in a row: a peer that restarted and lost its queue pairs, or one that
+// never answered, not a connection its owner is resetting. down is asked
+// every gap (from one goroutine per peer); redials of one peer are
 // spaced by backoff: a redial that fails quickly, or a link found lost
 // again within gap of its last redial, doubles the wait, up to
 // backoff.MaxFactor times gap; a link that stayed up longer is redialed
@@ -1011,6 +1012,7 @@ func (b *Bootstrapper) Keep(ctx context.Context, addrs map[NodeID]string, gap ti
 			var spacing backoff.Backoff
 			tick := time.NewTicker(gap)
 			defer tick.Stop()
+			wasDown := false
 			for {
 				select {
 				case <-ctx.Done():
@@ -1018,7 +1020,10 @@ func (b *Bootstrapper) Keep(ctx context.Context, addrs map[NodeID]string, gap ti
 				case <-tick.C:
 				}
 				now := int64(time.Since(start))
-				if !down(id) || !spacing.Broken(now) {
+				isDown := down(id)
+				lost := isDown && wasDown
+				wasDown = isDown
+				if !lost || !spacing.Broken(now) {
 					continue
 				}
 				spacing.Record(now, int64(gap))
