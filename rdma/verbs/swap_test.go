@@ -48,7 +48,9 @@ func TestSwapKeepsConnAndFlushesOwed(t *testing.T) {
 	if n, err := c12.Post(wrs); n != 3 || err != nil {
 		t.Fatal(n, err)
 	}
+	start := f1.Now()
 	ea, _ := handshake(t, f1, f2)
+	t.Logf("re-handshake on one device (both sides' Prepare, Commit, Activate): %d µs", (f1.Now()-start)/1000)
 	got := pollN(t, f1, 2, waitNs)
 	if got[0].ID != 1 || got[1].ID != 3 || got[0].Status != rdma.StatusFlushed || got[1].Status != rdma.StatusFlushed || got[1].Op != rdma.OpRead || got[1].Peer != 2 {
 		t.Fatalf("owed by the old queue pair: %+v, want flushed 1 and 3", got)
