@@ -35,10 +35,11 @@ test: deps
 	$(MAKE) test-fuzz
 	$(MAKE) test-rdma
 
-# go.mod and go.sum of both modules must be what `go mod tidy` makes.
+# go.mod and go.sum of every module must be what `go mod tidy` makes.
 test-tidy:
 	$(GO) mod tidy -diff
 	cd bench && $(GO) mod tidy -diff
+	cd examples/embed && $(GO) mod tidy -diff
 
 # The alerting rules and the dashboard: promtool checks the rules and runs
 # their unit tests; the metrics package's tests check that every metric the
@@ -52,6 +53,7 @@ test-alerts:
 
 test-host:
 	$(GO) test -count=1 -timeout 20m ./...
+	cd examples/embed && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 # The host packages again under the race detector. With the full seed
 # counts consensus alone runs well past 15 minutes on 2 cores, so under
