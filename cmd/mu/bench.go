@@ -252,14 +252,15 @@ decoding their header: the figures are replication's, not matching's.`,
 					us(lat.ValueAtQuantile(50)), us(lat.ValueAtQuantile(99)), us(lat.ValueAtQuantile(99.9)),
 					us(raw.ValueAtQuantile(50)), us(raw.ValueAtQuantile(99)),
 					float64(lat.ValueAtQuantile(50))/float64(max(raw.ValueAtQuantile(50), 1)), tput, proposers)
-				plotted = append(plotted, latencySeries{Name: fmt.Sprintf("commit, %d B", size), Hist: lat},
-					latencySeries{Name: fmt.Sprintf("raw write, %d B", size), Hist: raw})
+				panel := fmt.Sprintf("%d B", size)
+				plotted = append(plotted, latencySeries{Panel: panel, Name: "commit: Propose on the leader", Hist: lat},
+					latencySeries{Panel: panel, Name: "raw RDMA write", Hist: raw})
 			}
 			if plotPath == "" {
 				return nil
 			}
 			fmt.Fprintf(out, "plot: %s (latency by percentile, log scales)\n", plotPath)
-			return writeLatencyPlot(plotPath, "commit latency (Propose on the leader) and raw RDMA write, by percentile", plotted)
+			return writeLatencyPlot(plotPath, "latency by percentile", plotted)
 		},
 	}
 	f := c.Flags()

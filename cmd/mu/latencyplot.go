@@ -11,10 +11,12 @@ import (
 	"github.com/rdmaconsensus/mu/internal/chart"
 )
 
-// latencySeries is one measured distribution of durations in ns.
+// latencySeries is one measured distribution of durations in ns. Series
+// of one Panel are drawn together, to be compared.
 type latencySeries struct {
-	Name string
-	Hist *hdrhistogram.Histogram
+	Panel string
+	Name  string
+	Hist  *hdrhistogram.Histogram
 }
 
 // percentilePoints samples h the way HdrHistogram's percentile
@@ -46,20 +48,37 @@ func writeLatencyPlot(path, title string, series []latencySeries) error {
 	return drawLatencyPlot(path, title, series)
 }
 
+// drawLatencyPlot draws one panel per distinct Panel, two a row, in the
+// order the series come.
 func drawLatencyPlot(path, title string, series []latencySeries) error {
 	var maxNs int64
 	for _, s := range series {
 		maxNs = max(maxNs, s.Hist.Max())
 	}
 	perNs, unit := chart.DurationUnit(float64(maxNs))
-	var ps []chart.PercentileSeries
+	var panels []string
+	byPanel := map[string][]chart.PercentileSeries{}
 	for _, s := range series {
-		ps = append(ps, chart.PercentileSeries{Name: fmt.Sprintf("%s (%d samples)", s.Name, s.Hist.TotalCount()),
-			Quantiles: percentilePoints(s.Hist, perNs)})
+		if _, ok := byPanel[s.Panel]; !ok {
+			panels = append(panels, s.Panel)
+		}
+		byPanel[s.Panel] = append(byPanel[s.Panel], chart.PercentileSeries{
+			Name: fmt.Sprintf("%s (%d samples)", s.Name, s.Hist.TotalCount()), Quantiles: percentilePoints(s.Hist, perNs)})
 	}
-	p, err := chart.Percentiles(title, "latency ("+unit+")", ps)
-	if err != nil {
-		return err
+	var rows [][]*plot.Plot
+	for i, name := range panels {
+		t := title
+		if name != "" {
+			t = name + ": " + title
+		}
+		p, err := chart.Percentiles(t, "latency ("+unit+")", byPanel[name])
+		if err != nil {
+			return err
+		}
+		if i%2 == 0 {
+			rows = append(rows, nil)
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], p)
 	}
-	return chart.Save(path, vg.Points(720), vg.Points(420), []*plot.Plot{p})
+	return chart.Save(path, vg.Points(900), vg.Points(320*float64(len(rows))), rows...)
 }

@@ -38,7 +38,8 @@ type failoverPoint struct {
 }
 
 type latencyData struct {
-	Name string `json:"name"`
+	Panel string `json:"panel,omitempty"`
+	Name  string `json:"name"`
 	// Hist is the HdrHistogram (ns) in its V2 compressed encoding.
 	Hist string `json:"hdr_histogram_v2"`
 }
@@ -76,7 +77,7 @@ func latencyPlotData(title string, series []latencySeries) (plotData, error) {
 		if err != nil {
 			return d, err
 		}
-		d.Latency = append(d.Latency, latencyData{Name: s.Name, Hist: string(b)})
+		d.Latency = append(d.Latency, latencyData{Panel: s.Panel, Name: s.Name, Hist: string(b)})
 	}
 	return d, nil
 }
@@ -105,7 +106,7 @@ func (d plotData) redraw(path string) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", l.Name, err)
 			}
-			series = append(series, latencySeries{Name: l.Name, Hist: h})
+			series = append(series, latencySeries{Panel: l.Panel, Name: l.Name, Hist: h})
 		}
 		return drawLatencyPlot(path, d.Title, series)
 	}

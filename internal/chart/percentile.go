@@ -33,7 +33,7 @@ func Percentiles(title, yLabel string, series []PercentileSeries) (*plot.Plot, e
 	p.Add(plotter.NewGrid())
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker = percentileTicks{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = plainLogTicks{}
 	drawn := 0
 	for i, s := range series {
 		var pts plotter.XYs
@@ -84,4 +84,17 @@ func (percentileTicks) Ticks(lo, hi float64) []plot.Tick {
 
 func percentLabel(p float64) string {
 	return strconv.FormatFloat(math.Round(p*1e4)/1e4, 'f', -1, 64) + "%"
+}
+
+// plainLogTicks are gonum's powers of ten, written out: "1000", not "1e+03".
+type plainLogTicks struct{}
+
+func (plainLogTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := (plot.LogTicks{Prec: -1}).Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }
