@@ -11,7 +11,10 @@ func (r *Replica) debugString() string {
 	for _, p := range r.peers {
 		s += fmt.Sprintf("  peer %d state %d acked %d sent %d applied %d granted %v gen %d revoked %d conn %v\n", p.id, p.state, p.acked, p.sent, p.applied, r.perms.GrantedBy(p.id, r.el.epoch), p.gen, p.revokedEpoch, p.conn.State())
 	}
-	s += fmt.Sprintf("  noQuorumSince %d degradeUntil %d det leader %v\n", r.noQuorumSince, r.degradeUntil, fmt.Sprint(r.det.Leader()))
+	s += fmt.Sprintf("  noQuorumSince %d degradeUntil %d det leader %v lastRequestAt %d now %d\n", r.noQuorumSince, r.degradeUntil, fmt.Sprint(r.det.Leader()), r.lastRequestAt, r.now)
+	for _, p := range r.peers {
+		s += fmt.Sprintf("  alive %d: %v health %v since %d granted %v\n", p.id, r.det.Alive(p.id), r.det.PeerHealth(p.id), p.since, r.granted(&p))
+	}
 	if j := r.js; j != nil {
 		d, derr := j.st.Durable()
 		s += fmt.Sprintf("  journal: phase %d promiseSeq %d durable %d (%v) last %d mpSeen %d under %d rescan %v cursor %d persisted %d voter %v\n",

@@ -282,8 +282,8 @@ func TestAsyncReportsLossWindow(t *testing.T) {
 		t.Fatalf("async restart: rejoining %v, restored index %d", r.rejoining, r.stats.RestoredIndex)
 	}
 	s.stopped = true
-	if !w.RunUntil(func() bool { return !r.rejoining && r.AppliedIndex() == d.reps[ldr].AppliedIndex() }, w.Now()+30_000_000) {
-		t.Fatalf("the restarted replica did not catch up: %s", r.debugString())
+	if !w.RunUntil(func() bool { return !r.rejoining && r.AppliedIndex() == d.reps[ldr].AppliedIndex() }, w.Now()+100_000_000) {
+		t.Fatalf("the restarted replica did not catch up: %s\nleader: %s", r.debugString(), d.reps[ldr].debugString())
 	}
 	d.checkSafety()
 }
