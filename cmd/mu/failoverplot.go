@@ -26,7 +26,8 @@ func writeFailoverPlot(path string, series []failoverSeries) error {
 }
 
 // drawFailoverPlot draws a stacked bar of each failover's steps per series,
-// then the distribution of failover times of every series.
+// then the distribution of failover times of every series; with no
+// failover at all it draws nothing.
 func drawFailoverPlot(path string, series []failoverSeries) error {
 	var maxNs int64
 	for _, s := range series {
@@ -40,6 +41,9 @@ func drawFailoverPlot(path string, series []failoverSeries) error {
 	var bars []*plot.Plot
 	var dist []chart.Series
 	for _, s := range series {
+		if len(s.Faults) == 0 {
+			continue // a series that failed before its first failover
+		}
 		name := fmt.Sprintf("%d nodes, %s", s.Nodes, s.Kind)
 		var rows [][]float64
 		var times []float64
@@ -61,6 +65,9 @@ func drawFailoverPlot(path string, series []failoverSeries) error {
 		}
 		bars = append(bars, p)
 		dist = append(dist, chart.Series{Name: name, Values: times})
+	}
+	if len(bars) == 0 {
+		return nil // no failover to draw; the data file says so
 	}
 	cdf, err := chart.CDF("failover time (fault to the first order acknowledged by the new leader)", "failover time ("+unit+")", dist)
 	if err != nil {
