@@ -80,10 +80,10 @@ type cluster struct {
 // microseconds, so leadership holds while the tests run.
 func relaxed() consensus.Config {
 	cc := consensus.DefaultConfig()
-	cc.PullScore.ReadIntervalNs = 1_000_000
-	cc.PullScore.BeatIntervalNs = 250_000
-	cc.PullScore.ResetIntervalNs = 10_000_000
-	cc.ElectionTimeoutNs = 20_000_000
+	cc.PullScore.ReadIntervalNs = 5_000_000
+	cc.PullScore.BeatIntervalNs = 1_000_000
+	cc.PullScore.ResetIntervalNs = 20_000_000
+	cc.ElectionTimeoutNs = 100_000_000
 	return cc
 }
 
@@ -112,6 +112,9 @@ func startCluster(t *testing.T, n int) *cluster {
 		cfg.Consensus = cc
 		cfg.Consensus.Members = c.ids
 		cfg.Fabric = fabrics[id]
+		// Sleeping drivers leave a loaded host's cores to the proposers
+		// (and the race detector).
+		cfg.Poll = PollIdleSleep
 		c.sms[id] = &kvSM{}
 		cfg.StateMachine = c.sms[id]
 		cfg.OnEvent = func(e Event) {
@@ -153,11 +156,18 @@ func (c *cluster) leader(t *testing.T, skip ...rdma.NodeID) *Node {
 
 func TestProposeReturnsTheStateMachinesResult(t *testing.T) {
 	c := startCluster(t, 3)
-	l := c.leader(t)
+	var l *Node
 	out := make([]byte, 0, 64)
-	idx, res, err := l.Propose(context.Background(), []byte("order 1"), out)
-	if err != nil || string(res) != "ok:order 1" || idx == 0 {
-		t.Fatalf("Propose: index %d result %q err %v", idx, res, err)
+	for attempt := 0; ; attempt++ {
+		l = c.leader(t)
+		idx, res, err := l.Propose(context.Background(), []byte("order 1"), out)
+		if errors.Is(err, consensus.ErrNotLeader) && attempt < 10 {
+			continue // leadership moved on a loaded host: written nowhere, send again
+		}
+		if err != nil || string(res) != "ok:order 1" || idx == 0 {
+			t.Fatalf("Propose: index %d result %q err %v", idx, res, err)
+		}
+		break
 	}
 	for _, id := range c.ids {
 		if f := c.nodes[id]; f != l {
@@ -358,7 +368,7 @@ func TestCloseRacingLeaderChangeLosesNothingAcknowledged(t *testing.T) {
 			break
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var mu sync.Mutex
 	var acked [][]byte
@@ -367,7 +377,7 @@ func TestCloseRacingLeaderChangeLosesNothingAcknowledged(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ctx.Err() == nil && i < 100; {
+			for i := 0; ctx.Err() == nil && i < 60; {
 				cmd := fmt.Appendf(nil, "g%d-%d", g, i)
 				ok := false
 				for _, id := range c.ids {
@@ -396,7 +406,7 @@ func TestCloseRacingLeaderChangeLosesNothingAcknowledged(t *testing.T) {
 		mu.Lock()
 		k := len(acked)
 		mu.Unlock()
-		if k >= 100 {
+		if k >= 60 {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -411,7 +421,7 @@ func TestCloseRacingLeaderChangeLosesNothingAcknowledged(t *testing.T) {
 	closers.Wait()
 	wg.Wait()
 	if ctx.Err() != nil {
-		t.Fatal("proposals did not finish on the new leader within 60s")
+		t.Fatal("proposals did not finish on the new leader within 2 minutes")
 	}
 	nl := c.leader(t, l.ID(), follower)
 	if err := nl.Barrier(ctx); err != nil {
