@@ -36,6 +36,9 @@ func TestDurabilitySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if w := c.Warnings(); !strings.Contains(strings.Join(w, "\n"), "initial_cluster_state: new") {
+		t.Errorf("no warning about initial_cluster_state new: %q", w)
+	}
 	cc := c.Consensus()
 	if cc.Durability != consensus.DurabilitySync || !cc.NewCluster {
 		t.Fatalf("durability %v, new cluster %v", cc.Durability, cc.NewCluster)

@@ -496,6 +496,9 @@ func (c *Config) Warnings() []string {
 	if c.PollMode == PollSpin && c.Timings.PullscoreReadInterval.D() >= time.Millisecond {
 		w = append(w, "poll_mode: spin burns a core although timings.pullscore_read_interval is a millisecond or more; spin-yield is enough")
 	}
+	if c.InitialClusterState == ClusterStateNew && c.Durability != consensus.DurabilityMemory.String() {
+		w = append(w, "initial_cluster_state: new lets this node vote with an empty data_dir; set it back to existing once the cluster has started, or a node that loses its disk would vote with an empty log")
+	}
 	if c.Security.Insecure {
 		w = append(w, InsecureWarning)
 	} else if cr, err := c.Credentials(); err == nil && time.Until(cr.NotAfter) < 30*24*time.Hour {
