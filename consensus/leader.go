@@ -19,6 +19,17 @@ const (
 // stays degraded, so peers elect someone else instead of waiting on it.
 func (r *Replica) degradeHold() int64 { return 4 * r.cfg.ElectionTimeoutNs }
 
+// stallNs is how long silence lasts before a leader gives up or a node
+// calls itself blind: ElectionTimeoutNs, or the detector's measured failure
+// bound where the host stalls the nodes for longer (a leader must not give
+// up over a stall its detector, and its peers', would ride out).
+func (r *Replica) stallNs() int64 {
+	if d, ok := r.det.(interface{ FailBoundNs() int64 }); ok {
+		return max(r.cfg.ElectionTimeoutNs, d.FailBoundNs())
+	}
+	return r.cfg.ElectionTimeoutNs
+}
+
 // retryNs spaces retries to a failed peer so an errored connection is not
 // hammered in a tight loop while the permission manager repairs it.
 func (r *Replica) retryNs() int64 { return r.cfg.HeaderPollNs }
@@ -52,7 +63,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	} else if r.blindSince == 0 {
 		r.blindSince = now
 	}
-	blind := r.blindSince != 0 && now-r.blindSince > r.cfg.ElectionTimeoutNs
+	blind := r.blindSince != 0 && now-r.blindSince > r.stallNs()
 	if r.role == roleLeader && r.noQuorumSince == 0 {
 		blind = false // its writes reach a majority: better evidence than heartbeats
 	}
@@ -769,7 +780,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			// A follower counts toward the leader's majority only while
 			// it answers: a write to a cut-off peer neither completes nor
 			// fails until the transport timeout (0.5 s on rxe).
-			if now-p.headerAt <= r.cfg.ElectionTimeoutNs {
+			if now-p.headerAt <= r.stallNs() {
 				live++
 			}
 			if !p.headerInflight && (now-p.headerAt >= r.cfg.HeaderPollNs || r.awaitsDurable(p)) {
@@ -800,11 +811,11 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 	if live < r.q {
 		if r.noQuorumSince == 0 {
 			r.noQuorumSince = now
-		} else if now-r.noQuorumSince > r.cfg.ElectionTimeoutNs {
+		} else if now-r.noQuorumSince > r.stallNs() {
 			r.giveUp(now)
 			return 0
 		}
-		wake = minWake(wake, r.noQuorumSince+r.cfg.ElectionTimeoutNs+1)
+		wake = minWake(wake, r.noQuorumSince+r.stallNs()+1)
 	} else {
 		r.noQuorumSince = 0
 	}
