@@ -85,3 +85,26 @@ func TestDurationUnit(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainTicksAreRoundAndPlain(t *testing.T) {
+	var labels []string
+	for _, tk := range (plainTicks{}).Ticks(0, 27000) {
+		if tk.Label != "" {
+			labels = append(labels, tk.Label)
+		}
+	}
+	want := []string{"0", "5000", "10000", "15000", "20000", "25000"}
+	if len(labels) != len(want) {
+		t.Fatalf("labels %v, want %v", labels, want)
+	}
+	for i := range want {
+		if labels[i] != want[i] {
+			t.Errorf("label %d is %q, want %q", i, labels[i], want[i])
+		}
+	}
+	for _, tk := range (plainTicks{}).Ticks(0, 0.7) {
+		if tk.Label == "0.30000000000000004" {
+			t.Error("a label carries float noise")
+		}
+	}
+}

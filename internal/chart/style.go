@@ -2,6 +2,7 @@ package chart
 
 import (
 	"image/color"
+	"math"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -33,16 +34,33 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	return p
 }
 
-// plainTicks are gonum's default ticks labelled with the digits they need:
-// "2500", not "2500.00".
+// plainTicks label four to seven round values (1, 2 or 5 times a power of
+// ten apart) with the digits they need, "2500" rather than "2500.00", and
+// put four minor ticks between two labels.
 type plainTicks struct{}
 
 func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
-	ticks := (plot.DefaultTicks{}).Ticks(lo, hi)
-	for i := range ticks {
-		if ticks[i].Label != "" {
-			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+	if !(hi > lo) {
+		return (plot.DefaultTicks{}).Ticks(lo, hi)
+	}
+	raw := (hi - lo) / 7 // at most seven intervals
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
 		}
+	}
+	decimals := max(0, int(-math.Floor(math.Log10(step))))
+	minor := step / 5
+	var ticks []plot.Tick
+	for i := math.Ceil(lo / minor); i <= math.Floor(hi/minor); i++ {
+		t := plot.Tick{Value: i * minor}
+		if math.Mod(i, 5) == 0 {
+			t.Label = strconv.FormatFloat(t.Value, 'f', decimals, 64)
+		}
+		ticks = append(ticks, t)
 	}
 	return ticks
 }
