@@ -72,8 +72,8 @@ func TestBenchPlotRedrawsFromSavedData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if data == "f.json" && (!bytes.Contains(svg, []byte("3 nodes, SIGSTOP")) || !bytes.Contains(svg, []byte(">2500<"))) {
-			t.Errorf("the redrawn failover figure lacks its series name or a plain 2500 ms tick")
+		if data == "f.json" && (!bytes.Contains(svg, []byte("3 nodes, SIGSTOP")) || !bytes.Contains(svg, []byte(">2000<"))) {
+			t.Errorf("the redrawn failover figure lacks its series name or a plain 2000 ms tick")
 		}
 	}
 }
