@@ -24,6 +24,8 @@ func newStatusCmd() *cobra.Command {
 		addrs         []string
 		timeout       time.Duration
 		ca, cert, key string
+		watch         bool
+		interval      time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "status (--config FILE | --addr HOST:PORT,...)",
@@ -55,6 +57,9 @@ func newStatusCmd() *cobra.Command {
 				}
 				dial = tlsDial(creds, 0)
 			}
+			if watch {
+				return watchStatus(cmd.Context(), cmd.OutOrStdout(), addrs, dial, timeout, interval)
+			}
 			down := writeStatus(cmd.Context(), cmd.OutOrStdout(), addrs, dial, timeout)
 			if down == len(addrs) {
 				return errors.New("no node answered")
@@ -65,6 +70,8 @@ func newStatusCmd() *cobra.Command {
 	c.Flags().StringVar(&path, "config", "", "a node config file of the cluster")
 	c.Flags().StringSliceVar(&addrs, "addr", nil, "client endpoints to ask (host:port, comma-separated)")
 	c.Flags().DurationVar(&timeout, "timeout", time.Second, "how long to wait for each node")
+	c.Flags().BoolVar(&watch, "watch", false, "redraw the status every --interval until interrupted")
+	c.Flags().DurationVar(&interval, "interval", time.Second, "with --watch, time between redraws")
 	c.Flags().StringVar(&ca, "ca", "", "cluster CA certificate, for TLS with --addr (--config brings its own)")
 	c.Flags().StringVar(&cert, "cert", "", "client certificate (mu certs issue --client NAME)")
 	c.Flags().StringVar(&key, "key", "", "client key")
