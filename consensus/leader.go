@@ -224,14 +224,14 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.startAt += now - r.el.phaseAt
 		r.postPrepare(now)
 	}
-	if now-r.el.startAt > 3*r.cfg.ElectionTimeoutNs {
+	if now-r.el.startAt > 3*r.stallNs() {
 		r.giveUp(now)
 		return 0
 	}
-	if now-r.el.phaseAt > r.cfg.ElectionTimeoutNs {
+	if now-r.el.phaseAt > r.stallNs() {
 		r.startElection(now, false)
 	}
-	wake = r.el.phaseAt + r.cfg.ElectionTimeoutNs + 1
+	wake = r.el.phaseAt + r.stallNs() + 1
 	switch r.el.phase {
 	case phPermission:
 		granted := 0
