@@ -98,13 +98,16 @@
 // directory) and publishes a persisted index with the proposal it holds
 // under; in sync mode the leader commits an index once a majority,
 // itself included, holds it durably, so every acknowledged entry
-// survives the loss of every replica's memory. New loads the journal:
-// the state machine and the log are restored, and the replica votes only
-// with an intact journal that holds a voter record (written on creating a
-// cluster with Config.NewCluster, or once a rejoining replica's catch-up
-// is journaled); an empty or damaged journal makes it rejoin. A storage
-// error fences the replica (StorageErr). docs/durability.md has the
-// design, the API for a node and the measured cost.
+// survives the loss of every replica's memory; a candidate counts a
+// peer's prepare only once the peer publishes that promise as durable (a
+// promise a power loss could take back must not count). New loads the
+// journal: the state machine and the log are restored, and the replica
+// votes only with an intact journal that holds a voter record (written on
+// creating a cluster with Config.NewCluster, or once a rejoining
+// replica's catch-up is journaled); an empty or damaged journal makes it
+// rejoin. A storage error fences the replica (StorageErr).
+// docs/durability.md has the design, the API for a node and the measured
+// cost.
 //
 // # Health
 //

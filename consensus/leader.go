@@ -291,7 +291,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 	case phWriteMin:
 		ok := 0
 		for i := range r.peers {
-			if r.peers[i].prepOK {
+			if r.promised(&r.peers[i]) {
 				ok++
 			}
 		}
@@ -305,8 +305,8 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.cursor = r.el.start
 		for i := range r.peers {
 			p := &r.peers[i]
-			r.el.members[p.member] = p.prepOK
-			if p.prepOK {
+			r.el.members[p.member] = r.promised(p)
+			if r.el.members[p.member] {
 				r.postWindow(p, r.el.cursor)
 			}
 		}
@@ -370,6 +370,31 @@ func (r *Replica) postPrepare(now int64) {
 			LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
 	}
 	r.el.phase, r.el.phaseAt = phWriteMin, now
+}
+
+// promised reports whether p's prepare counts: its min_proposal write
+// completed and, in sync mode, p publishes that promise as durable in its
+// journal (hdrPersistedUnder equal to this election's proposal; a header
+// read before the write cannot show it, the proposal being above every
+// promise read then). A promise that is not yet durable would be
+// forgotten by a power loss, and the replica, restarted from its journal
+// as a voter, could then accept and help commit an older proposal's
+// value that this election's recovery did not see. Until then its header
+// is read again.
+func (r *Replica) promised(p *peer) bool {
+	if !p.prepOK {
+		return false
+	}
+	if r.js == nil || !r.js.sync {
+		return true
+	}
+	if p.hdrOK && p.durUnder == r.el.proposal {
+		return true
+	}
+	if !p.headerInflight {
+		r.postHeaderRead(p)
+	}
+	return false
 }
 
 // awaitsDurable reports whether, in sync mode, this leader waits on p's

@@ -49,10 +49,11 @@ type journal struct {
 	jProp []uint64
 	jCRC  []uint32
 
-	mpSeen uint64 // min_proposal last seen in the header
-	under  uint64 // proposal P is valid under; 0 while waiting
-	rescan bool   // waiting to compare the ring with the journal
-	cursor uint64 // next index the forward scan examines
+	mpSeen  uint64 // min_proposal last seen in the header
+	promSeq uint64 // journal record of mpSeen's promise (0: loaded from the journal)
+	under   uint64 // proposal P is valid under; 0 while waiting
+	rescan  bool   // waiting to compare the ring with the journal
+	cursor  uint64 // next index the forward scan examines
 
 	// marks pair a persisted index with the record that must be durable
 	// before it may be published, oldest first.
@@ -140,6 +141,7 @@ func (r *Replica) journalPromise(mp uint64) (seq uint64, ok bool) {
 	if !r.appendRecord(rec) {
 		return 0, false
 	}
+	j.promSeq = j.lastSeq
 	return j.lastSeq, true
 }
 
@@ -320,11 +322,20 @@ func (r *Replica) publishPersisted() {
 	}
 	under, p := j.under, j.persisted
 	if under == 0 {
-		p = 0
+		// Waiting for the leader's rewrites: nothing is persisted under
+		// a proposal yet, but the promise itself is published once it
+		// is durable, with P = 0 (a candidate in sync mode counts this
+		// replica's prepare only then: see Replica.promised).
+		under, p = j.mpSeen, 0
+	}
+	if d < j.promSeq {
+		// The promise is not durable: a restart now would forget it,
+		// so nothing may be counted on it yet.
+		under, p = 0, 0
 	}
 	le.PutUint64(r.region[hdrPersisted:], sealWord(p))
 	le.PutUint64(r.region[hdrPersistedUnder:], sealWord(under))
-	if under != 0 {
+	if j.under != 0 {
 		if r.commit > p {
 			if j.lossSince == 0 {
 				j.lossSince = r.now
