@@ -87,6 +87,9 @@ rdma-tests:
 	  if [ -d $$p ]; then n=$$(echo $$p | tr / _ | sed 's/^\._//'); \
 	    $(GO) test -c -o $(BUILD)/rdmatest/$$n.test $$p; \
 	    case $$e in *:*) echo "$${e#*:}" > $(BUILD)/rdmatest/$$n.run;; esac; fi; done
+	@# examples/embed is its own module: built from its directory.
+	cd examples/embed && $(GO) test -c -o ../../$(BUILD)/rdmatest/examples_embed.test .
+	@echo ThreeProcesses > $(BUILD)/rdmatest/examples_embed.run
 
 test-rdma: rdma-tests
 	$(SOFTROCE)/run -- scripts/run-rdma-tests.sh $(BUILD)/rdmatest
