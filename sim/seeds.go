@@ -11,28 +11,34 @@ import (
 	"testing"
 )
 
-// Seed runner flags, shared by every package whose tests use Seeds:
+// Seed runner flags, for every package whose tests use Seeds, once that
+// package's tests call RegisterSeedFlags (from an init in a _test.go file,
+// so no program that imports sim gets flags it did not ask for):
 //
 //	go test ./consensus -run TestX -seed=1234   replay one seed
 //	go test ./consensus -run TestX -seeds=5000  run more seeds than the default
 //	go test ./consensus -seedbase=99000         start the range elsewhere
 //
-// The environment variables MU_SEED, MU_SEEDS and MU_SEEDBASE do the same.
+// The environment variables MU_SEED, MU_SEEDS and MU_SEEDBASE do the same,
+// with or without the flags.
 var (
 	seedFlag     string
 	seedsFlag    int
-	seedBaseFlag uint64
+	seedBaseFlag uint64 = 1
 )
 
-func init() {
-	if flag.Lookup("seed") == nil {
-		flag.StringVar(&seedFlag, "seed", "", "sim: run only this seed (replays a failure)")
+// RegisterSeedFlags adds -seed, -seeds and -seedbase to fs (normally
+// flag.CommandLine, before the test binary parses it). Names already
+// defined are left alone.
+func RegisterSeedFlags(fs *flag.FlagSet) {
+	if fs.Lookup("seed") == nil {
+		fs.StringVar(&seedFlag, "seed", "", "sim: run only this seed (replays a failure)")
 	}
-	if flag.Lookup("seeds") == nil {
-		flag.IntVar(&seedsFlag, "seeds", 0, "sim: number of seeds to run (0: the test's default)")
+	if fs.Lookup("seeds") == nil {
+		fs.IntVar(&seedsFlag, "seeds", 0, "sim: number of seeds to run (0: the test's default)")
 	}
-	if flag.Lookup("seedbase") == nil {
-		flag.Uint64Var(&seedBaseFlag, "seedbase", 1, "sim: first seed of the range")
+	if fs.Lookup("seedbase") == nil {
+		fs.Uint64Var(&seedBaseFlag, "seedbase", 1, "sim: first seed of the range")
 	}
 }
 
