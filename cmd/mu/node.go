@@ -46,8 +46,10 @@ log. A follower answers a proposal with the leader's id and address.
 
 --rejoin says whether this node restarts without its log (it then neither
 leads nor counts in a recovery quorum until a leader has caught it up):
-auto asks the peers' client endpoints whether the cluster has committed
-anything already.`,
+auto rejoins unless the config says initial_cluster_state: new (a cluster's
+first start) and no peer's client endpoint reports anything committed. With
+durability async or sync the journal in data_dir decides instead, unless
+--rejoin yes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" {
@@ -323,12 +325,28 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	defer func() { cancel(); srvDone.Wait() }() // cancel ends the client endpoint
 
 	cc := consensusConfig(cfg)
+	// With durability async or sync the journal in data_dir decides
+	// whether this replica may vote (consensus.Config.NewCluster); only an
+	// explicit --rejoin yes overrides it.
+	st, err := cfg.DurableStorage()
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if st != nil {
+		cc.Storage = st
+		defer st.Close()
+	}
 	if err := checkMemlock(cc.RegionBytes()); err != nil {
 		return err
 	}
+	// auto: a node with an empty log starts as a voter only at the first
+	// start of a new cluster (initial_cluster_state: new) and while no
+	// peer reports anything committed. Otherwise it lost what it accepted
+	// and rejoins, however slow its peers are to answer: a silent peer
+	// must not turn a restart into a new member that votes with nothing.
 	rejoining := rejoin == "yes"
 	if rejoin == "auto" {
-		rejoining = clusterHasCommitted(ctx, cfg, creds)
+		rejoining = autoRejoin(cfg, func() bool { return clusterHasCommitted(ctx, cfg, creds) })
 	}
 	srv.mu.Lock()
 	srv.rejoining = rejoining
@@ -364,6 +382,9 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	nc.IdleSleepMax = cfg.Timings.PullscoreReadInterval.D() / 4
 	nc.HandshakeTimeout = cfg.Timings.HandshakeTimeout.D()
 	nc.Credentials, nc.Insecure, nc.Rejoining = creds, creds == nil, rejoining
+	if st != nil && rejoin != "yes" {
+		nc.Rejoining = false
+	}
 	nc.Logger = slog.New(slog.NewTextHandler(logger.Writer(), nil))
 	nd, err := startReplica(ctx, nc)
 	if err != nil {
@@ -392,6 +413,12 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	nd.stop()
 	logger.Printf("stopped")
 	return nil
+}
+
+// autoRejoin is --rejoin auto: rejoin unless this is a new cluster's first
+// start and no peer reports anything committed (asked only then).
+func autoRejoin(cfg Config, peersCommitted func() bool) bool {
+	return cfg.InitialClusterState != config.ClusterStateNew || peersCommitted()
 }
 
 // clusterHasCommitted asks the peers whether the cluster has committed
