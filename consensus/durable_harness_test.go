@@ -65,45 +65,12 @@ func newDurableClusterWith(t testing.TB, seed uint64, n int, mode Durability, mu
 	return d
 }
 
-// startDurable is cluster.start for a journaling replica: the state
-// machine is installed before New, which applies what the journal proves.
+// startDurable is cluster.start for a journaling replica.
 func (d *durableCluster) startDurable(id rdma.NodeID, newCluster bool) {
-	c := d.cluster
-	cfg := c.cfg
+	cfg := d.cfg
 	cfg.Storage = d.storageOf(id)
 	cfg.NewCluster = newCluster
-	cfg.OnLeaderChange = func(ch LeaderChange) {
-		if ch.Leader {
-			c.terms++
-			if c.onLeader != nil {
-				c.onLeader(id)
-			}
-		}
-		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
-			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))
-	}
-	cfg.OnCorruption = func(rep CorruptionReport) {
-		c.corruptions[id]++
-		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d fenced at index %d", rep.AtNs, id, rep.Index))
-		if c.onCorrupt != nil {
-			c.onCorrupt(id)
-		}
-	}
-	sm := newKV(id, c.recordApply)
-	prev := c.sms[id]
-	c.sms[id] = sm
-	r, err := New(c.w.Node(id), sm, cfg)
-	if err != nil {
-		c.sms[id] = prev
-		c.t.Fatalf("node %d: %v", id, err)
-	}
-	r.SetResultHandler(func(token uint64, index Index, err error) {
-		if c.onReply != nil {
-			c.onReply(id, token, index, err)
-		}
-	})
-	c.reps[id] = r
-	c.w.SetStepper(id, r)
+	d.install(id, cfg)
 }
 
 // powerLoss takes node id down as a machine losing power: its memory and

@@ -194,6 +194,13 @@ func newClusterSim(t testing.TB, seed uint64, n int, sc sim.Config, mutate func(
 func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 	cfg := c.cfg
 	cfg.Rejoining = rejoining
+	c.install(id, cfg)
+}
+
+// install builds a replica on node id from cfg with the harness's
+// observers (leader log, corruption reports, replies) and a fresh state
+// machine, installed before New so a journal's replay reaches it.
+func (c *cluster) install(id rdma.NodeID, cfg Config) {
 	cfg.OnLeaderChange = func(ch LeaderChange) {
 		if ch.Leader {
 			c.terms++
@@ -209,10 +216,12 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 	}
 	cfg.OnCorruption = func(rep CorruptionReport) {
 		c.corruptions[id]++
-		r := c.reps[id]
-		msg := fmt.Sprintf("%d: node %d fenced at index %d: %s; commit %d commit word %d", rep.AtNs, id, rep.Index, r.slotInfo(uint64(rep.Index)), r.commit, commitWord(r))
-		for j := uint64(rep.Index) + 1; j < uint64(rep.Index)+5; j++ {
-			msg += "\n  " + r.slotInfo(j)
+		msg := fmt.Sprintf("%d: node %d fenced at index %d", rep.AtNs, id, rep.Index)
+		if r := c.reps[id]; r != nil {
+			msg += fmt.Sprintf(": %s; commit %d commit word %d", r.slotInfo(uint64(rep.Index)), r.commit, commitWord(r))
+			for j := uint64(rep.Index) + 1; j < uint64(rep.Index)+5; j++ {
+				msg += "\n  " + r.slotInfo(j)
+			}
 		}
 		c.leaderLog = append(c.leaderLog, msg)
 		if c.onCorrupt != nil {
@@ -220,8 +229,11 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 		}
 	}
 	sm := newKV(id, c.recordApply)
+	prev := c.sms[id]
+	c.sms[id] = sm
 	r, err := New(c.w.Node(id), sm, cfg)
 	if err != nil {
+		c.sms[id] = prev
 		c.t.Fatalf("node %d: %v", id, err)
 	}
 	r.SetResultHandler(func(token uint64, index Index, err error) {
@@ -230,7 +242,6 @@ func (c *cluster) start(id rdma.NodeID, rejoining bool) {
 		}
 	})
 	c.reps[id] = r
-	c.sms[id] = sm
 	c.w.SetStepper(id, r)
 }
 
