@@ -48,7 +48,12 @@ test-tidy:
 test-alerts:
 	promtool check rules deploy/prometheus/mu-alerts.yml
 	cd deploy/prometheus && promtool test rules mu-alerts_test.yml
-	promtool check config deploy/example/prometheus.yml
+	@# The example scrapes over mutual TLS: check it beside real credentials.
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && mkdir -p $$d/example $$d/prometheus && \
+	  cp deploy/example/prometheus.yml $$d/example/ && cp deploy/prometheus/mu-alerts.yml $$d/prometheus/ && \
+	  $(GO) run ./cmd/mu certs init --dir $$d/example/mu >/dev/null && \
+	  $(GO) run ./cmd/mu certs issue --dir $$d/example/mu --client ops >/dev/null && \
+	  promtool check config $$d/example/prometheus.yml
 	MU_REQUIRE_PROMTOOL=1 $(GO) test -count=1 -run 'Deploy|Dashboard|MetricsDoc' ./metrics
 
 test-host:

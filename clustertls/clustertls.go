@@ -82,6 +82,21 @@ func (i Identity) commonName() string {
 	return "mu-client-" + i.Client
 }
 
+// NodeServerName is a DNS name every node certificate carries, besides
+// mu-node-N: a standard TLS client (a Prometheus scraper, whose
+// server_name is one per job) verifies "a node of this cluster" with it.
+// mu's own peers check the identity in the URI SAN instead.
+const NodeServerName = "mu-node"
+
+// dnsNames are the DNS SANs of a certificate: a node's names for standard
+// TLS clients; none for a client.
+func (i Identity) dnsNames() []string {
+	if !i.IsNode() {
+		return nil
+	}
+	return []string{i.commonName(), NodeServerName}
+}
+
 // IdentityOf reads the identity a certificate carries: exactly one mu://
 // URI SAN.
 func IdentityOf(cert *x509.Certificate) (Identity, error) {
@@ -175,6 +190,7 @@ func Issue(ca PEM, id Identity, validity time.Duration) (PEM, error) {
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: id.commonName()},
 		URIs:         []*url.URL{id.uri()},
+		DNSNames:     id.dnsNames(),
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,

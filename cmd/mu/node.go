@@ -403,7 +403,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	srv.mu.Lock()
 	srv.nd, srv.monitor = nd, mon
 	srv.mu.Unlock()
-	mc, err := serveNodeMetrics(ctx, cfg, nd.n, mon, logger)
+	mc, err := serveNodeMetrics(ctx, cfg, creds, nd.n, mon, logger)
 	if err != nil {
 		return err
 	}

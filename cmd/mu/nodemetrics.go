@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log"
 	"net"
 	"time"
 
+	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/metrics"
 )
@@ -14,7 +16,10 @@ import (
 // serveNodeMetrics serves the replica's and the hardware monitor's (mon may
 // be nil) metrics at cfg.MetricsAddress until ctx ends, and returns the
 // collector the proposal path feeds; nil when the file sets no address.
-func serveNodeMetrics(ctx context.Context, cfg Config, r metrics.Replica, mon *hwmon.Monitor, logger *log.Logger) (*metrics.Collector, error) {
+// With credentials the listener runs the cluster's mutual TLS like the
+// others: a scraper presents a certificate of the cluster (a client one
+// from `mu certs issue --client`).
+func serveNodeMetrics(ctx context.Context, cfg Config, creds *clustertls.Credentials, r metrics.Replica, mon *hwmon.Monitor, logger *log.Logger) (*metrics.Collector, error) {
 	if cfg.MetricsAddress == "" {
 		return nil, nil
 	}
@@ -27,12 +32,16 @@ func serveNodeMetrics(ctx context.Context, cfg Config, r metrics.Replica, mon *h
 	if err != nil {
 		return nil, fmt.Errorf("metrics_address: %w", err)
 	}
+	scheme := "http"
+	if creds != nil {
+		ln, scheme = tls.NewListener(ln, creds.ServerConfig(nil)), "https"
+	}
 	go func() {
 		if err := metrics.Serve(ctx, ln, reg); err != nil {
 			logger.Printf("metrics: %v", err)
 		}
 	}()
-	logger.Printf("metrics at http://%s/metrics", ln.Addr())
+	logger.Printf("metrics at %s://%s/metrics", scheme, ln.Addr())
 	return c, nil
 }
 
