@@ -1,0 +1,266 @@
+package consensus
+
+import "github.com/rdmaconsensus/mu/rdma"
+
+// election is the progress of a leader change.
+type election struct {
+	phase    uint8
+	epoch    uint64
+	phaseAt  int64
+	startAt  int64
+	proposal uint64
+	start    uint64 // S: first index recovered
+	cursor   uint64 // first index of the window being read
+	members  []bool // peers used for this recovery round (by member)
+
+	promiseSeq uint64 // journal record of the proposal (phPromise)
+
+	// Phase boundaries of the current attempt, for LeaderChange.
+	grantedAt, preparedAt int64
+}
+
+const (
+	phPermission uint8 = iota
+	phReadMin
+	phWriteMin
+	phRecover
+	phPromise // the candidate's own promise is being made durable
+)
+
+// startElection begins a leader change: ask a majority for write
+// permission, then prepare and recover (electionStep).
+func (r *Replica) startElection(now int64, fresh bool) {
+	r.role = roleCandidate
+	r.stats.Elections++
+	r.flushStaleWrites()
+	r.resetPeers()
+	r.el.phase = phPermission
+	r.el.epoch = r.perms.Request(now)
+	r.lastRequestAt = now
+	r.el.phaseAt = now
+	if fresh {
+		r.el.startAt = now
+	}
+}
+
+// giveUp ends a leadership attempt that cannot reach a majority.
+func (r *Replica) giveUp(now int64) {
+	r.degradeUntil = now + r.degradeHold()
+	r.stepDown()
+	r.setHealth(HealthDegraded)
+}
+
+// electionStep drives a leader change: permission from a majority, read
+// min_proposal, write a higher unique proposal, read the undecided slots
+// from a majority and adopt the highest accepted value of each.
+func (r *Replica) electionStep(now int64) (wake int64) {
+	if r.el.phase == phPromise {
+		// The local disk's time does not count against the election's
+		// timeouts (a slow disk would otherwise never let it finish),
+		// up to a bound of its own: a replica whose disk takes longer
+		// gives up and advertises itself degraded, so another leads.
+		d, err := r.js.st.Durable()
+		if err != nil {
+			r.storageFailed("sync", err)
+			return 0
+		}
+		if d < r.el.promiseSeq {
+			if now-r.el.phaseAt > promiseWaitElections*r.cfg.ElectionTimeoutNs {
+				r.giveUp(now)
+				return 0
+			}
+			return now + r.cfg.MaxIdleNs
+		}
+		r.el.startAt += now - r.el.phaseAt
+		r.postPrepare(now)
+	}
+	if now-r.el.startAt > 3*r.stallNs() {
+		r.giveUp(now)
+		return 0
+	}
+	if now-r.el.phaseAt > r.stallNs() {
+		r.startElection(now, false)
+	}
+	wake = r.el.phaseAt + r.stallNs() + 1
+	switch r.el.phase {
+	case phPermission:
+		granted := 0
+		for i := range r.peers {
+			if r.perms.GrantedBy(r.peers[i].id, r.el.epoch) {
+				granted++
+			}
+		}
+		if granted+1 < r.q {
+			return wake
+		}
+		for i := range r.peers {
+			p := &r.peers[i]
+			if r.perms.GrantedBy(p.id, r.el.epoch) {
+				r.postHeaderRead(p)
+			}
+		}
+		r.el.phase, r.el.phaseAt = phReadMin, now
+		r.el.grantedAt = now
+	case phReadMin:
+		ok := 0
+		maxSeen, _ := openWord(le.Uint64(r.region[hdrMinProposal:])) // damaged: the peers' promises decide
+		for i := range r.peers {
+			p := &r.peers[i]
+			if p.hdrOK && !p.rejoining {
+				ok++
+				maxSeen = max(maxSeen, p.minProposal)
+			} else if !p.hdrOK && !p.headerInflight && p.headerAt < r.el.phaseAt &&
+				now-p.since >= r.retryNs() && r.perms.GrantedBy(p.id, r.el.epoch) {
+				// Granted after the first majority, which may not be
+				// able to vote (a replica rejoining without its log).
+				// A failed read (peerFailed sets since) is retried
+				// after retryNs, not at once.
+				p.since = now
+				r.postHeaderRead(p)
+			}
+		}
+		if ok+1 < r.q {
+			return wake
+		}
+		prop := r.nextProposal(maxSeen)
+		r.el.proposal = prop
+		le.PutUint64(r.region[hdrMinProposal:], sealWord(prop))
+		if r.js != nil {
+			// A proposal is used once: it reaches the journal before any
+			// write carries it, so after a total failure this replica's
+			// next proposal is higher even if no peer kept this one.
+			seq, ok := r.journalPromise(prop)
+			if !ok {
+				return 0
+			}
+			r.el.promiseSeq = seq
+			r.el.phase, r.el.phaseAt = phPromise, now
+			return r.electionStep(now)
+		}
+		r.postPrepare(now)
+	case phWriteMin:
+		ok := 0
+		for i := range r.peers {
+			if r.promised(&r.peers[i]) {
+				ok++
+			}
+		}
+		if ok+1 < r.q {
+			return wake
+		}
+		// From the first index not applied here, not the first not known
+		// committed: a committed slot this replica never received whole
+		// would otherwise stay a hole in the new leader's own log.
+		r.el.start = r.applied + 1
+		r.el.cursor = r.el.start
+		for i := range r.peers {
+			p := &r.peers[i]
+			r.el.members[p.member] = r.promised(p)
+			if r.el.members[p.member] {
+				r.postWindow(p, r.el.cursor)
+			}
+		}
+		r.el.phase, r.el.phaseAt = phRecover, now
+		r.el.preparedAt = now
+	case phRecover:
+		ok := 0
+		for i := range r.peers {
+			p := &r.peers[i]
+			if r.el.members[p.member] && p.windowOK {
+				ok++
+			}
+		}
+		if ok+1 < r.q {
+			return wake
+		}
+		full, end, abort := r.adoptWindow()
+		if r.fenced {
+			return 0
+		}
+		if abort {
+			r.startElection(now, false)
+			return wake
+		}
+		if r.behind {
+			r.stepDown()
+			return 0
+		}
+		if !full {
+			r.enterLeading(now, end)
+			return r.leaderStep(now)
+		}
+		r.el.cursor = end
+		for i := range r.peers {
+			p := &r.peers[i]
+			r.el.members[p.member] = r.el.members[p.member] && p.windowOK
+			if r.el.members[p.member] {
+				r.postWindow(p, r.el.cursor)
+			}
+		}
+		r.el.phaseAt = now
+	}
+	return wake
+}
+
+// promiseWaitElections bounds, in election timeouts, how long a candidate
+// waits for its own promise to be durable.
+const promiseWaitElections = 10
+
+// postPrepare writes the election's proposal into the min_proposal word
+// of every peer that can vote.
+func (r *Replica) postPrepare(now int64) {
+	for i := range r.peers {
+		p := &r.peers[i]
+		if !p.hdrOK || p.rejoining {
+			continue
+		}
+		st := r.lay.stage(p.member)
+		le.PutUint64(r.region[st+stageMinProposal:], sealWord(r.el.proposal))
+		r.post(p, rdma.WorkRequest{ID: makeWRID(wrMinProposal, p.member, p.gen, 0), Op: rdma.OpWrite,
+			LocalOffset: st + stageMinProposal, RemoteOffset: hdrMinProposal, Length: 8})
+	}
+	r.el.phase, r.el.phaseAt = phWriteMin, now
+}
+
+// promised reports whether p's prepare counts: its min_proposal write
+// completed and, in sync mode, p publishes that promise as durable in its
+// journal (hdrPersistedUnder equal to this election's proposal; a header
+// read before the write cannot show it, the proposal being above every
+// promise read then). A promise that is not yet durable would be
+// forgotten by a power loss, and the replica, restarted from its journal
+// as a voter, could then accept and help commit an older proposal's
+// value that this election's recovery did not see. Until then its header
+// is read again.
+func (r *Replica) promised(p *peer) bool {
+	if !p.prepOK {
+		return false
+	}
+	if r.js == nil || !r.js.sync {
+		return true
+	}
+	if p.hdrOK && p.durUnder == r.el.proposal {
+		return true
+	}
+	if !p.headerInflight {
+		r.postHeaderRead(p)
+	}
+	return false
+}
+
+// awaitsDurable reports whether, in sync mode, this leader waits on p's
+// persisted index: it then reads p's header at every Step instead of every
+// HeaderPollNs.
+func (r *Replica) awaitsDurable(p *peer) bool {
+	return r.js != nil && r.js.sync && r.commit < r.next-1 && r.peerDurable(p) < p.acked
+}
+
+// nextProposal is the smallest proposal above seen that belongs to this
+// replica: proposals are member index + 1 + k*n, unique per replica.
+func (r *Replica) nextProposal(seen uint64) uint64 {
+	n := uint64(r.n)
+	p := seen/n*n + uint64(r.selfIdx) + 1
+	for p <= seen {
+		p += n
+	}
+	return p
+}

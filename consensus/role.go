@@ -1,0 +1,165 @@
+package consensus
+
+// degradeHold is how long a replica that failed to lead with a majority
+// stays degraded, so peers elect someone else instead of waiting on it.
+func (r *Replica) degradeHold() int64 { return 4 * r.cfg.ElectionTimeoutNs }
+
+// stallNs is how long silence lasts before a leader gives up or a node
+// calls itself blind: ElectionTimeoutNs, or the detector's measured failure
+// bound where the host stalls the nodes for longer (a leader must not give
+// up over a stall its detector, and its peers', would ride out).
+func (r *Replica) stallNs() int64 {
+	if d, ok := r.det.(interface{ FailBoundNs() int64 }); ok {
+		return max(r.cfg.ElectionTimeoutNs, d.FailBoundNs())
+	}
+	return r.cfg.ElectionTimeoutNs
+}
+
+// retryNs spaces retries to a failed peer so an errored connection is not
+// hammered in a tight loop while the permission manager repairs it.
+func (r *Replica) retryNs() int64 { return r.cfg.HeaderPollNs }
+
+func (r *Replica) alivePeers() int {
+	n := 0
+	for i := range r.peers {
+		if r.det.Alive(r.peers[i].id) {
+			n++
+		}
+	}
+	return n
+}
+
+// stepRole runs the role's work and the transitions between roles.
+func (r *Replica) stepRole(now int64) (wake int64) {
+	if r.fenced {
+		return 0
+	}
+	if c, ok := openWord(le.Uint64(r.region[hdrCaughtUp:])); r.rejoining && ok && c != 0 {
+		r.rejoining = false
+		r.publishHeader()
+	}
+	// A replica that cannot see a majority, lost its log, or recently
+	// failed to lead advertises itself degraded so peers prefer another.
+	// Not seeing a majority alive must last a while before it counts: a
+	// peer busy in a 540 us connection Reset misses a few heartbeats.
+	seesQuorum := r.alivePeers()+1 >= r.q
+	if seesQuorum {
+		r.blindSince = 0
+	} else if r.blindSince == 0 {
+		r.blindSince = now
+	}
+	blind := r.blindSince != 0 && now-r.blindSince > r.stallNs()
+	if r.role == roleLeader && r.noQuorumSince == 0 {
+		blind = false // its writes reach a majority: better evidence than heartbeats
+	}
+	h := HealthHealthy
+	if r.rejoining || r.behind || blind || now < r.degradeUntil || r.degradedA.Load() {
+		h = HealthDegraded
+	}
+	if h != r.health {
+		r.setHealth(h)
+	}
+	ldr, ok := r.det.Leader()
+	able := !r.rejoining && !r.behind && !blind
+	// Leadership is sticky: a follower the detector names contests only
+	// when the node holding its log (the leader it last granted) is gone
+	// or unhealthy. A healthy leader that a peer merely missed for a few
+	// heartbeats (a Reset takes 540 us of CPU) is not taken over, which
+	// is what stops ping-pong under partial connectivity.
+	holder, held := r.perms.Holder()
+	if b := le.Uint64(r.region[hdrLeaderBeat:]); b != r.seenBeat {
+		r.seenBeat, r.seenBeatAt = b, now
+	}
+	if held && holder != r.holderSeen {
+		r.holderSeen, r.holderAt = holder, now
+	}
+	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
+	incumbentOK := held && holder != r.self && active && r.det.Alive(holder) &&
+		r.det.PeerHealth(holder) == HealthHealthy
+	want := ok && ldr == r.self && able && !incumbentOK
+	if r.role == roleLeader {
+		// A leader stays while its writes reach a majority (leaderStep
+		// gives up otherwise) and nobody took its log (below).
+		want = able
+		// One the hardware arbiter degraded hands over as soon as the
+		// detector names a healthy live peer: stopping before that peer
+		// asks for permission leaves no write of it in flight for a
+		// grantor to refuse, which would cost the grantor a connection
+		// Reset (540 µs on rxe) before its grant goes out.
+		if r.degradedA.Load() && ok && ldr != r.self && r.det.Alive(ldr) && r.det.PeerHealth(ldr) == HealthHealthy {
+			want = false
+		}
+	}
+	if r.role != roleFollower {
+		// Granting another node's request (which the permission manager
+		// does whatever this node's role) hands it this log: a leader or
+		// candidate that no longer holds its own log must stop at once.
+		if h, hok := r.perms.Holder(); hok && h != r.self {
+			r.stepDown()
+			return 0
+		}
+	}
+	switch r.role {
+	case roleFollower:
+		if !want {
+			r.wantSince = 0
+			return 0
+		}
+		if r.wantSince == 0 {
+			r.wantSince = now
+		}
+		if now-r.wantSince < r.cfg.LeaderStableNs {
+			return r.wantSince + r.cfg.LeaderStableNs
+		}
+		r.startElection(now, true)
+		return r.electionStep(now)
+	case roleCandidate:
+		if !want {
+			r.stepDown()
+			return 0
+		}
+		return r.electionStep(now)
+	default:
+		if !want {
+			r.stepDown()
+			return 0
+		}
+		return r.leaderStep(now)
+	}
+}
+
+func (r *Replica) resetPeers() {
+	for i := range r.peers {
+		p := &r.peers[i]
+		r.dropBatch(p)
+		p.gen++
+		p.state = peerIdle
+		p.since = r.now
+		p.commitInflight, p.headerInflight = false, false
+		p.hdrOK, p.prepOK, p.windowOK = false, false, false
+		p.windowParts = 0
+	}
+	r.snapBusy = false
+}
+
+// flushStaleWrites resets every replication connection that still has
+// writes of this replica in flight (to a peer that was cut off, they are
+// retransmitted until the transport timeout). Asking for permission would
+// re-open those peers' logs to this replica, and a write of an earlier
+// term landing then could overwrite entries the peer has since accepted
+// or committed under a newer leader: an accept below the promised
+// proposal. Resetting the local end drops them for good.
+func (r *Replica) flushStaleWrites() {
+	for i := range r.peers {
+		p := &r.peers[i]
+		r.dropBatch(p) // never posted: nothing of it can land
+		if p.writesOut == 0 {
+			continue
+		}
+		if err := p.conn.Reset(p.conn.RemoteAccess()); err != nil {
+			r.stats.OpErrors++
+			continue
+		}
+		r.stats.StaleFlushes++
+	}
+}
