@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/rdmaconsensus/mu/rdma"
@@ -69,4 +71,25 @@ func TestOnePostPerPeerPerStep(t *testing.T) {
 		t.Fatalf("no Step over %d queued more than one work request for a peer: the test does not exercise batching", s.steps)
 	}
 	t.Logf("%d Steps, %d of them posted several work requests to a peer in one call", s.steps, s.multi)
+}
+
+func TestBatchFraming(t *testing.T) {
+	var payload []byte
+	cmds := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte{7}, 40)}
+	for _, c := range cmds {
+		payload = binary.LittleEndian.AppendUint32(payload, uint32(len(c)))
+		payload = append(payload, c...)
+	}
+	var got [][]byte
+	if !forEachCommand(payload, func(c []byte) { got = append(got, c) }) || len(got) != 3 {
+		t.Fatalf("framing decoded %d commands", len(got))
+	}
+	for i := range cmds {
+		if !bytes.Equal(got[i], cmds[i]) {
+			t.Fatalf("command %d = %q, want %q", i, got[i], cmds[i])
+		}
+	}
+	if forEachCommand(payload[:len(payload)-1], func([]byte) {}) {
+		t.Fatal("truncated framing accepted")
+	}
 }

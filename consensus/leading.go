@@ -1,6 +1,9 @@
 package consensus
 
-import "github.com/rdmaconsensus/mu/rdma"
+import (
+	"github.com/rdmaconsensus/mu/quorum"
+	"github.com/rdmaconsensus/mu/rdma"
+)
 
 // stepDown leaves the leader or candidate role: the permission request is
 // abandoned and every waiting proposal fails with ErrLeadershipLost.
@@ -295,7 +298,7 @@ func (r *Replica) advanceCommit() {
 		}
 		k++
 	}
-	if c := quorumIndex(r.acks[:k], r.q, r.scratch); c > r.commit {
+	if c := quorum.Index(r.acks[:k], r.q, r.scratch); c > r.commit {
 		r.commit = c
 		r.commitAt = r.now
 		if r.probeIndex != 0 && c >= r.probeIndex {

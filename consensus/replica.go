@@ -9,6 +9,7 @@ import (
 	"github.com/rdmaconsensus/mu/hwmon/failslow"
 	"github.com/rdmaconsensus/mu/permissions"
 	"github.com/rdmaconsensus/mu/pullscore"
+	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -150,7 +151,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		cfg: cfg, lay: lay, f: f, region: region, sm: sm, det: det, perms: perms,
 		self: f.Self(), n: len(cfg.Members), selfIdx: -1,
 	}
-	r.q = quorum(r.n)
+	r.q = quorum.Majority(r.n)
 	r.byMem = make([]int, r.n)
 	for i, id := range cfg.Members {
 		if id == r.self {
