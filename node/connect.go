@@ -8,6 +8,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
@@ -99,13 +100,13 @@ func (n *Node) open(ctx context.Context) error {
 	// Start once every peer is connected, or a majority after a grace
 	// period, so a node restarting while another is down still joins.
 	t1 := time.Now()
-	quorum := len(cfg.Consensus.Members)/2 + 1
+	majority := quorum.Majority(len(cfg.Consensus.Members))
 	allBy := t1.Add(2 * cfg.handshakeTimeout())
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
 		k := 1 + n.connectedPeers()
-		if k == len(cfg.Consensus.Members) || k >= quorum && time.Now().After(allBy) {
+		if k == len(cfg.Consensus.Members) || k >= majority && time.Now().After(allBy) {
 			n.log.Info("connected", "peers", k-1, "of", len(peers), "took", time.Since(t1))
 			return nil
 		}

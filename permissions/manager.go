@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/rdmaconsensus/mu/internal/backoff"
+	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -47,7 +48,7 @@ func DecodeWord(w uint64) (epoch uint64, requester rdma.NodeID) {
 }
 
 // Majority is the quorum size of an nNodes cluster.
-func Majority(nNodes int) int { return nNodes/2 + 1 }
+func Majority(nNodes int) int { return quorum.Majority(nNodes) }
 
 // AreaBytes is the size of a node's permission area in an nNodes cluster.
 // Members are indexed by their position in the sorted member list (every

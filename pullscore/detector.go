@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/rdmaconsensus/mu/internal/backoff"
+	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -583,7 +584,7 @@ type NodeState struct {
 // ping-pongs. A node in a minority partition gets no majority for anyone
 // and answers false instead of naming itself.
 func ChooseLeader(states []NodeState) (rdma.NodeID, bool) {
-	majority := len(states)/2 + 1
+	majority := quorum.Majority(len(states))
 	degraded, degradedOK := rdma.NodeID(0), false
 	for _, x := range states {
 		if x.Health == Fenced || x.Health == Degraded && degradedOK {
