@@ -25,7 +25,7 @@ func (h Health) String() string {
 
 // Detector is the failure detector a Replica consults: package pullscore's
 // Detector behind a small adapter. Step and OnCompletion are called by the
-// Replica's Step; completions whose owner tag is 2 are routed to it.
+// Replica's Step; completions whose owner tag is rdma.OwnerPullscore are routed to it.
 type Detector interface {
 	Step(now int64) (nextWakeNs int64)
 	OnCompletion(c rdma.Completion)
@@ -38,7 +38,7 @@ type Detector interface {
 }
 
 // Permissions is the write-permission manager: package permissions'
-// Manager behind a small adapter. Completions whose owner tag is 3 are
+// Manager behind a small adapter. Completions whose owner tag is rdma.OwnerPermissions are
 // routed to it.
 type Permissions interface {
 	// Request asks every peer to let this node (and only it) write its
@@ -100,18 +100,9 @@ type ResultApplier interface {
 	ApplyResult(index Index, cmd []byte, out []byte) []byte
 }
 
-// Work request id layout: owner tag in the top 8 bits (design rule: 1 =
-// consensus, 2 = pullscore, 3 = permissions), then kind, member, generation
-// and a 40-bit sequence (a log index or a part number).
-const (
-	OwnerConsensus   = 1
-	OwnerPullscore   = 2
-	OwnerPermissions = 3
-)
-
-// OwnerOf returns the owner tag of a work request id.
-func OwnerOf(id uint64) uint8 { return uint8(id >> 56) }
-
+// Work request ids of the consensus core: owner tag rdma.OwnerConsensus in
+// the top 8 bits, then kind, member, generation and a 40-bit sequence (a log
+// index or a part number).
 type wrKind uint8
 
 const (
@@ -129,7 +120,7 @@ const (
 const seqMask = 1<<40 - 1
 
 func makeWRID(kind wrKind, member int, gen uint8, seq uint64) uint64 {
-	return uint64(OwnerConsensus)<<56 | uint64(kind&0xf)<<52 | uint64(member&0xf)<<48 |
+	return rdma.OwnerConsensus<<rdma.OwnerShift | uint64(kind&0xf)<<52 | uint64(member&0xf)<<48 |
 		uint64(gen)<<40 | seq&seqMask
 }
 

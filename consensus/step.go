@@ -79,14 +79,14 @@ func (r *Replica) step(now int64) (nextWakeNs int64) {
 }
 
 func (r *Replica) dispatch(c rdma.Completion) {
-	switch OwnerOf(c.ID) {
-	case OwnerPullscore:
+	switch rdma.OwnerOf(c.ID) {
+	case rdma.OwnerPullscore:
 		r.det.OnCompletion(c)
 		return
-	case OwnerPermissions:
+	case rdma.OwnerPermissions:
 		r.perms.OnCompletion(c)
 		return
-	case OwnerConsensus:
+	case rdma.OwnerConsensus:
 	default:
 		return
 	}

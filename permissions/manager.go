@@ -13,7 +13,7 @@ import (
 
 // Tag is the value of the top 8 bits of every work-request ID the Manager
 // posts; the owner routes completions carrying it to OnCompletion.
-const Tag uint64 = 3
+const Tag = rdma.OwnerPermissions
 
 // MaxEpoch is the largest epoch a request word can carry (48 bits).
 const MaxEpoch = 1<<48 - 1
@@ -27,7 +27,7 @@ const ReadAccess = rdma.AccessRemoteRead
 const LeaderAccess = rdma.AccessRemoteRead | rdma.AccessRemoteWrite
 
 const (
-	idKindShift  = 56
+	idKindShift  = rdma.OwnerShift
 	idOpShift    = 48
 	idPeerShift  = 40
 	idEpochMask  = 1<<idPeerShift - 1

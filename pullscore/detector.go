@@ -14,7 +14,7 @@ import (
 
 // Tag is the value of the top 8 bits of every work-request ID the detector
 // posts; the owner routes completions carrying it to OnCompletion.
-const Tag uint64 = 2
+const Tag = rdma.OwnerPullscore
 
 // MaxNodeID bounds node IDs: the alive bitmap has one bit per ID.
 const MaxNodeID = 64
@@ -54,7 +54,7 @@ const (
 	counterBits    = 56
 	counterMask    = 1<<counterBits - 1
 
-	idKindShift = 56
+	idKindShift = rdma.OwnerShift
 	idPeerShift = 40
 	idPushBit   = 1 << 39 // the work request is a push, not a read
 	idSeqMask   = idPushBit - 1
