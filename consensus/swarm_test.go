@@ -229,49 +229,59 @@ func (s *swarm) injectFault(enabled []string) {
 	}
 	dur := int64(200_000 + rng.IntN(3_000_000))
 	now := w.Now()
+	// The classic kinds are sim.Faults, applied and repaired through the
+	// simulator's one injector; only the protocol-aware kinds (which need
+	// to know who leads or which slot is half written) live here.
+	var hit, fix []sim.Fault
 	switch kind {
 	case "crash":
-		if !s.crash(a, dur) {
-			return
+		if s.crash(a, dur) {
+			s.faults = append(s.faults, fmt.Sprintf("%v for %d", sim.Fault{AtNs: now, Kind: sim.FaultCrash, A: a}, dur))
 		}
+		return
 	case "pause":
-		w.Pause(a)
-		w.Schedule(now+dur, func() { w.Resume(a) })
+		hit = []sim.Fault{{Kind: sim.FaultPause, A: a}}
+		fix = []sim.Fault{{Kind: sim.FaultResume, A: a}}
 	case "slow":
-		w.SetSlow(a, 2+rng.Float64()*20)
-		w.Schedule(now+dur, func() { w.SetSlow(a, 1) })
+		hit = []sim.Fault{{Kind: sim.FaultSlow, A: a, Factor: 2 + rng.Float64()*20}}
+		fix = []sim.Fault{{Kind: sim.FaultSlow, A: a, Factor: 1}}
 	case "partition":
 		perm := rng.Perm(n)
 		cut := 1 + rng.IntN(n-1)
-		var g1, g2 []rdma.NodeID
-		for i, p := range perm {
-			if i < cut {
-				g1 = append(g1, c.ids[p])
-			} else {
-				g2 = append(g2, c.ids[p])
-			}
+		var g1 []rdma.NodeID
+		for _, p := range perm[:cut] {
+			g1 = append(g1, c.ids[p])
 		}
-		w.Partition(g1, g2)
-		w.Schedule(now+dur, func() { w.HealNetwork() })
+		hit = []sim.Fault{{Kind: sim.FaultPartition, Group: g1}}
+		fix = []sim.Fault{{Kind: sim.FaultHealNetwork}}
 	case "partial":
-		w.CutBoth(a, b)
-		w.Schedule(now+dur, func() { w.Heal(a, b); w.Heal(b, a) })
+		hit = []sim.Fault{{Kind: sim.FaultCutBoth, A: a, B: b}}
+		fix = []sim.Fault{{Kind: sim.FaultHeal, A: a, B: b}, {Kind: sim.FaultHeal, A: b, B: a}}
 	case "oneway":
-		w.Cut(a, b)
-		w.Schedule(now+dur, func() { w.Heal(a, b) })
+		hit = []sim.Fault{{Kind: sim.FaultCut, A: a, B: b}}
+		fix = []sim.Fault{{Kind: sim.FaultHeal, A: a, B: b}}
 	case "delay":
-		w.SetLinkDelay(a, b, int64(5_000+rng.IntN(200_000)), int64(rng.IntN(50_000)))
-		w.Schedule(now+dur, func() { w.SetLinkDelay(a, b, 0, 0) })
+		hit = []sim.Fault{{Kind: sim.FaultLinkDelay, A: a, B: b, DelayNs: int64(5_000 + rng.IntN(200_000)), JitterNs: int64(rng.IntN(50_000))}}
+		fix = []sim.Fault{{Kind: sim.FaultLinkDelay, A: a, B: b}}
 	case "loss":
-		w.SetLoss(a, b, 0.01+rng.Float64()*0.3)
-		w.Schedule(now+dur, func() { w.SetLoss(a, b, 0) })
+		hit = []sim.Fault{{Kind: sim.FaultLoss, A: a, B: b, Factor: 0.01 + rng.Float64()*0.3}}
+		fix = []sim.Fault{{Kind: sim.FaultLoss, A: a, B: b}}
 	default:
 		if what := s.injectAdversarial(kind, a, dur); what != "" {
 			s.faults = append(s.faults, fmt.Sprintf("%d %s", now, what))
 		}
 		return
 	}
-	s.faults = append(s.faults, fmt.Sprintf("%d %s %d %d for %d", now, kind, a, b, dur))
+	for _, f := range hit {
+		f.Apply(w)
+		f.AtNs = now
+		s.faults = append(s.faults, fmt.Sprintf("%v for %d", f, dur))
+	}
+	w.Schedule(now+dur, func() {
+		for _, f := range fix {
+			f.Apply(w)
+		}
+	})
 }
 
 // downs counts the replicas crashed, rejoining, or whose memory a fault
@@ -295,8 +305,8 @@ func (s *swarm) crash(id rdma.NodeID, dur int64) bool {
 		return false
 	}
 	s.down[id] = true
-	w.Crash(id, false)
-	w.Schedule(w.Now()+dur, func() { delete(s.down, id); w.Restart(id) })
+	sim.Fault{Kind: sim.FaultCrash, A: id}.Apply(w)
+	w.Schedule(w.Now()+dur, func() { delete(s.down, id); sim.Fault{Kind: sim.FaultRestart, A: id}.Apply(w) })
 	return true
 }
 

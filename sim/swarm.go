@@ -27,6 +27,7 @@ const (
 	FaultHealNetwork                          // remove every cut, delay and loss
 	FaultFlipBit                              // flip bit Bit of A's region byte Offset
 	FaultClear                                // heal network, resume all, un-slow all
+	FaultHeal                                 // restore A->B (delay and loss stay)
 )
 
 var faultNames = [...]string{
@@ -34,6 +35,7 @@ var faultNames = [...]string{
 	FaultPause: "pause", FaultResume: "resume", FaultSlow: "slow", FaultLinkDelay: "link-delay",
 	FaultLoss: "loss", FaultCut: "cut", FaultCutBoth: "cut-both", FaultPartition: "partition",
 	FaultHealNetwork: "heal-network", FaultFlipBit: "flip-bit", FaultClear: "clear",
+	FaultHeal: "heal",
 }
 
 func (k FaultKind) String() string {
@@ -67,7 +69,7 @@ func (f Fault) String() string {
 		fmt.Fprintf(&b, " %d->%d +%dns ~%dns", f.A, f.B, f.DelayNs, f.JitterNs)
 	case FaultLoss:
 		fmt.Fprintf(&b, " %d->%d p=%.3f", f.A, f.B, f.Factor)
-	case FaultCut, FaultCutBoth:
+	case FaultCut, FaultCutBoth, FaultHeal:
 		fmt.Fprintf(&b, " %d->%d", f.A, f.B)
 	case FaultSlow:
 		fmt.Fprintf(&b, " %d x%.1f", f.A, f.Factor)
@@ -116,6 +118,8 @@ func (f Fault) Apply(w *World) {
 		w.FlipBit(f.A, f.Offset, f.Bit)
 	case FaultClear:
 		w.ClearFaults()
+	case FaultHeal:
+		w.Heal(f.A, f.B)
 	default:
 		panic(fmt.Sprintf("sim: unknown fault kind %d", f.Kind))
 	}
