@@ -56,8 +56,10 @@ test-alerts:
 	  promtool check config $$d/example/prometheus.yml
 	MU_REQUIRE_PROMTOOL=1 $(GO) test -count=1 -run 'Deploy|Dashboard|MetricsDoc' ./metrics
 
+# MU_REQUIRE_TMUX: the terminal test of `mu status --watch` fails, rather
+# than skips, without tmux (deps installs it).
 test-host:
-	$(GO) test -count=1 -timeout 20m ./...
+	MU_REQUIRE_TMUX=1 $(GO) test -count=1 -timeout 20m ./...
 	cd examples/embed && $(GO) vet ./... && $(GO) test -count=1 -timeout 5m ./...
 
 # The host packages again under the race detector. With the full seed

@@ -11,10 +11,11 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 # cgo is silently disabled and the verbs binding compiles as a stub).
 # Soft-RoCE VM: qemu, busybox, kmod, cpio, xz; RDMA user space and perftest.
 # prometheus: its promtool checks deploy/'s alerting rules (make test-alerts).
+# tmux: the test that drives `mu status --watch` in a terminal reads its screen.
 for p in make gcc libc6-dev pkg-config curl unzip ca-certificates \
          libibverbs-dev rdma-core ibverbs-providers ibverbs-utils perftest \
          qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 smartmontools \
-         prometheus; do
+         prometheus tmux; do
   have "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

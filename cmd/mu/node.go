@@ -107,6 +107,7 @@ type nodeServer struct {
 	rejoining bool
 	monitor   *hwmon.Monitor
 	metrics   atomic.Pointer[metrics.Collector] // nil: no metrics_address
+	commits   commitWindow                      // recent commit latencies, for status
 
 	ctx context.Context
 }
@@ -264,6 +265,8 @@ func (s *nodeServer) status() nodeStatus {
 	st.Leader, st.LeaderKnown, st.IsLeader, st.Fenced = ns.Leader, ns.LeaderKnown, ns.IsLeader, ns.Fenced
 	st.Commit, st.Applied, st.LeaderTerms = ns.Commit, ns.Applied, ns.LeaderTerms
 	st.FailSlow = failSlowFlags(ns.FailSlow)
+	p50, p99, n := s.commits.quantiles(time.Now())
+	st.CommitP50Ns, st.CommitP99Ns, st.CommitSamples = int64(p50), int64(p99), n
 	st.Health, st.Detector = ns.Health, ns.Detector
 	for _, p := range ns.Peers {
 		st.Scores[p.ID], st.Alive[p.ID], st.PeerHealth[p.ID], st.Conns[p.ID] = p.Score, p.Alive, p.Health, p.Conns

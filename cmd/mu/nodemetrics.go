@@ -45,8 +45,10 @@ func serveNodeMetrics(ctx context.Context, cfg Config, creds *clustertls.Credent
 	return c, nil
 }
 
-// observeCommit feeds the commit-latency histogram, when metrics are served.
+// observeCommit feeds the status's recent commit latencies and the
+// commit-latency histogram, when metrics are served.
 func (s *nodeServer) observeCommit(d time.Duration) {
+	s.commits.record(time.Now(), d)
 	if c := s.metrics.Load(); c != nil {
 		c.ObserveCommit(d)
 	}

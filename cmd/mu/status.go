@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,12 +9,14 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rdmaconsensus/mu/clustertls"
+	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/rdma"
 )
@@ -29,7 +32,7 @@ func newStatusCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "status (--config FILE | --addr HOST:PORT,...)",
-		Short: "ask every node's client endpoint for its leader, scores, health and commit index",
+		Short: "ask every node's client endpoint for its leader, scores, health, commit index and recent commit latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" && len(addrs) == 0 {
@@ -78,51 +81,84 @@ func newStatusCmd() *cobra.Command {
 	return c
 }
 
-// writeStatus prints one row per node and returns how many did not answer.
-// dial reaches each node (nil: plain TCP).
+// statusAnswer is one node's answer to a status request, or why none came.
+type statusAnswer struct {
+	addr string
+	st   nodeStatus
+	err  error
+}
+
+// queryStatus asks every node at once, each within timeout, so one that
+// hangs delays the others' rows by no more than that.
+func queryStatus(ctx context.Context, addrs []string, dial endpoint.DialFunc, timeout time.Duration) []statusAnswer {
+	out := make([]statusAnswer, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newNodeClientDial(a, dial)
+			defer c.close()
+			qctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			st, err := c.status(qctx)
+			out[i] = statusAnswer{addr: a, st: st, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// writeStatus prints the group's summary, one row per node and the reasons
+// behind hardware verdicts and fail-slow flags; it returns how many nodes
+// did not answer. dial reaches each node (nil: plain TCP).
 func writeStatus(ctx context.Context, w io.Writer, addrs []string, dial endpoint.DialFunc, timeout time.Duration) (down int) {
+	return renderStatus(w, queryStatus(ctx, addrs, dial, timeout), nil)
+}
+
+// lastAnswer is a node's latest status and when it came, so a watch can
+// still name a node that stopped answering and say what it was.
+type lastAnswer struct {
+	st nodeStatus
+	at time.Time
+}
+
+// renderStatus writes answers as writeStatus does; seen (nil: none) names
+// the nodes that no longer answer.
+func renderStatus(w io.Writer, answers []statusAnswer, seen map[string]lastAnswer) (down int) {
+	fmt.Fprintln(w, groupSummary(answers))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "node\taddress\trole\tleader\tcommit\tapplied\thealth\thardware\tpeer scores (0..15, * failed)")
+	fmt.Fprintln(tw, "node\taddress\trole\tleader\tcommit\tapplied\tcommit p50/p99\thealth\thardware\tpeer scores (0..15, * failed)")
 	var reasons []string
-	for _, a := range addrs {
-		c := newNodeClientDial(a, dial)
-		qctx, cancel := context.WithTimeout(ctx, timeout)
-		st, err := c.status(qctx)
-		cancel()
-		c.close()
-		if err != nil {
+	for _, a := range answers {
+		st := a.st
+		if a.err != nil {
 			down++
-			fmt.Fprintf(tw, "?\t%s\tunreachable: %v\t\t\t\t\t\t\n", a, err)
+			// The error goes below the table: its length would widen
+			// the role column of every row.
+			id, was := "?", ""
+			if last, ok := seen[a.addr]; ok {
+				id = fmt.Sprint(last.st.ID)
+				was = fmt.Sprintf(" (%s when last seen at %s)", role(last.st), last.at.Format(watchStamp))
+			}
+			fmt.Fprintf(tw, "%s\t%s\tunreachable\t\t\t\t\t\t\t\n", id, a.addr)
+			reasons = append(reasons, fmt.Sprintf("%s: no answer%s: %v", a.addr, was, a.err))
 			continue
-		}
-		role := "follower"
-		switch {
-		case st.Fenced:
-			role = "fenced"
-		case st.IsLeader:
-			role = "leader"
-		case st.Rejoining:
-			role = "follower (rejoined)"
 		}
 		leader := "none"
 		if st.LeaderKnown {
 			leader = fmt.Sprint(st.Leader)
 		}
 		var scores []string
-		for _, id := range slices.Sorted(func(y func(rdma.NodeID) bool) {
-			for id := range st.Scores {
-				if !y(id) {
-					return
-				}
-			}
-		}) {
+		for _, id := range slices.Sorted(maps.Keys(st.Scores)) {
 			mark := ""
 			if !st.Alive[id] {
 				mark = "*"
 			}
 			scores = append(scores, fmt.Sprintf("%d:%d%s(%s)", id, st.Scores[id], mark, st.PeerHealth[id]))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", st.ID, a, role, leader, st.Commit, st.Applied, st.Health, st.Hardware, strings.Join(scores, " "))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", st.ID, a.addr, role(st), leader, st.Commit, st.Applied,
+			latencyPair(st), st.Health, st.Hardware, strings.Join(scores, " "))
 		for _, r := range st.HardwareWhy {
 			reasons = append(reasons, fmt.Sprintf("node %d: %s", st.ID, r))
 		}
@@ -135,4 +171,95 @@ func writeStatus(ctx context.Context, w io.Writer, addrs []string, dial endpoint
 		fmt.Fprintln(w, r)
 	}
 	return down
+}
+
+func role(st nodeStatus) string {
+	switch {
+	case st.Fenced:
+		return "fenced"
+	case st.IsLeader:
+		return "leader"
+	case st.Rejoining:
+		return "follower (rejoined)"
+	}
+	return "follower"
+}
+
+// groupSummary is one line: the leader most answering nodes name (and how
+// many), the highest commit index, the commit latency at the node that
+// calls itself leader, and the fail-slow followers it flags.
+func groupSummary(answers []statusAnswer) string {
+	named := map[rdma.NodeID]int{}
+	up := 0
+	var commit consensus.Index
+	var self *nodeStatus
+	for i := range answers {
+		a := &answers[i]
+		if a.err != nil {
+			continue
+		}
+		up++
+		commit = max(commit, a.st.Commit)
+		if a.st.LeaderKnown {
+			named[a.st.Leader]++
+		}
+		if a.st.IsLeader && !a.st.Fenced {
+			self = &a.st
+		}
+	}
+	leader := "none"
+	if len(named) > 0 {
+		// The most named; ties go to the lowest id, like the detector's choice.
+		best := slices.MaxFunc(slices.Sorted(maps.Keys(named)), func(x, y rdma.NodeID) int {
+			if c := cmp.Compare(named[x], named[y]); c != 0 {
+				return c
+			}
+			return cmp.Compare(y, x)
+		})
+		leader = fmt.Sprintf("%d (named by %d of %d answering)", best, named[best], up)
+	}
+	lat := "commit p50/p99 -"
+	slow := "none"
+	if self != nil {
+		if self.CommitSamples > 0 {
+			lat = fmt.Sprintf("commit p50 %s p99 %s (node %d, %d proposals in %v)", shortLatency(self.CommitP50Ns),
+				shortLatency(self.CommitP99Ns), self.ID, self.CommitSamples, commitWindowAge)
+		}
+		if len(self.FailSlow) > 0 {
+			var ids []string
+			for _, id := range slices.Sorted(maps.Keys(self.FailSlow)) {
+				ids = append(ids, fmt.Sprint(id))
+			}
+			slow = strings.Join(ids, ",")
+		}
+	}
+	return fmt.Sprintf("group: %d of %d nodes answer  leader %s  commit %d  %s  fail-slow followers: %s",
+		up, len(answers), leader, commit, lat, slow)
+}
+
+// latencyPair is a node's recent commit p50/p99, or "-" when it took no
+// proposal lately (a follower).
+func latencyPair(st nodeStatus) string {
+	if st.CommitSamples == 0 {
+		return "-"
+	}
+	return shortLatency(st.CommitP50Ns) + "/" + shortLatency(st.CommitP99Ns)
+}
+
+// shortLatency writes ns with three significant digits in µs, ms or s.
+func shortLatency(ns int64) string {
+	v, unit := float64(ns)/1e3, "µs"
+	switch {
+	case ns >= 1e9:
+		v, unit = float64(ns)/1e9, "s"
+	case ns >= 1e6:
+		v, unit = float64(ns)/1e6, "ms"
+	}
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f%s", v, unit)
+	case v >= 10:
+		return fmt.Sprintf("%.1f%s", v, unit)
+	}
+	return fmt.Sprintf("%.2f%s", v, unit)
 }

@@ -50,6 +50,12 @@ type nodeStatus struct {
 	// FailSlow is, on the leader, each fail-slow follower's layer-2 state
 	// (write-latency p99 against its own baseline).
 	FailSlow map[rdma.NodeID]string `json:"fail_slow,omitempty"`
+	// CommitP50Ns and CommitP99Ns are the commit latency of the proposals
+	// this node took in the last commitWindowAge (CommitSamples of them;
+	// none on a follower): from the endpoint's call to its answer.
+	CommitP50Ns   int64 `json:"commit_p50_ns,omitempty"`
+	CommitP99Ns   int64 `json:"commit_p99_ns,omitempty"`
+	CommitSamples int   `json:"commit_samples,omitempty"`
 }
 
 // logAnswer is a node's applied log and leader-change history.
