@@ -13,7 +13,7 @@ import (
 
 // openDevice opens the first RDMA device, skipping when there is none unless
 // MU_REQUIRE_RDMA=1, in which case a missing device fails the test.
-func openDevice(t *testing.T) *Context {
+func openDevice(t testing.TB) *Context {
 	t.Helper()
 	devs, err := Devices()
 	if err == nil && len(devs) == 0 {
@@ -33,7 +33,7 @@ func openDevice(t *testing.T) *Context {
 	return ctx
 }
 
-func closeOK(t *testing.T, c interface{ Close() error }) {
+func closeOK(t testing.TB, c interface{ Close() error }) {
 	t.Helper()
 	if err := c.Close(); err != nil {
 		t.Errorf("Close %T: %v", c, err)

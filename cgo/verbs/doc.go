@@ -5,7 +5,8 @@
 // port discovery, protection domains, memory regions over off-heap (mmap)
 // memory, completion queues, and reliable-connected queue pairs with their
 // state transitions, access-flag changes and RDMA write, read and
-// compare-and-swap.
+// compare-and-swap; and type 2 memory windows (bound to one queue pair by a
+// posted bind, revoked by a posted local invalidation or by deallocation).
 //
 // The hot path crosses into C once per batch: Go fills a caller-owned array
 // of compact SendWR or WC structs and C builds or converts the verbs

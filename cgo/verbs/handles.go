@@ -12,7 +12,7 @@ func handleOpened() { liveHandles.Add(1) }
 func handleClosed() { liveHandles.Add(-1) }
 
 // LiveHandles is the number of open handles of every kind (contexts, PDs,
-// MRs, CQs, QPs, Memory). Tests compare it before and after to catch leaks.
+// MRs, MWs, CQs, QPs, Memory). Tests compare it before and after to catch leaks.
 func LiveHandles() int64 { return liveHandles.Load() }
 
 // Devices lists the RDMA devices libibverbs sees. With none it returns an
@@ -130,7 +130,8 @@ func (c *Context) AllocPD() (*PD, error) {
 	return &PD{h: h, ctx: c}, nil
 }
 
-// Close deallocates the PD. It fails with ErrBusy while MRs or QPs are open.
+// Close deallocates the PD. It fails with ErrBusy while MRs, MWs or QPs are
+// open.
 func (pd *PD) Close() error {
 	if pd.h == nil {
 		return nil
@@ -183,7 +184,7 @@ func (pd *PD) RegisterRange(mem *Memory, offsetBytes, lengthBytes uint64, access
 	if lengthBytes == 0 || offsetBytes > uint64(len(mem.buf)) || lengthBytes > uint64(len(mem.buf))-offsetBytes {
 		return nil, fmt.Errorf("%w: RegisterRange [%d,+%d) outside %d bytes of memory", ErrInvalid, offsetBytes, lengthBytes, len(mem.buf))
 	}
-	if access&^accessKnown != 0 {
+	if access&^mrAccessKnown != 0 {
 		return nil, fmt.Errorf("%w: RegisterMemory access %#x has unknown bits", ErrInvalid, uint32(access))
 	}
 	if access&(AccessRemoteWrite|AccessRemoteAtomic) != 0 && access&AccessLocalWrite == 0 {
@@ -415,6 +416,8 @@ func (qp *QP) State() (QPState, error) {
 }
 
 // Post queues wrs as one chain per ibv_post_send, in one crossing into C.
+// Binds and invalidations (MW.BindWR, InvalidateWR) may share the chain with
+// writes; each takes a send queue slot and completes like them.
 // It returns how many were accepted; on error the rest were not posted and
 // a full send queue matches rdma.ErrQueueFull. It does not allocate.
 func (qp *QP) Post(wrs []SendWR) (int, error) {
@@ -429,8 +432,11 @@ func (qp *QP) Post(wrs []SendWR) (int, error) {
 		if w.Opcode == OpCompareSwap && (w.Length != 8 || w.RemoteAddr%8 != 0 || w.LocalAddr%8 != 0) {
 			return 0, errInvalidCAS
 		}
-		if w.Opcode < OpWrite || w.Opcode > OpCompareSwap {
+		if w.Opcode < OpWrite || w.Opcode > OpLocalInvalidate {
 			return 0, errInvalidOpcode
+		}
+		if w.Opcode == OpBindMW && (w.CompareAdd == 0 || w.Swap == 0) {
+			return 0, errInvalidBind
 		}
 	}
 	return cPost(qp.h, wrs)
@@ -440,6 +446,7 @@ func (qp *QP) Post(wrs []SendWR) (int, error) {
 var (
 	errInvalidCAS    = fmt.Errorf("%w: compare-swap needs Length 8 and 8-aligned addresses", ErrInvalid)
 	errInvalidOpcode = fmt.Errorf("%w: SendWR opcode", ErrInvalid)
+	errInvalidBind   = fmt.Errorf("%w: a bind names no window or region (build it with MW.BindWR)", ErrInvalid)
 )
 
 // Close destroys the QP.

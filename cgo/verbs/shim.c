@@ -73,6 +73,8 @@ int mu_query_device(struct ibv_context *ctx, mu_device_attr *out)
 	out->max_qp_init_rd_atom = (uint32_t)a.max_qp_init_rd_atom;
 	out->atomic_cap = (uint32_t)a.atomic_cap;
 	out->phys_port_cnt = a.phys_port_cnt;
+	out->max_mw = a.max_mw > 0 ? (uint32_t)a.max_mw : 0;
+	out->device_cap_flags = (uint64_t)a.device_cap_flags;
 	return 0;
 }
 
@@ -120,6 +122,16 @@ struct ibv_mr *mu_reg_mr(struct ibv_pd *pd, uintptr_t addr, uint64_t len, int ac
 
 uint32_t mu_mr_lkey(struct ibv_mr *mr) { return mr->lkey; }
 uint32_t mu_mr_rkey(struct ibv_mr *mr) { return mr->rkey; }
+
+struct ibv_mw *mu_alloc_mw(struct ibv_pd *pd, int *err)
+{
+	errno = 0;
+	struct ibv_mw *mw = ibv_alloc_mw(pd, IBV_MW_TYPE_2);
+	*err = mw == NULL ? err_or(EOPNOTSUPP) : 0;
+	return mw;
+}
+
+uint32_t mu_mw_rkey(struct ibv_mw *mw) { return mw->rkey; }
 
 mu_cq *mu_cq_create(struct ibv_context *ctx, int cqe, int *err)
 {
@@ -295,6 +307,23 @@ static void build_wr(mu_qp *q, const mu_send_wr *in, struct ibv_send_wr *wr,
 		wr->wr.atomic.compare_add = in->compare_add;
 		wr->wr.atomic.swap = in->swap;
 		break;
+	case MU_OP_BIND_MW:
+		wr->opcode = IBV_WR_BIND_MW;
+		wr->sg_list = NULL;
+		wr->num_sge = 0;
+		wr->bind_mw.mw = (struct ibv_mw *)(uintptr_t)in->compare_add;
+		wr->bind_mw.rkey = in->rkey;
+		wr->bind_mw.bind_info.mr = (struct ibv_mr *)(uintptr_t)in->swap;
+		wr->bind_mw.bind_info.addr = in->local_addr;
+		wr->bind_mw.bind_info.length = in->remote_addr;
+		wr->bind_mw.bind_info.mw_access_flags = in->length;
+		break;
+	case MU_OP_LOCAL_INV:
+		wr->opcode = IBV_WR_LOCAL_INV;
+		wr->sg_list = NULL;
+		wr->num_sge = 0;
+		wr->invalidate_rkey = in->rkey;
+		break;
 	}
 }
 
@@ -307,19 +336,26 @@ int mu_post(mu_qp *q, const mu_send_wr *in, int n, int *posted)
 			chunk = q->batch_cap;
 		const mu_send_wr *src = in + *posted;
 		for (int i = 0; i < chunk; i++) {
-			if (src[i].opcode < MU_OP_WRITE || src[i].opcode > MU_OP_CAS)
+			if (src[i].opcode < MU_OP_WRITE || src[i].opcode > MU_OP_LOCAL_INV)
+				return EINVAL;
+			if (src[i].opcode == MU_OP_BIND_MW && (src[i].compare_add == 0 || src[i].swap == 0))
 				return EINVAL;
 			build_wr(q, &src[i], &q->wrs[i], &q->sges[i]);
 			q->wrs[i].next = i + 1 < chunk ? &q->wrs[i + 1] : NULL;
 		}
 		struct ibv_send_wr *bad = NULL;
 		int rc = ibv_post_send(q->qp, q->wrs, &bad);
-		if (rc != 0) {
-			if (bad != NULL)
-				*posted += (int)(bad - q->wrs);
+		int accepted = chunk;
+		if (rc != 0)
+			accepted = bad != NULL ? (int)(bad - q->wrs) : 0;
+		/* libibverbs leaves a type 2 window's rkey to the caller: the
+		 * provider names the window by it in the next bind. */
+		for (int i = 0; i < accepted; i++)
+			if (q->wrs[i].opcode == IBV_WR_BIND_MW)
+				q->wrs[i].bind_mw.mw->rkey = q->wrs[i].bind_mw.rkey;
+		*posted += accepted;
+		if (rc != 0)
 			return rc;
-		}
-		*posted += chunk;
 	}
 	return 0;
 }

@@ -29,7 +29,8 @@ typedef struct mu_device_attr {
 	uint32_t max_qp_init_rd_atom;
 	uint32_t atomic_cap;
 	uint32_t phys_port_cnt;
-	uint32_t pad;
+	uint32_t max_mw;
+	uint64_t device_cap_flags;
 } mu_device_attr;
 
 /* Mirrors verbs.WC: the fields of ibv_wc that a one-sided user needs. */
@@ -43,7 +44,11 @@ typedef struct mu_wc {
 	uint32_t pad;
 } mu_wc;
 
-/* Mirrors verbs.SendWR. opcode: MU_OP_*; flags: MU_FLAG_*. */
+/* Mirrors verbs.SendWR. opcode: MU_OP_*; flags: MU_FLAG_*. For
+ * MU_OP_BIND_MW the fields carry the bind: compare_add the ibv_mw, swap the
+ * ibv_mr, local_addr and remote_addr the window's address and length,
+ * length its access flags, rkey the rkey it takes. For MU_OP_LOCAL_INV rkey
+ * is the rkey to invalidate. */
 typedef struct mu_send_wr {
 	uint64_t wr_id;
 	uint64_t local_addr;
@@ -58,7 +63,7 @@ typedef struct mu_send_wr {
 	uint8_t pad[2];
 } mu_send_wr;
 
-enum { MU_OP_WRITE = 1, MU_OP_READ = 2, MU_OP_CAS = 3 };
+enum { MU_OP_WRITE = 1, MU_OP_READ = 2, MU_OP_CAS = 3, MU_OP_BIND_MW = 4, MU_OP_LOCAL_INV = 5 };
 enum { MU_FLAG_SIGNALED = 1, MU_FLAG_NO_INLINE = 2, MU_FLAG_FENCE = 4 };
 
 /* Mirrors verbs.ConnParams. */
@@ -107,6 +112,10 @@ struct ibv_pd *mu_alloc_pd(struct ibv_context *ctx, int *err);
 struct ibv_mr *mu_reg_mr(struct ibv_pd *pd, uintptr_t addr, uint64_t len, int access, int *err);
 uint32_t mu_mr_lkey(struct ibv_mr *mr);
 uint32_t mu_mr_rkey(struct ibv_mr *mr);
+/* A type 2 memory window: bound by a MU_OP_BIND_MW work request on one
+ * queue pair, usable only through that queue pair. */
+struct ibv_mw *mu_alloc_mw(struct ibv_pd *pd, int *err);
+uint32_t mu_mw_rkey(struct ibv_mw *mw);
 
 mu_cq *mu_cq_create(struct ibv_context *ctx, int cqe, int *err);
 int mu_cq_destroy(mu_cq *cq);
@@ -123,7 +132,9 @@ int mu_qp_destroy(mu_qp *qp);
 uint32_t mu_qp_num(mu_qp *qp);
 uint32_t mu_qp_max_inline(mu_qp *qp);
 /* Posts n work requests as chains of at most batch_cap; *posted receives how
- * many were accepted. Returns 0 or an errno. */
+ * many were accepted. Returns 0 or an errno. An accepted bind sets its
+ * window's rkey to the bound one, which the next bind or invalidation of
+ * that window must name. */
 int mu_post(mu_qp *qp, const mu_send_wr *in, int n, int *posted);
 int mu_qp_to_init(mu_qp *qp, uint8_t port, uint32_t access);
 int mu_qp_to_rtr(mu_qp *qp, const mu_conn_params *p);

@@ -13,8 +13,12 @@ const (
 	AccessRemoteWrite  Access = 2 // IBV_ACCESS_REMOTE_WRITE
 	AccessRemoteRead   Access = 4 // IBV_ACCESS_REMOTE_READ
 	AccessRemoteAtomic Access = 8 // IBV_ACCESS_REMOTE_ATOMIC
+	// AccessMWBind (IBV_ACCESS_MW_BIND) lets memory windows be bound over
+	// a registration; it is a registration flag, not a queue-pair one.
+	AccessMWBind Access = 16
 
-	accessKnown = AccessLocalWrite | AccessRemoteWrite | AccessRemoteRead | AccessRemoteAtomic
+	accessKnown   = AccessLocalWrite | AccessRemoteWrite | AccessRemoteRead | AccessRemoteAtomic
+	mrAccessKnown = accessKnown | AccessMWBind
 )
 
 // MTU is an ibv_mtu value: 1 is 256 bytes, up to 5 for 4096 bytes.
@@ -156,8 +160,16 @@ type DeviceAttr struct {
 	MaxQPInitRdAtom uint32 // outstanding reads/atomics a QP may initiate
 	AtomicCap       uint32 // 0: IBV_ATOMIC_NONE
 	PhysPortCount   uint32
-	_               uint32
+	MaxMW           uint32 // memory windows the device can hold
+	DeviceCapFlags  uint64 // ibv_device_cap_flags
 }
+
+// Device capability bits of DeviceAttr.DeviceCapFlags (ibv_device_cap_flags).
+const (
+	CapMemWindow       uint64 = 1 << 17 // IBV_DEVICE_MEM_WINDOW
+	CapMemWindowType2A uint64 = 1 << 23 // IBV_DEVICE_MEM_WINDOW_TYPE_2A
+	CapMemWindowType2B uint64 = 1 << 24 // IBV_DEVICE_MEM_WINDOW_TYPE_2B
+)
 
 // PortAttr holds the port properties the binding uses. Layout mirrors
 // mu_port_attr in shim.h.
@@ -179,6 +191,12 @@ const (
 	OpWrite       Opcode = 1 // IBV_WR_RDMA_WRITE
 	OpRead        Opcode = 2 // IBV_WR_RDMA_READ
 	OpCompareSwap Opcode = 3 // IBV_WR_ATOMIC_CMP_AND_SWP, 8 bytes
+	// OpBindMW binds a type 2 memory window (IBV_WR_BIND_MW): a local
+	// operation, built with BindWR.
+	OpBindMW Opcode = 4
+	// OpLocalInvalidate invalidates the rkey in RKey (IBV_WR_LOCAL_INV): a
+	// local operation, built with InvalidateWR.
+	OpLocalInvalidate Opcode = 5
 )
 
 func (o Opcode) String() string {
@@ -189,6 +207,10 @@ func (o Opcode) String() string {
 		return "read"
 	case OpCompareSwap:
 		return "compare-swap"
+	case OpBindMW:
+		return "bind-mw"
+	case OpLocalInvalidate:
+		return "local-invalidate"
 	}
 	return fmt.Sprintf("opcode(%d)", uint8(o))
 }
@@ -207,7 +229,9 @@ const (
 )
 
 // SendWR is one one-sided work request. Its layout mirrors mu_send_wr in
-// shim.h so that a []SendWR crosses into C without copying.
+// shim.h so that a []SendWR crosses into C without copying. A bind or an
+// invalidation reuses its fields (see BindWR and InvalidateWR, which build
+// them).
 type SendWR struct {
 	ID         uint64 // returned as WC.ID
 	LocalAddr  uint64 // address in a registered region (source or sink)
@@ -231,6 +255,8 @@ const (
 	WCRead        WCOpcode = 2
 	WCCompareSwap WCOpcode = 3
 	WCFetchAdd    WCOpcode = 4
+	WCBindMW      WCOpcode = 5 // IBV_WC_BIND_MW
+	WCLocalInv    WCOpcode = 6 // IBV_WC_LOCAL_INV
 )
 
 // WC is one work completion. Its layout mirrors mu_wc in shim.h. Opcode and

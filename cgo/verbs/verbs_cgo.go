@@ -137,6 +137,22 @@ func cRegMR(pd unsafe.Pointer, addr, length uint64, access Access) (unsafe.Point
 	return unsafe.Pointer(mr), uint32(C.mu_mr_lkey(mr)), uint32(C.mu_mr_rkey(mr)), nil
 }
 
+func cAllocMW(pd unsafe.Pointer) (unsafe.Pointer, uint32, error) {
+	var cerr C.int
+	mw := C.mu_alloc_mw((*C.struct_ibv_pd)(pd), &cerr)
+	if mw == nil {
+		return nil, 0, errnoErr("ibv_alloc_mw(type 2)", int(cerr))
+	}
+	return unsafe.Pointer(mw), uint32(C.mu_mw_rkey(mw)), nil
+}
+
+func cDeallocMW(h unsafe.Pointer) error {
+	if rc := C.ibv_dealloc_mw((*C.struct_ibv_mw)(h)); rc != 0 {
+		return errnoErr("ibv_dealloc_mw", int(rc))
+	}
+	return nil
+}
+
 func cDeregMR(h unsafe.Pointer) error {
 	if rc := C.ibv_dereg_mr((*C.struct_ibv_mr)(h)); rc != 0 {
 		return errnoErr("ibv_dereg_mr", int(rc))
@@ -310,5 +326,7 @@ func layoutMismatches() []string {
 	check("DeviceAttr.MaxQPWR", unsafe.Offsetof(da.MaxQPWR), unsafe.Offsetof(cda.max_qp_wr))
 	check("DeviceAttr.MaxQPInitRdAtom", unsafe.Offsetof(da.MaxQPInitRdAtom), unsafe.Offsetof(cda.max_qp_init_rd_atom))
 	check("DeviceAttr.PhysPortCount", unsafe.Offsetof(da.PhysPortCount), unsafe.Offsetof(cda.phys_port_cnt))
+	check("DeviceAttr.MaxMW", unsafe.Offsetof(da.MaxMW), unsafe.Offsetof(cda.max_mw))
+	check("DeviceAttr.DeviceCapFlags", unsafe.Offsetof(da.DeviceCapFlags), unsafe.Offsetof(cda.device_cap_flags))
 	return bad
 }

@@ -30,6 +30,9 @@ func cSetState(unsafe.Pointer, QPState) error               { return ErrNotSuppo
 func cSetAccess(unsafe.Pointer, Access) error               { return ErrNotSupported }
 func cQueryState(unsafe.Pointer) (QPState, error)           { return 0, ErrNotSupported }
 func cDeregMR(unsafe.Pointer) error                         { return ErrNotSupported }
+func cDeallocMW(unsafe.Pointer) error                       { return ErrNotSupported }
+
+func cAllocMW(unsafe.Pointer) (unsafe.Pointer, uint32, error) { return nil, 0, ErrNotSupported }
 
 func cRegMR(unsafe.Pointer, uint64, uint64, Access) (unsafe.Pointer, uint32, uint32, error) {
 	return nil, 0, 0, ErrNotSupported
