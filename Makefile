@@ -7,7 +7,7 @@ BUILD    := build
 # the host and run on Soft-RoCE (natively, or inside the throwaway VM).
 # PKG:PATTERN runs only the tests matching PATTERN on the device (the rest of
 # that package is host-only and timing-sensitive under emulation).
-RDMA_PKGS := ./cgo/verbs ./rdma:RealDevice ./rdma/verbs ./rdma/conformance ./cmd/mu:Processes
+RDMA_PKGS := ./cgo/verbs ./rdma/discover:RealDevice ./rdma/verbs ./rdma/conformance ./cmd/mu:Processes
 SOFTROCE := scripts/softroce
 
 .PHONY: all build deps test test-tidy test-host test-race test-fuzz test-alerts test-rdma rdma-tests rdma-run demo bench-verbs vet clean
@@ -78,7 +78,7 @@ test-race:
 # minimization would eat the run. Crashers land in PKG/testdata/fuzz/.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./config:FuzzParse ./endpoint:FuzzReadFrame ./endpoint:FuzzDecodeAnswer \
-	./rdma:FuzzBootstrapFrame ./rdma:FuzzDecodeHello ./wal:FuzzDecodeRecord ./consensus:FuzzDecodeSlot
+	./rdma/bootstrap:FuzzBootstrapFrame ./rdma/bootstrap:FuzzDecodeHello ./wal:FuzzDecodeRecord ./consensus:FuzzDecodeSlot
 test-fuzz:
 	@set -e; for e in $(FUZZ_TARGETS); do p=$${e%%:*}; f=$${e#*:}; \
 	  echo "fuzz: $$f in $$p for $(FUZZTIME)"; \

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
 )
 
 // ErrConfig marks every configuration error, for errors.Is.
@@ -220,7 +221,7 @@ func DefaultConfig() Config {
 			PullscoreReadInterval: Duration(40 * time.Microsecond),
 			PermissionTimeout:     Duration(2 * time.Millisecond),
 			ProbeInterval:         Duration(10 * time.Millisecond),
-			HandshakeTimeout:      Duration(rdma.DefaultHandshakeTimeout),
+			HandshakeTimeout:      Duration(bootstrap.DefaultHandshakeTimeout),
 		},
 		Detector: DetectorConfig{ScoreMax: 15, FailBelow: 2, RecoverAbove: 6},
 		Hwmon: HwmonConfig{

@@ -8,7 +8,9 @@ import (
 
 // The core links into latency-critical programs: it must not drag in the
 // hardware collectors' dependencies (SQLite, eBPF), metrics exporters or
-// an HTTP stack. Hardware verdicts reach it through Fence and
+// an HTTP stack, nor the device discovery (sysfs, rtnetlink) and TLS
+// bootstrap that only a node wiring real RDMA needs (rdma/discover,
+// rdma/bootstrap). Hardware verdicts reach it through Fence and
 // SetDegraded, latency grading through package hwmon/failslow.
 func TestCoreStaysLight(t *testing.T) {
 	forbidden := []string{
@@ -17,8 +19,13 @@ func TestCoreStaysLight(t *testing.T) {
 		"github.com/prometheus/",
 		"net/http",
 		"github.com/rdmaconsensus/mu/hwmon", // the collectors; hwmon/failslow is allowed
+		"github.com/Mellanox/rdmamap",
+		"github.com/jsimonetti/rtnetlink",
+		"crypto/tls",
+		"github.com/rdmaconsensus/mu/rdma/bootstrap",
+		"github.com/rdmaconsensus/mu/rdma/discover",
 	}
-	core := []string{".", "../pullscore", "../permissions", "../sim", "../rdma/inproc", "../hwmon/failslow"}
+	core := []string{".", "../pullscore", "../permissions", "../sim", "../rdma", "../rdma/inproc", "../hwmon/failslow", "../quorum"}
 	out, err := exec.Command("go", append([]string{"list", "-deps"}, core...)...).Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {

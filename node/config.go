@@ -10,6 +10,7 @@ import (
 	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
 )
 
 // PollMode says how the driver spends the time between Steps.
@@ -75,7 +76,7 @@ type Config struct {
 	IdleSleepMax time.Duration
 
 	// HandshakeTimeout bounds one bootstrap handshake; 0 means
-	// rdma.DefaultHandshakeTimeout. Once a majority is connected the node
+	// bootstrap.DefaultHandshakeTimeout. Once a majority is connected the node
 	// waits up to twice this for the rest before it starts replicating.
 	HandshakeTimeout time.Duration
 	// Credentials run the bootstrap inside mutual TLS 1.3, each peer's id
@@ -234,5 +235,5 @@ func (c *Config) handshakeTimeout() time.Duration {
 	if c.HandshakeTimeout > 0 {
 		return c.HandshakeTimeout
 	}
-	return rdma.DefaultHandshakeTimeout
+	return bootstrap.DefaultHandshakeTimeout
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
+	"github.com/rdmaconsensus/mu/rdma/discover"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
 
@@ -26,7 +28,7 @@ func (n *Node) open(ctx context.Context) error {
 		n.log.Warn("INSECURE: the bootstrap runs in plain TCP without authentication (Config.Insecure)")
 	}
 	t0 := time.Now()
-	gid, err := (&rdma.Discovery{}).Discover(cfg.Device)
+	gid, err := (&discover.Discovery{}).Discover(cfg.Device)
 	if err != nil {
 		return fmt.Errorf("node: discovering the RDMA port (Device): %w", err)
 	}
@@ -46,7 +48,7 @@ func (n *Node) open(ctx context.Context) error {
 	n.log.Info("rdma fabric open", "gid", gid.String(), "region_bytes", vc.RegionBytes,
 		"log_slots", cfg.Consensus.LogSlots, "took", time.Since(t0))
 
-	bc := rdma.BootstrapConfig{
+	bc := bootstrap.Config{
 		ClusterID: cfg.ClusterID, Self: cfg.ID, Peers: peers,
 		Timeout: cfg.handshakeTimeout(), Peering: vf.Peering(),
 		OnInbound: func(remote net.Addr, peer rdma.NodeID, err error) {
@@ -58,7 +60,7 @@ func (n *Node) open(ctx context.Context) error {
 	if c := cfg.Credentials; c != nil {
 		bc.ServerTLS, bc.ClientTLS, bc.PeerID = c.ServerConfig(clustertls.OnlyNodes), c.ClientConfig, clustertls.PeerNode
 	}
-	b, err := rdma.NewBootstrapper(bc)
+	b, err := bootstrap.New(bc)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

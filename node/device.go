@@ -4,13 +4,14 @@ import (
 	"fmt"
 
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/discover"
 )
 
 // FindRoCEv2 finds the RoCE v2 GID with an IPv4 address of an RDMA device
 // ("" for the first device), for programs that do not name a netdev. Use
 // the entry's Device, Port and Index as Config.Device.
 func FindRoCEv2(device string) (rdma.GIDEntry, error) {
-	d := &rdma.Discovery{}
+	d := &discover.Discovery{}
 	if device == "" {
 		devs, err := d.Devices()
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/hwmon/failslow"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
 	"github.com/rdmaconsensus/mu/rdma/verbs"
 )
 
@@ -32,7 +33,7 @@ type Node struct {
 
 	// Owned when the node bootstrapped its own fabric.
 	vf       *verbs.Fabric
-	boot     *rdma.Bootstrapper
+	boot     *bootstrap.Bootstrapper
 	bootCtx  context.Context // ends when the bootstrap is stopped
 	bootStop context.CancelFunc
 	bootWG   sync.WaitGroup // Serve, ConnectAll and redials: they touch vf

@@ -11,6 +11,7 @@ import (
 
 	ibv "github.com/rdmaconsensus/mu/cgo/verbs"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
 )
 
 // Attacks on the RDMA side, on the real device. The region's layout here
@@ -228,8 +229,8 @@ func TestAttackBootstrapKeepsRealLink(t *testing.T) {
 	f1, f2 := cl.fabrics[1], cl.fabrics[2]
 	// The listener activates after its last frame: wait for its outcome.
 	inbound := make(chan error, 4)
-	boot := func(f *Fabric) *rdma.Bootstrapper {
-		b, err := rdma.NewBootstrapper(rdma.BootstrapConfig{ClusterID: f.cfg.ClusterID, Self: f.Self(), Peers: f.cfg.Peers, Timeout: 2 * time.Second, Peering: f.Peering(),
+	boot := func(f *Fabric) *bootstrap.Bootstrapper {
+		b, err := bootstrap.New(bootstrap.Config{ClusterID: f.cfg.ClusterID, Self: f.Self(), Peers: f.cfg.Peers, Timeout: 2 * time.Second, Peering: f.Peering(),
 			OnInbound: func(_ net.Addr, _ rdma.NodeID, err error) { inbound <- err }})
 		if err != nil {
 			t.Fatal(err)
@@ -320,7 +321,7 @@ func helloFrame(cluster uint64, from, to rdma.NodeID, eps []rdma.Endpoint) []byt
 	body = binary.BigEndian.AppendUint16(body, uint16(to))
 	body = append(body, byte(len(eps)))
 	for _, e := range eps {
-		body = rdma.AppendEndpoint(body, e)
+		body = bootstrap.AppendEndpoint(body, e)
 	}
 	f := binary.BigEndian.AppendUint16([]byte("MuBs"), rdma.ProtocolVersion)
 	f = append(f, 1, 0) // hello, reserved

@@ -13,7 +13,7 @@
 // their rdma.Endpoint values to send to the peer; Commit takes the peer's
 // endpoints and moves the new queue pairs to RTS; Activate swaps them in,
 // completing what the old ones still owed as flushed. Abort releases a
-// prepared set instead. Peering adapts them to rdma.Bootstrapper; Connect
+// prepared set instead. Peering adapts them to bootstrap.Bootstrapper; Connect
 // is Commit and Activate in one, for wiring in one process.
 //
 // Threading: Post on a Conn from one goroutine at a time; Poll from one
@@ -32,6 +32,7 @@ import (
 
 	ibv "github.com/rdmaconsensus/mu/cgo/verbs"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
 )
 
 var (
@@ -585,9 +586,9 @@ func (f *Fabric) Connect(peer rdma.NodeID, remote []rdma.Endpoint) error {
 	return f.activate(peer, a)
 }
 
-// Peering adapts Prepare, Commit, Activate and Abort to rdma.Bootstrapper.
-func (f *Fabric) Peering() rdma.Peering {
-	return rdma.Peering{Prepare: f.Prepare, Commit: f.Commit, Activate: f.Activate, Abort: f.Abort}
+// Peering adapts Prepare, Commit, Activate and Abort to bootstrap.Bootstrapper.
+func (f *Fabric) Peering() bootstrap.Peering {
+	return bootstrap.Peering{Prepare: f.Prepare, Commit: f.Commit, Activate: f.Activate, Abort: f.Abort}
 }
 
 func (f *Fabric) checkRemote(peer rdma.NodeID, ep rdma.Endpoint) error {

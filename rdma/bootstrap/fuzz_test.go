@@ -1,18 +1,20 @@
-package rdma
+package bootstrap
 
 import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/rdmaconsensus/mu/rdma"
 )
 
 // seedHello is a well-formed hello from node 1 to node 2.
 func seedHello() hello {
-	var eps []Endpoint
-	for p := range NumPlanes {
+	var eps []rdma.Endpoint
+	for p := range rdma.NumPlanes {
 		var gid [16]byte
 		gid[10], gid[11], gid[15] = 0xff, 0xff, 1
-		eps = append(eps, Endpoint{Version: ProtocolVersion, ClusterID: 0x6d75, Node: 1, Plane: p, GID: gid,
+		eps = append(eps, rdma.Endpoint{Version: rdma.ProtocolVersion, ClusterID: 0x6d75, Node: 1, Plane: p, GID: gid,
 			QPN: 0x101 + uint32(p), PSN: 0x1234, Addr: 0x7f0000000000, RKey: 0xabc1, Length: 1 << 20})
 	}
 	return hello{Cluster: 0x6d75, From: 1, To: 2, Endpoints: eps}
@@ -27,13 +29,13 @@ func FuzzBootstrapFrame(f *testing.F) {
 	f.Add(appendFrame(nil, kindHello, encodeHello(h)))
 	f.Add(appendFrame(nil, kindCommit, nil))
 	f.Add(appendFrame(nil, kindReject, append([]byte{rejectCluster, 0, 5}, "nope!"...)))
-	f.Add(appendFrameVersion(nil, ProtocolVersion+1, kindHello, encodeHello(h)))
+	f.Add(appendFrameVersion(nil, rdma.ProtocolVersion+1, kindHello, encodeHello(h)))
 	f.Add(appendFrame(nil, kindHello, encodeHello(hello{Cluster: 1, From: 1, To: 2})))
 	f.Add([]byte("MuBs\x00\x01\x01\x00\xff\xff\xff\xff"))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{})
-	b, err := NewBootstrapper(BootstrapConfig{ClusterID: 0x6d75, Self: 2, Peers: []NodeID{1, 3},
-		Peering: Peering{Prepare: func(NodeID) ([]Endpoint, error) { return nil, nil }, Commit: func(NodeID, []Endpoint, []Endpoint) error { return nil }, Abort: func(NodeID, []Endpoint) {}}})
+	b, err := New(Config{ClusterID: 0x6d75, Self: 2, Peers: []rdma.NodeID{1, 3},
+		Peering: Peering{Prepare: func(rdma.NodeID) ([]rdma.Endpoint, error) { return nil, nil }, Commit: func(rdma.NodeID, []rdma.Endpoint, []rdma.Endpoint) error { return nil }, Abort: func(rdma.NodeID, []rdma.Endpoint) {}}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -90,7 +92,7 @@ func FuzzDecodeHello(f *testing.F) {
 			if re := AppendEndpoint(nil, e); !bytes.Equal(re, body) {
 				t.Fatalf("endpoint re-encodes differently")
 			}
-			_ = checkEndpoints([]Endpoint{e})
+			_ = checkEndpoints([]rdma.Endpoint{e})
 		}
 	})
 }

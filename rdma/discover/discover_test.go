@@ -1,4 +1,4 @@
-package rdma
+package discover
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Mellanox/rdmamap"
+	"github.com/rdmaconsensus/mu/rdma"
 )
 
 // fixtureGID is one row to write into a fixture GID table. Empty Type or
@@ -81,23 +82,23 @@ func rxeFixture(t *testing.T) (root string, addrs map[string][]netip.Addr) {
 	root = t.TempDir()
 	writeSysfsFixture(t, root, map[string]map[int][]fixtureGID{
 		"rxe0": {1: {
-			{0, "0000:0000:0000:0000:0000:ffff:0a00:020f", GIDTypeRoCEv1, "eth0"},
-			{1, "0000:0000:0000:0000:0000:ffff:0a00:020f", GIDTypeRoCEv2, "eth0"},
-			{2, "fe80:0000:0000:0000:5054:00ff:fe12:3456", GIDTypeRoCEv1, "eth0"},
-			{3, "fe80:0000:0000:0000:5054:00ff:fe12:3456", GIDTypeRoCEv2, "eth0"},
+			{0, "0000:0000:0000:0000:0000:ffff:0a00:020f", rdma.GIDTypeRoCEv1, "eth0"},
+			{1, "0000:0000:0000:0000:0000:ffff:0a00:020f", rdma.GIDTypeRoCEv2, "eth0"},
+			{2, "fe80:0000:0000:0000:5054:00ff:fe12:3456", rdma.GIDTypeRoCEv1, "eth0"},
+			{3, "fe80:0000:0000:0000:5054:00ff:fe12:3456", rdma.GIDTypeRoCEv2, "eth0"},
 		}},
 		"mlx5_0": {
-			1: {{0, "fe80:0000:0000:0000:0000:0000:0000:0001", GIDTypeRoCEv2, "eth2"}},
+			1: {{0, "fe80:0000:0000:0000:0000:0000:0000:0001", rdma.GIDTypeRoCEv2, "eth2"}},
 			2: {
-				{0, "0000:0000:0000:0000:0000:ffff:c0a8:0101", GIDTypeRoCEv1, "eth1"},
+				{0, "0000:0000:0000:0000:0000:ffff:c0a8:0101", rdma.GIDTypeRoCEv1, "eth1"},
 				// a RoCE v2 GID for an address eth1 no longer has
-				{4, "0000:0000:0000:0000:0000:ffff:c0a8:0109", GIDTypeRoCEv2, "eth1"},
-				{7, "0000:0000:0000:0000:0000:ffff:c0a8:0102", GIDTypeRoCEv2, "eth1"},
+				{4, "0000:0000:0000:0000:0000:ffff:c0a8:0109", rdma.GIDTypeRoCEv2, "eth1"},
+				{7, "0000:0000:0000:0000:0000:ffff:c0a8:0102", rdma.GIDTypeRoCEv2, "eth1"},
 				// same address, bound to a VLAN netdev: must not be chosen for eth1
-				{5, "0000:0000:0000:0000:0000:ffff:c0a8:0102", GIDTypeRoCEv2, "eth1.100"},
+				{5, "0000:0000:0000:0000:0000:ffff:c0a8:0102", rdma.GIDTypeRoCEv2, "eth1.100"},
 			},
 		},
-		"v6only": {1: {{0, "fe80:0000:0000:0000:0000:0000:0000:0002", GIDTypeRoCEv2, "eth3"}}},
+		"v6only": {1: {{0, "fe80:0000:0000:0000:0000:0000:0000:0002", rdma.GIDTypeRoCEv2, "eth3"}}},
 	}, 16)
 	addrs = map[string][]netip.Addr{
 		"eth0": {netip.MustParseAddr("10.0.2.15")},
@@ -140,7 +141,7 @@ func TestDiscoverFixtureTables(t *testing.T) {
 		t.Fatalf("GIDTable(rxe0,1) has %d populated rows, want 4 (empty rows skipped): %v", len(tab), tab)
 	}
 	g := tab[1]
-	if g.Index != 1 || g.Type != GIDTypeRoCEv2 || g.Netdev != "eth0" {
+	if g.Index != 1 || g.Type != rdma.GIDTypeRoCEv2 || g.Netdev != "eth0" {
 		t.Fatalf("row 1 = %v", g)
 	}
 	if ip, ok := g.IPv4(); !ok || ip != netip.MustParseAddr("10.0.2.15") {
@@ -157,8 +158,8 @@ func TestDiscoverFixtureTables(t *testing.T) {
 		}
 	}
 	_, err = d.DeviceForNetdev("wlan0")
-	if !errors.Is(err, ErrNoDevice) || !errors.Is(err, ErrNotSupported) {
-		t.Errorf("DeviceForNetdev(wlan0) error = %v, want ErrNoDevice and ErrNotSupported", err)
+	if !errors.Is(err, rdma.ErrNoDevice) || !errors.Is(err, rdma.ErrNotSupported) {
+		t.Errorf("DeviceForNetdev(wlan0) error = %v, want rdma.ErrNoDevice and rdma.ErrNotSupported", err)
 	}
 	nd, err := d.NetdevsForDevice("mlx5_0")
 	if want := []string{"eth1", "eth1.100", "eth2"}; err != nil || !slices.Equal(nd, want) {
@@ -170,18 +171,18 @@ func TestDiscoverChoosesRoCEv2IPv4GID(t *testing.T) {
 	root, addrs := rxeFixture(t)
 	d := fixtureDiscovery(root, addrs)
 	cases := []struct {
-		spec      DeviceSpec
+		spec      rdma.DeviceSpec
 		dev       string
 		port, idx int
 	}{
-		{DeviceSpec{Interface: "eth0", GIDIndex: AutoGIDIndex}, "rxe0", 1, 1},
+		{rdma.DeviceSpec{Interface: "eth0", GIDIndex: rdma.AutoGIDIndex}, "rxe0", 1, 1},
 		// eth1's second address; index 4 has a stale address, 5 the wrong netdev
-		{DeviceSpec{Interface: "eth1", GIDIndex: AutoGIDIndex}, "mlx5_0", 2, 7},
-		{DeviceSpec{Interface: "eth1", Port: 2, GIDIndex: AutoGIDIndex}, "mlx5_0", 2, 7},
+		{rdma.DeviceSpec{Interface: "eth1", GIDIndex: rdma.AutoGIDIndex}, "mlx5_0", 2, 7},
+		{rdma.DeviceSpec{Interface: "eth1", Port: 2, GIDIndex: rdma.AutoGIDIndex}, "mlx5_0", 2, 7},
 		// explicit index wins over the automatic choice
-		{DeviceSpec{Device: "rxe0", GIDIndex: 3}, "rxe0", 1, 3},
-		{DeviceSpec{Interface: "eth0", GIDIndex: 0}, "rxe0", 1, 0},
-		{DeviceSpec{Device: "mlx5_0", Port: 2, GIDIndex: 4}, "mlx5_0", 2, 4},
+		{rdma.DeviceSpec{Device: "rxe0", GIDIndex: 3}, "rxe0", 1, 3},
+		{rdma.DeviceSpec{Interface: "eth0", GIDIndex: 0}, "rxe0", 1, 0},
+		{rdma.DeviceSpec{Device: "mlx5_0", Port: 2, GIDIndex: 4}, "mlx5_0", 2, 4},
 	}
 	for _, c := range cases {
 		g, err := d.Discover(c.spec)
@@ -200,16 +201,16 @@ func TestDiscoverErrors(t *testing.T) {
 	d := fixtureDiscovery(root, addrs)
 	cases := []struct {
 		name string
-		spec DeviceSpec
+		spec rdma.DeviceSpec
 		want error
 	}{
-		{"interface without device", DeviceSpec{Interface: "wlan0", GIDIndex: AutoGIDIndex}, ErrNoDevice},
-		{"unknown device", DeviceSpec{Device: "mlx4_9", GIDIndex: 0}, ErrNoDevice},
-		{"absent port", DeviceSpec{Device: "rxe0", Port: 2, GIDIndex: 0}, ErrNoDevice},
-		{"empty gid row", DeviceSpec{Device: "rxe0", GIDIndex: 9}, ErrGIDNotFound},
-		{"gid row past table", DeviceSpec{Device: "rxe0", GIDIndex: 900}, ErrGIDNotFound},
-		{"no IPv4 address", DeviceSpec{Interface: "eth3", GIDIndex: AutoGIDIndex}, ErrGIDNotFound},
-		{"only v1 matches", DeviceSpec{Interface: "eth1", Port: 1, GIDIndex: AutoGIDIndex}, ErrGIDNotFound},
+		{"interface without device", rdma.DeviceSpec{Interface: "wlan0", GIDIndex: rdma.AutoGIDIndex}, rdma.ErrNoDevice},
+		{"unknown device", rdma.DeviceSpec{Device: "mlx4_9", GIDIndex: 0}, rdma.ErrNoDevice},
+		{"absent port", rdma.DeviceSpec{Device: "rxe0", Port: 2, GIDIndex: 0}, rdma.ErrNoDevice},
+		{"empty gid row", rdma.DeviceSpec{Device: "rxe0", GIDIndex: 9}, rdma.ErrGIDNotFound},
+		{"gid row past table", rdma.DeviceSpec{Device: "rxe0", GIDIndex: 900}, rdma.ErrGIDNotFound},
+		{"no IPv4 address", rdma.DeviceSpec{Interface: "eth3", GIDIndex: rdma.AutoGIDIndex}, rdma.ErrGIDNotFound},
+		{"only v1 matches", rdma.DeviceSpec{Interface: "eth1", Port: 1, GIDIndex: rdma.AutoGIDIndex}, rdma.ErrGIDNotFound},
 	}
 	for _, c := range cases {
 		_, err := d.Discover(c.spec)
@@ -217,11 +218,11 @@ func TestDiscoverErrors(t *testing.T) {
 			t.Errorf("%s: Discover(%+v) error = %v, want %v", c.name, c.spec, err, c.want)
 		}
 	}
-	for _, spec := range []DeviceSpec{
-		{GIDIndex: AutoGIDIndex},
-		{Device: "rxe0", GIDIndex: AutoGIDIndex},
+	for _, spec := range []rdma.DeviceSpec{
+		{GIDIndex: rdma.AutoGIDIndex},
+		{Device: "rxe0", GIDIndex: rdma.AutoGIDIndex},
 		{Interface: "eth0", GIDIndex: -2},
-		{Interface: "eth0", Port: -1, GIDIndex: AutoGIDIndex},
+		{Interface: "eth0", Port: -1, GIDIndex: rdma.AutoGIDIndex},
 	} {
 		if _, err := d.Discover(spec); err == nil {
 			t.Errorf("Discover(%+v) succeeded, want a field error", spec)
@@ -229,18 +230,18 @@ func TestDiscoverErrors(t *testing.T) {
 	}
 
 	empty := &Discovery{SysfsRoot: t.TempDir()}
-	if _, err := empty.Devices(); !errors.Is(err, ErrNoDevice) || !errors.Is(err, ErrNotSupported) {
-		t.Errorf("Devices on an empty tree: %v, want ErrNoDevice", err)
+	if _, err := empty.Devices(); !errors.Is(err, rdma.ErrNoDevice) || !errors.Is(err, rdma.ErrNotSupported) {
+		t.Errorf("Devices on an empty tree: %v, want rdma.ErrNoDevice", err)
 	}
-	if _, err := empty.Discover(DeviceSpec{Interface: "eth0", GIDIndex: AutoGIDIndex}); !errors.Is(err, ErrNoDevice) {
-		t.Errorf("Discover on an empty tree: %v, want ErrNoDevice", err)
+	if _, err := empty.Discover(rdma.DeviceSpec{Interface: "eth0", GIDIndex: rdma.AutoGIDIndex}); !errors.Is(err, rdma.ErrNoDevice) {
+		t.Errorf("Discover on an empty tree: %v, want rdma.ErrNoDevice", err)
 	}
 }
 
 func TestDiscoverBadGIDFile(t *testing.T) {
 	root := t.TempDir()
 	writeSysfsFixture(t, root, map[string]map[int][]fixtureGID{
-		"rxe0": {1: {{0, "not-a-gid", GIDTypeRoCEv2, "eth0"}}},
+		"rxe0": {1: {{0, "not-a-gid", rdma.GIDTypeRoCEv2, "eth0"}}},
 	}, 1)
 	d := &Discovery{SysfsRoot: root}
 	if _, err := d.GIDTable("rxe0", 1); err == nil {
@@ -306,7 +307,7 @@ func discoverNeedDevice(t *testing.T, err error) {
 	if err == nil {
 		return
 	}
-	if errors.Is(err, ErrNoDevice) && os.Getenv("MU_REQUIRE_RDMA") != "1" {
+	if errors.Is(err, rdma.ErrNoDevice) && os.Getenv("MU_REQUIRE_RDMA") != "1" {
 		t.Skipf("no RDMA device (set MU_REQUIRE_RDMA=1 to fail instead): %v", err)
 	}
 	t.Fatal(err)
@@ -341,12 +342,12 @@ func TestDiscoverRealDevice(t *testing.T) {
 		}
 	}
 
-	g, err := d.Discover(DeviceSpec{Interface: netdev, GIDIndex: AutoGIDIndex})
+	g, err := d.Discover(rdma.DeviceSpec{Interface: netdev, GIDIndex: rdma.AutoGIDIndex})
 	if err != nil {
 		t.Fatalf("Discover(%s): %v", netdev, err)
 	}
 	step(fmt.Sprintf("chosen: %v", g))
-	if g.Device != wantDev || (wantIdx >= 0 && g.Index != wantIdx) || g.Type != GIDTypeRoCEv2 {
+	if g.Device != wantDev || (wantIdx >= 0 && g.Index != wantIdx) || g.Type != rdma.GIDTypeRoCEv2 {
 		t.Errorf("Discover(%s) = %v, want %s gid[%d] RoCE v2 (-1: any index)", netdev, g, wantDev, wantIdx)
 	}
 
@@ -390,7 +391,7 @@ func TestDiscoverRealDevice(t *testing.T) {
 	if err != nil || !slices.Contains(nd, netdev) {
 		t.Errorf("NetdevsForDevice(%s) = %v, %v; want %s among them", g.Device, nd, err, netdev)
 	}
-	g2, err := d.Discover(DeviceSpec{Device: g.Device, GIDIndex: g.Index})
+	g2, err := d.Discover(rdma.DeviceSpec{Device: g.Device, GIDIndex: g.Index})
 	if err != nil || g2 != g {
 		t.Errorf("explicit Discover(%s, %d) = %v, %v; want %v", g.Device, g.Index, g2, err, g)
 	}

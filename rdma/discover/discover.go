@@ -1,4 +1,7 @@
-package rdma
+// Package discover finds RDMA devices, ports and RoCE v2 GIDs in sysfs and
+// picks the one a node uses (rdma.DeviceSpec); it is the only part of mu
+// that reads sysfs and rtnetlink for RDMA.
+package discover
 
 import (
 	"errors"
@@ -14,69 +17,12 @@ import (
 
 	"github.com/Mellanox/rdmamap"
 	"github.com/jsimonetti/rtnetlink/v2"
+	"github.com/rdmaconsensus/mu/rdma"
 	"golang.org/x/sys/unix"
-)
-
-// Discovery errors, for errors.Is.
-var (
-	// ErrNoDevice: there is no RDMA device, or none on the requested
-	// interface. It matches ErrNotSupported as well, so callers that only
-	// ask "can RDMA run here?" need one check.
-	ErrNoDevice = fmt.Errorf("%w: no RDMA device", ErrNotSupported)
-	// ErrGIDNotFound: the device exists but has no usable GID for the
-	// request (no RoCE v2 GID carrying the interface's IPv4 address, or an
-	// explicit GID index whose entry is empty).
-	ErrGIDNotFound = errors.New("rdma: no matching GID")
-)
-
-// GID types as the kernel names them in gid_attrs/types/<index>.
-const (
-	GIDTypeRoCEv1 = "IB/RoCE v1"
-	GIDTypeRoCEv2 = "RoCE v2"
 )
 
 // DefaultSysfsRoot is where sysfs is mounted on a normal Linux host.
 const DefaultSysfsRoot = "/sys"
-
-// AutoGIDIndex in DeviceSpec.GIDIndex asks Discover to choose the GID by the
-// interface's IPv4 address.
-const AutoGIDIndex = -1
-
-// DeviceSpec says which RDMA port and GID a node uses. Either name an
-// interface (Interface, GIDIndex = AutoGIDIndex): its RDMA device is found
-// and the RoCE v2 GID carrying its IPv4 address is chosen; or name the device
-// and GID index outright (Device, GIDIndex >= 0), for hosts where the
-// automatic choice is wrong.
-type DeviceSpec struct {
-	Interface string // netdev, e.g. "eth0"
-	Device    string // RDMA device, e.g. "rxe0"
-	Port      int    // 1-based port; 0 means the first port that fits
-	GIDIndex  int    // index in the port's GID table, or AutoGIDIndex
-}
-
-// GIDEntry is one populated row of a port's GID table.
-type GIDEntry struct {
-	Device string
-	Port   int
-	Index  int
-	GID    [16]byte
-	Type   string // GIDTypeRoCEv1, GIDTypeRoCEv2, or "" when unreadable
-	Netdev string // "" when the entry is bound to no netdev
-}
-
-// IPv4 returns the IPv4 address of an IPv4-mapped GID (::ffff:a.b.c.d).
-func (g GIDEntry) IPv4() (netip.Addr, bool) {
-	a := netip.AddrFrom16(g.GID)
-	if !a.Is4In6() {
-		return netip.Addr{}, false
-	}
-	return a.Unmap(), true
-}
-
-func (g GIDEntry) String() string {
-	return fmt.Sprintf("%s port %d gid[%d] %s %q on %q", g.Device, g.Port, g.Index,
-		netip.AddrFrom16(g.GID), g.Type, g.Netdev)
-}
 
 // Discovery finds RDMA devices and GIDs in a sysfs tree.
 //
@@ -130,7 +76,7 @@ func (d *Discovery) Devices() ([]string, error) {
 		}
 	}
 	if len(devs) == 0 {
-		return nil, fmt.Errorf("%w in %s", ErrNoDevice, d.classDir())
+		return nil, fmt.Errorf("%w in %s", rdma.ErrNoDevice, d.classDir())
 	}
 	slices.Sort(devs)
 	return devs, nil
@@ -151,7 +97,7 @@ func (d *Discovery) Ports(device string) ([]int, error) {
 		}
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%w named %q in %s", ErrNoDevice, device, d.classDir())
+		return nil, fmt.Errorf("%w named %q in %s", rdma.ErrNoDevice, device, d.classDir())
 	}
 	ports := make([]int, 0, len(names))
 	for _, n := range names {
@@ -168,17 +114,17 @@ func (d *Discovery) Ports(device string) ([]int, error) {
 // GIDTable returns the populated entries of a port's GID table, by index.
 // Empty rows (all-zero GID; rxe also fails reads of their attributes) are
 // left out.
-func (d *Discovery) GIDTable(device string, port int) ([]GIDEntry, error) {
+func (d *Discovery) GIDTable(device string, port int) ([]rdma.GIDEntry, error) {
 	portDir := filepath.Join(d.classDir(), device, "ports", strconv.Itoa(port))
 	gidDir := filepath.Join(portDir, "gids")
 	ents, err := os.ReadDir(gidDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s port %d has no GID table (%s)", ErrNoDevice, device, port, gidDir)
+			return nil, fmt.Errorf("%w: %s port %d has no GID table (%s)", rdma.ErrNoDevice, device, port, gidDir)
 		}
 		return nil, fmt.Errorf("rdma: read GID table of %s port %d: %w", device, port, err)
 	}
-	var table []GIDEntry
+	var table []rdma.GIDEntry
 	for _, e := range ents {
 		idx, err := strconv.Atoi(e.Name())
 		if err != nil || idx < 0 {
@@ -192,28 +138,28 @@ func (d *Discovery) GIDTable(device string, port int) ([]GIDEntry, error) {
 			table = append(table, ent)
 		}
 	}
-	slices.SortFunc(table, func(a, b GIDEntry) int { return a.Index - b.Index })
+	slices.SortFunc(table, func(a, b rdma.GIDEntry) int { return a.Index - b.Index })
 	return table, nil
 }
 
 // readGIDEntry reads row idx; ok is false for an empty row.
-func readGIDEntry(portDir, device string, port, idx int) (GIDEntry, bool, error) {
+func readGIDEntry(portDir, device string, port, idx int) (rdma.GIDEntry, bool, error) {
 	i := strconv.Itoa(idx)
 	raw, err := os.ReadFile(filepath.Join(portDir, "gids", i))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return GIDEntry{}, false, nil
+			return rdma.GIDEntry{}, false, nil
 		}
-		return GIDEntry{}, false, fmt.Errorf("rdma: read %s port %d gids/%d: %w", device, port, idx, err)
+		return rdma.GIDEntry{}, false, fmt.Errorf("rdma: read %s port %d gids/%d: %w", device, port, idx, err)
 	}
 	gid, err := ParseGID(strings.TrimSpace(string(raw)))
 	if err != nil {
-		return GIDEntry{}, false, fmt.Errorf("rdma: %s port %d gids/%d: %w", device, port, idx, err)
+		return rdma.GIDEntry{}, false, fmt.Errorf("rdma: %s port %d gids/%d: %w", device, port, idx, err)
 	}
 	if gid == ([16]byte{}) {
-		return GIDEntry{}, false, nil
+		return rdma.GIDEntry{}, false, nil
 	}
-	ent := GIDEntry{Device: device, Port: port, Index: idx, GID: gid}
+	ent := rdma.GIDEntry{Device: device, Port: port, Index: idx, GID: gid}
 	// The kernel fails these reads (EINVAL) for rows it is still filling or
 	// has no netdev for; such a row simply has no type or netdev.
 	if b, err := os.ReadFile(filepath.Join(portDir, "gid_attrs", "types", i)); err == nil {
@@ -240,7 +186,7 @@ func (d *Discovery) DeviceForNetdev(netdev string) (string, error) {
 	if d.usesRdmamap() {
 		dev, err := rdmamap.GetRdmaDeviceForNetdevice(netdev)
 		if err != nil || dev == "" {
-			return "", fmt.Errorf("%w on netdev %q (%v)", ErrNoDevice, netdev, err)
+			return "", fmt.Errorf("%w on netdev %q (%v)", rdma.ErrNoDevice, netdev, err)
 		}
 		return dev, nil
 	}
@@ -257,7 +203,7 @@ func (d *Discovery) DeviceForNetdev(netdev string) (string, error) {
 			return dev, nil
 		}
 	}
-	return "", fmt.Errorf("%w on netdev %q (devices: %s)", ErrNoDevice, netdev, strings.Join(devs, ", "))
+	return "", fmt.Errorf("%w on netdev %q (devices: %s)", rdma.ErrNoDevice, netdev, strings.Join(devs, ", "))
 }
 
 // NetdevsForDevice returns the netdevs a device's GID tables are bound to,
@@ -290,30 +236,30 @@ func (d *Discovery) NetdevsForDevice(device string) ([]string, error) {
 // Interface and returns the lowest-index RoCE v2 GID, bound to that
 // interface, whose address is ::ffff:a.b.c.d for one of the interface's IPv4
 // addresses. Errors wrap ErrNoDevice or ErrGIDNotFound and name the field.
-func (d *Discovery) Discover(spec DeviceSpec) (GIDEntry, error) {
+func (d *Discovery) Discover(spec rdma.DeviceSpec) (rdma.GIDEntry, error) {
 	if spec.Port < 0 {
-		return GIDEntry{}, fmt.Errorf("rdma: device spec: port %d: must be 0 (any) or a 1-based port", spec.Port)
+		return rdma.GIDEntry{}, fmt.Errorf("rdma: device spec: port %d: must be 0 (any) or a 1-based port", spec.Port)
 	}
-	if spec.GIDIndex < AutoGIDIndex {
-		return GIDEntry{}, fmt.Errorf("rdma: device spec: gid index %d: must be >= 0, or AutoGIDIndex", spec.GIDIndex)
+	if spec.GIDIndex < rdma.AutoGIDIndex {
+		return rdma.GIDEntry{}, fmt.Errorf("rdma: device spec: gid index %d: must be >= 0, or rdma.AutoGIDIndex", spec.GIDIndex)
 	}
 	dev := spec.Device
 	if dev == "" {
 		if spec.Interface == "" {
-			return GIDEntry{}, errors.New("rdma: device spec: interface: required when device is not given")
+			return rdma.GIDEntry{}, errors.New("rdma: device spec: interface: required when device is not given")
 		}
 		var err error
 		if dev, err = d.DeviceForNetdev(spec.Interface); err != nil {
-			return GIDEntry{}, err
+			return rdma.GIDEntry{}, err
 		}
 	}
 	ports, err := d.Ports(dev)
 	if err != nil {
-		return GIDEntry{}, err
+		return rdma.GIDEntry{}, err
 	}
 	if spec.Port != 0 {
 		if !slices.Contains(ports, spec.Port) {
-			return GIDEntry{}, fmt.Errorf("%w: device spec: port %d: %s has ports %v", ErrNoDevice, spec.Port, dev, ports)
+			return rdma.GIDEntry{}, fmt.Errorf("%w: device spec: port %d: %s has ports %v", rdma.ErrNoDevice, spec.Port, dev, ports)
 		}
 		ports = []int{spec.Port}
 	}
@@ -325,35 +271,35 @@ func (d *Discovery) Discover(spec DeviceSpec) (GIDEntry, error) {
 			portDir := filepath.Join(d.classDir(), dev, "ports", strconv.Itoa(p))
 			g, ok, err := readGIDEntry(portDir, dev, p, spec.GIDIndex)
 			if err != nil {
-				return GIDEntry{}, err
+				return rdma.GIDEntry{}, err
 			}
 			if ok {
 				return g, nil
 			}
 		}
-		return GIDEntry{}, fmt.Errorf("%w: device spec: gid index %d: empty or absent on %s ports %v",
-			ErrGIDNotFound, spec.GIDIndex, dev, ports)
+		return rdma.GIDEntry{}, fmt.Errorf("%w: device spec: gid index %d: empty or absent on %s ports %v",
+			rdma.ErrGIDNotFound, spec.GIDIndex, dev, ports)
 	}
 
 	if spec.Interface == "" {
-		return GIDEntry{}, fmt.Errorf("rdma: device spec: interface: required to choose a GID on %s (or give gid index)", dev)
+		return rdma.GIDEntry{}, fmt.Errorf("rdma: device spec: interface: required to choose a GID on %s (or give gid index)", dev)
 	}
 	addrs, err := d.interfaceAddrs(spec.Interface)
 	if err != nil {
-		return GIDEntry{}, fmt.Errorf("rdma: device spec: interface %q: %w", spec.Interface, err)
+		return rdma.GIDEntry{}, fmt.Errorf("rdma: device spec: interface %q: %w", spec.Interface, err)
 	}
 	if len(addrs) == 0 {
-		return GIDEntry{}, fmt.Errorf("%w: device spec: interface %q has no IPv4 address", ErrGIDNotFound, spec.Interface)
+		return rdma.GIDEntry{}, fmt.Errorf("%w: device spec: interface %q has no IPv4 address", rdma.ErrGIDNotFound, spec.Interface)
 	}
 	var seen []string
 	for _, p := range ports {
 		tab, err := d.GIDTable(dev, p)
 		if err != nil {
-			return GIDEntry{}, err
+			return rdma.GIDEntry{}, err
 		}
 		for _, g := range tab {
 			seen = append(seen, g.String())
-			if g.Type != GIDTypeRoCEv2 || g.Netdev != spec.Interface {
+			if g.Type != rdma.GIDTypeRoCEv2 || g.Netdev != spec.Interface {
 				continue
 			}
 			if ip, ok := g.IPv4(); ok && slices.Contains(addrs, ip) {
@@ -361,8 +307,8 @@ func (d *Discovery) Discover(spec DeviceSpec) (GIDEntry, error) {
 			}
 		}
 	}
-	return GIDEntry{}, fmt.Errorf("%w: device spec: interface %q: no RoCE v2 GID on %s for %v (table: %s)",
-		ErrGIDNotFound, spec.Interface, dev, addrs, strings.Join(seen, "; "))
+	return rdma.GIDEntry{}, fmt.Errorf("%w: device spec: interface %q: no RoCE v2 GID on %s for %v (table: %s)",
+		rdma.ErrGIDNotFound, spec.Interface, dev, addrs, strings.Join(seen, "; "))
 }
 
 func (d *Discovery) interfaceAddrs(netdev string) ([]netip.Addr, error) {

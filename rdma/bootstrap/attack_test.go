@@ -1,4 +1,4 @@
-package rdma
+package bootstrap
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rdmaconsensus/mu/rdma"
 )
 
 // The attacks here run against a plain-TCP bootstrap, the weakest setting
@@ -21,8 +23,8 @@ import (
 // connectedPair is node 2 listening and node 1 connected to it once.
 func connectedPair(t *testing.T, timeout time.Duration) (ln *testNode, d *Bootstrapper, dq *fakeQPs) {
 	t.Helper()
-	ln = startNode(t, 1, 2, []NodeID{1}, timeout)
-	d, dq = dialerOnly(t, 1, 1, []NodeID{2}, timeout)
+	ln = startNode(t, 1, 2, []rdma.NodeID{1}, timeout)
+	d, dq = dialerOnly(t, 1, 1, []rdma.NodeID{2}, timeout)
 	if _, err := d.Exchange(context.Background(), 2, ln.addr()); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func connectedPair(t *testing.T, timeout time.Duration) (ln *testNode, d *Bootst
 // forgeHello opens a connection to addr, sends a valid hello as from and
 // reads the listener's answer (its hello): everything a handshake needs
 // but the final commit.
-func forgeHello(t *testing.T, addr string, cluster uint64, from, to NodeID) net.Conn {
+func forgeHello(t *testing.T, addr string, cluster uint64, from, to rdma.NodeID) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -152,9 +154,9 @@ func TestAttackAttemptFloodMakesNoQueuePairs(t *testing.T) {
 func TestAttackConnectionFlood(t *testing.T) {
 	const limit, extra, timeout = 8, 32, time.Second
 	n := &testNode{id: 2, qps: newFakeQPs(2), in: make(chan inbound, limit+extra+4)}
-	b, err := NewBootstrapper(BootstrapConfig{ClusterID: 1, Self: 2, Peers: []NodeID{1}, Timeout: timeout,
+	b, err := New(Config{ClusterID: 1, Self: 2, Peers: []rdma.NodeID{1}, Timeout: timeout,
 		Peering: n.qps.peering(), MaxInbound: limit,
-		OnInbound: func(_ net.Addr, peer NodeID, err error) { n.in <- inbound{peer, err} }})
+		OnInbound: func(_ net.Addr, peer rdma.NodeID, err error) { n.in <- inbound{peer, err} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +219,7 @@ func TestAttackConnectionFlood(t *testing.T) {
 	if busy != extra || timedOut != limit {
 		t.Errorf("%d refused and %d timed out, want %d and %d", busy, timedOut, extra, limit)
 	}
-	d, _ := dialerOnly(t, 1, 1, []NodeID{2}, time.Second)
+	d, _ := dialerOnly(t, 1, 1, []rdma.NodeID{2}, time.Second)
 	if _, err := d.Exchange(context.Background(), 2, n.addr()); err != nil {
 		t.Fatalf("real handshake after the flood: %v", err)
 	}
@@ -228,7 +230,7 @@ func isReset(err error) bool {
 	return errors.As(err, &op) && !op.Timeout()
 }
 
-func mustRemote(t *testing.T, b *Bootstrapper, peer NodeID) []Endpoint {
+func mustRemote(t *testing.T, b *Bootstrapper, peer rdma.NodeID) []rdma.Endpoint {
 	t.Helper()
 	eps, ok := b.Remote(peer)
 	if !ok {
@@ -241,7 +243,7 @@ func mustRemote(t *testing.T, b *Bootstrapper, peer NodeID) []Endpoint {
 // backoff, and leaves a link that is up alone.
 func TestKeepRedialsLostLinksWithBackoff(t *testing.T) {
 	ln, _, _ := connectedPair(t, time.Second)
-	d, dq := dialerOnly(t, 1, 1, []NodeID{2, 3}, time.Second)
+	d, dq := dialerOnly(t, 1, 1, []rdma.NodeID{2, 3}, time.Second)
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -256,9 +258,9 @@ func TestKeepRedialsLostLinksWithBackoff(t *testing.T) {
 	done := make(chan error, 1)
 	const gap = 5 * time.Millisecond
 	go func() {
-		done <- d.Keep(ctx, map[NodeID]string{2: ln.addr(), 3: deadAddr}, gap,
-			func(p NodeID) bool { return p == 3 || lost.Load() },
-			func(p NodeID, err error) {
+		done <- d.Keep(ctx, map[rdma.NodeID]string{2: ln.addr(), 3: deadAddr}, gap,
+			func(p rdma.NodeID) bool { return p == 3 || lost.Load() },
+			func(p rdma.NodeID, err error) {
 				if p == 3 {
 					deadTries.Add(1)
 					return

@@ -1,4 +1,4 @@
-package rdma
+package bootstrap
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rdmaconsensus/mu/internal/backoff"
+	"github.com/rdmaconsensus/mu/rdma"
 )
 
 // Bootstrap errors, for errors.Is. A rejection that the peer reports carries
@@ -35,7 +36,7 @@ var (
 	ErrUnauthenticated = errors.New("rdma: bootstrap: peer not authenticated")
 )
 
-// DefaultHandshakeTimeout bounds one handshake when BootstrapConfig.Timeout
+// DefaultHandshakeTimeout bounds one handshake when Config.Timeout
 // is zero. Loopback and LAN handshakes take well under a millisecond; the
 // margin is for a peer busy creating queue pairs.
 const DefaultHandshakeTimeout = 2 * time.Second
@@ -119,12 +120,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // hello is the body of a hello frame.
 type hello struct {
 	Cluster   uint64
-	From, To  NodeID
-	Endpoints []Endpoint
+	From, To  rdma.NodeID
+	Endpoints []rdma.Endpoint
 }
 
 func appendFrame(dst []byte, kind frameKind, body []byte) []byte {
-	return appendFrameVersion(dst, ProtocolVersion, kind, body)
+	return appendFrameVersion(dst, rdma.ProtocolVersion, kind, body)
 }
 
 func appendFrameVersion(dst []byte, version uint16, kind frameKind, body []byte) []byte {
@@ -150,7 +151,7 @@ func encodeHello(h hello) []byte {
 }
 
 // AppendEndpoint appends the 57-byte wire form of e to dst.
-func AppendEndpoint(dst []byte, e Endpoint) []byte {
+func AppendEndpoint(dst []byte, e rdma.Endpoint) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, e.Version)
 	dst = binary.BigEndian.AppendUint64(dst, e.ClusterID)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(e.Node))
@@ -164,15 +165,15 @@ func AppendEndpoint(dst []byte, e Endpoint) []byte {
 }
 
 // DecodeEndpoint decodes the wire form written by AppendEndpoint.
-func DecodeEndpoint(b []byte) (Endpoint, error) {
+func DecodeEndpoint(b []byte) (rdma.Endpoint, error) {
 	if len(b) != endpointWireLen {
-		return Endpoint{}, fmt.Errorf("%w: endpoint is %d bytes, want %d", ErrBadHandshake, len(b), endpointWireLen)
+		return rdma.Endpoint{}, fmt.Errorf("%w: endpoint is %d bytes, want %d", ErrBadHandshake, len(b), endpointWireLen)
 	}
-	var e Endpoint
+	var e rdma.Endpoint
 	e.Version = binary.BigEndian.Uint16(b[0:])
 	e.ClusterID = binary.BigEndian.Uint64(b[2:])
-	e.Node = NodeID(binary.BigEndian.Uint16(b[10:]))
-	e.Plane = Plane(b[12])
+	e.Node = rdma.NodeID(binary.BigEndian.Uint16(b[10:]))
+	e.Plane = rdma.Plane(b[12])
 	copy(e.GID[:], b[13:29])
 	e.QPN = binary.BigEndian.Uint32(b[29:])
 	e.PSN = binary.BigEndian.Uint32(b[33:])
@@ -188,8 +189,8 @@ func decodeHello(body []byte) (hello, error) {
 	}
 	h := hello{
 		Cluster: binary.BigEndian.Uint64(body[0:]),
-		From:    NodeID(binary.BigEndian.Uint16(body[8:])),
-		To:      NodeID(binary.BigEndian.Uint16(body[10:])),
+		From:    rdma.NodeID(binary.BigEndian.Uint16(body[8:])),
+		To:      rdma.NodeID(binary.BigEndian.Uint16(body[10:])),
 	}
 	n := int(body[12])
 	rest := body[helloFixedLen:]
@@ -280,31 +281,31 @@ type Peering struct {
 	// Prepare creates a new set of local queue pairs for peer, one per
 	// plane, beside any in service, and returns their endpoints. Version,
 	// ClusterID and Node are filled in by the bootstrap.
-	Prepare func(peer NodeID) ([]Endpoint, error)
+	Prepare func(peer rdma.NodeID) ([]rdma.Endpoint, error)
 	// Commit connects the queue pairs named by local to remote (RTR, then
 	// RTS). local and remote are sorted by plane.
-	Commit func(peer NodeID, local, remote []Endpoint) error
+	Commit func(peer rdma.NodeID, local, remote []rdma.Endpoint) error
 	// Activate, if set, puts the committed queue pairs named by local in
 	// service for peer, replacing the ones in service.
-	Activate func(peer NodeID, local []Endpoint) error
+	Activate func(peer rdma.NodeID, local []rdma.Endpoint) error
 	// Abort releases the queue pairs named by local, which were prepared
 	// and never activated.
-	Abort func(peer NodeID, local []Endpoint)
+	Abort func(peer rdma.NodeID, local []rdma.Endpoint)
 }
 
-// BootstrapConfig configures a Bootstrapper.
-type BootstrapConfig struct {
+// Config configures a Bootstrapper.
+type Config struct {
 	ClusterID uint64
-	Self      NodeID
+	Self      rdma.NodeID
 	// Peers are the other members. Only they may connect; the lower id of
 	// each pair dials the higher.
-	Peers   []NodeID
+	Peers   []rdma.NodeID
 	Timeout time.Duration // bound on one handshake; 0 means DefaultHandshakeTimeout
 	Peering Peering
 	// OnInbound, if set, is told the outcome of every handshake a listener
 	// ran (peer is the claimed id, meaningful only when err is nil or the
 	// hello could be decoded). For logging.
-	OnInbound func(remote net.Addr, peer NodeID, err error)
+	OnInbound func(remote net.Addr, peer rdma.NodeID, err error)
 
 	// ServerTLS and ClientTLS, when set (both or neither), run every
 	// handshake inside TLS: ServerTLS on the listener, ClientTLS(peer) on
@@ -314,8 +315,8 @@ type BootstrapConfig struct {
 	// the node dialed. Nothing of the hello is read before the TLS
 	// handshake succeeded.
 	ServerTLS *tls.Config
-	ClientTLS func(peer NodeID) *tls.Config
-	PeerID    func(tls.ConnectionState) (NodeID, error)
+	ClientTLS func(peer rdma.NodeID) *tls.Config
+	PeerID    func(tls.ConnectionState) (rdma.NodeID, error)
 
 	// MaxInbound bounds the handshakes a listener runs at once; a
 	// connection beyond it is closed at once, before TLS. 0 means
@@ -324,7 +325,7 @@ type BootstrapConfig struct {
 }
 
 // DefaultMaxInbound bounds concurrent inbound handshakes when
-// BootstrapConfig.MaxInbound is zero: far more than a cluster's peers
+// Config.MaxInbound is zero: far more than a cluster's peers
 // redialing at once, few enough that a flood of idle connections costs
 // little more than their sockets until the handshake timeout closes them.
 const DefaultMaxInbound = 64
@@ -364,19 +365,19 @@ var ErrBusy = errors.New("rdma: bootstrap: too many handshakes in flight")
 // new ones whose peer is gone; their first operation fails with
 // ErrRetryExceeded, like a peer crash, and the dialer's retry replaces them.
 type Bootstrapper struct {
-	cfg     BootstrapConfig
+	cfg     Config
 	timeout time.Duration
 	inbound chan struct{} // one token per inbound handshake in flight
 
 	mu        sync.Mutex
-	peerLocks map[NodeID]*sync.Mutex
-	attempts  map[NodeID]int // handshakes in flight per peer
-	connected map[NodeID][]Endpoint
+	peerLocks map[rdma.NodeID]*sync.Mutex
+	attempts  map[rdma.NodeID]int // handshakes in flight per peer
+	connected map[rdma.NodeID][]rdma.Endpoint
 	changed   chan struct{} // closed and replaced whenever connected changes
 }
 
-// NewBootstrapper validates cfg.
-func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
+// New validates cfg.
+func New(cfg Config) (*Bootstrapper, error) {
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("rdma: bootstrap config: timeout %v: must not be negative", cfg.Timeout)
 	}
@@ -392,7 +393,7 @@ func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
 	if cfg.MaxInbound == 0 {
 		cfg.MaxInbound = DefaultMaxInbound
 	}
-	seen := map[NodeID]bool{}
+	seen := map[rdma.NodeID]bool{}
 	for i, p := range cfg.Peers {
 		if p == cfg.Self {
 			return nil, fmt.Errorf("rdma: bootstrap config: peers[%d]: %d is self", i, p)
@@ -406,9 +407,9 @@ func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
 		cfg:       cfg,
 		timeout:   cfg.Timeout,
 		inbound:   make(chan struct{}, cfg.MaxInbound),
-		peerLocks: map[NodeID]*sync.Mutex{},
-		attempts:  map[NodeID]int{},
-		connected: map[NodeID][]Endpoint{},
+		peerLocks: map[rdma.NodeID]*sync.Mutex{},
+		attempts:  map[rdma.NodeID]int{},
+		connected: map[rdma.NodeID][]rdma.Endpoint{},
 		changed:   make(chan struct{}),
 	}
 	if b.timeout == 0 {
@@ -419,14 +420,14 @@ func NewBootstrapper(cfg BootstrapConfig) (*Bootstrapper, error) {
 }
 
 // Remote returns the endpoints peer committed with, sorted by plane.
-func (b *Bootstrapper) Remote(peer NodeID) ([]Endpoint, bool) {
+func (b *Bootstrapper) Remote(peer rdma.NodeID) ([]rdma.Endpoint, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	eps, ok := b.connected[peer]
 	return slices.Clone(eps), ok
 }
 
-func (b *Bootstrapper) setConnected(peer NodeID, remote []Endpoint) {
+func (b *Bootstrapper) setConnected(peer rdma.NodeID, remote []rdma.Endpoint) {
 	b.mu.Lock()
 	b.connected[peer] = remote
 	close(b.changed)
@@ -434,7 +435,7 @@ func (b *Bootstrapper) setConnected(peer NodeID, remote []Endpoint) {
 	b.mu.Unlock()
 }
 
-func (b *Bootstrapper) lockPeer(peer NodeID) func() {
+func (b *Bootstrapper) lockPeer(peer rdma.NodeID) func() {
 	b.mu.Lock()
 	l := b.peerLocks[peer]
 	if l == nil {
@@ -448,7 +449,7 @@ func (b *Bootstrapper) lockPeer(peer NodeID) func() {
 
 // beginAttempt counts a handshake with peer in flight, or refuses one
 // beyond maxAttemptsPerPeer. The returned end must be called.
-func (b *Bootstrapper) beginAttempt(peer NodeID) (end func(), err error) {
+func (b *Bootstrapper) beginAttempt(peer rdma.NodeID) (end func(), err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.attempts[peer] >= maxAttemptsPerPeer {
@@ -465,7 +466,7 @@ func (b *Bootstrapper) beginAttempt(peer NodeID) (end func(), err error) {
 // activate puts an attempt's committed queue pairs in service: the one step
 // serialized per peer, so two attempts that both completed replace the
 // link one after the other and Remote names the one in service.
-func (b *Bootstrapper) activate(peer NodeID, local, remote []Endpoint) error {
+func (b *Bootstrapper) activate(peer rdma.NodeID, local, remote []rdma.Endpoint) error {
 	unlock := b.lockPeer(peer)
 	defer unlock()
 	if b.cfg.Peering.Activate != nil {
@@ -477,17 +478,17 @@ func (b *Bootstrapper) activate(peer NodeID, local, remote []Endpoint) error {
 	return nil
 }
 
-func (b *Bootstrapper) isPeer(id NodeID) bool { return slices.Contains(b.cfg.Peers, id) }
+func (b *Bootstrapper) isPeer(id rdma.NodeID) bool { return slices.Contains(b.cfg.Peers, id) }
 
 // prepare runs Peering.Prepare and stamps and checks the result.
-func (b *Bootstrapper) prepare(peer NodeID) ([]Endpoint, error) {
+func (b *Bootstrapper) prepare(peer rdma.NodeID) ([]rdma.Endpoint, error) {
 	eps, err := b.cfg.Peering.Prepare(peer)
 	if err != nil {
 		return nil, fmt.Errorf("rdma: bootstrap: prepare for node %d: %w", peer, err)
 	}
 	eps = slices.Clone(eps)
 	for i := range eps {
-		eps[i].Version = ProtocolVersion
+		eps[i].Version = rdma.ProtocolVersion
 		eps[i].ClusterID = b.cfg.ClusterID
 		eps[i].Node = b.cfg.Self
 	}
@@ -498,21 +499,21 @@ func (b *Bootstrapper) prepare(peer NodeID) ([]Endpoint, error) {
 	return sortByPlane(eps), nil
 }
 
-func sortByPlane(eps []Endpoint) []Endpoint {
+func sortByPlane(eps []rdma.Endpoint) []rdma.Endpoint {
 	sort.Slice(eps, func(i, j int) bool { return eps[i].Plane < eps[j].Plane })
 	return eps
 }
 
 // checkEndpoints requires one endpoint per plane with values a queue pair
 // can have.
-func checkEndpoints(eps []Endpoint) error {
-	if len(eps) != int(NumPlanes) {
-		return fmt.Errorf("%w: %d endpoints, want one per plane (%d)", ErrBadHandshake, len(eps), NumPlanes)
+func checkEndpoints(eps []rdma.Endpoint) error {
+	if len(eps) != int(rdma.NumPlanes) {
+		return fmt.Errorf("%w: %d endpoints, want one per plane (%d)", ErrBadHandshake, len(eps), rdma.NumPlanes)
 	}
-	var have [NumPlanes]bool
+	var have [rdma.NumPlanes]bool
 	for i, e := range eps {
 		switch {
-		case e.Plane >= NumPlanes:
+		case e.Plane >= rdma.NumPlanes:
 			return fmt.Errorf("%w: endpoints[%d].plane: %v is not a plane", ErrBadHandshake, i, e.Plane)
 		case have[e.Plane]:
 			return fmt.Errorf("%w: endpoints[%d].plane: %v given twice", ErrBadHandshake, i, e.Plane)
@@ -533,9 +534,9 @@ func checkEndpoints(eps []Endpoint) error {
 
 // checkHello validates a peer's hello against what this side expects: from
 // is the expected sender, or any configured peer when anyPeer is set.
-func (b *Bootstrapper) checkHello(f frame, want NodeID, anyPeer bool) (hello, error) {
-	if f.version != ProtocolVersion {
-		return hello{}, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersionMismatch, f.version, ProtocolVersion)
+func (b *Bootstrapper) checkHello(f frame, want rdma.NodeID, anyPeer bool) (hello, error) {
+	if f.version != rdma.ProtocolVersion {
+		return hello{}, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersionMismatch, f.version, rdma.ProtocolVersion)
 	}
 	if f.kind != kindHello {
 		return hello{}, fmt.Errorf("%w: expected a hello frame, got %s", ErrBadHandshake, f.kind)
@@ -560,8 +561,8 @@ func (b *Bootstrapper) checkHello(f frame, want NodeID, anyPeer bool) (hello, er
 	}
 	for i, e := range h.Endpoints {
 		switch {
-		case e.Version != ProtocolVersion:
-			return h, fmt.Errorf("%w: endpoints[%d].version: %d, this node %d", ErrVersionMismatch, i, e.Version, ProtocolVersion)
+		case e.Version != rdma.ProtocolVersion:
+			return h, fmt.Errorf("%w: endpoints[%d].version: %d, this node %d", ErrVersionMismatch, i, e.Version, rdma.ProtocolVersion)
 		case e.ClusterID != h.Cluster:
 			return h, fmt.Errorf("%w: endpoints[%d].cluster: %#x, this node %#x", ErrForeignCluster, i, e.ClusterID, b.cfg.ClusterID)
 		case e.Node != h.From:
@@ -576,7 +577,7 @@ func (b *Bootstrapper) checkHello(f frame, want NodeID, anyPeer bool) (hello, er
 }
 
 // expectCommit reads the peer's commit; a reject becomes its sentinel.
-func expectCommit(conn net.Conn, peer NodeID) error {
+func expectCommit(conn net.Conn, peer rdma.NodeID) error {
 	f, err := readFrame(conn)
 	if err != nil {
 		return err
@@ -584,7 +585,7 @@ func expectCommit(conn net.Conn, peer NodeID) error {
 	switch {
 	case f.kind == kindReject:
 		return decodeReject(f, peer)
-	case f.version != ProtocolVersion:
+	case f.version != rdma.ProtocolVersion:
 		return fmt.Errorf("%w: peer switched to version %d mid-handshake", ErrVersionMismatch, f.version)
 	case f.kind != kindCommit || len(f.body) != 0:
 		return fmt.Errorf("%w: expected commit from node %d, got %s with %d body bytes", ErrBadHandshake, peer, f.kind, len(f.body))
@@ -592,7 +593,7 @@ func expectCommit(conn net.Conn, peer NodeID) error {
 	return nil
 }
 
-func decodeReject(f frame, peer NodeID) error {
+func decodeReject(f frame, peer rdma.NodeID) error {
 	if len(f.body) < 3 || len(f.body) != 3+int(binary.BigEndian.Uint16(f.body[1:])) {
 		return fmt.Errorf("%w: malformed reject from node %d", ErrBadHandshake, peer)
 	}
@@ -670,7 +671,7 @@ func isHandshakeSentinel(err error) bool {
 // higher id, at addr (host:port). It returns the peer's endpoints sorted by
 // plane once both sides have committed. On error every queue pair Prepare
 // made has been released through Abort.
-func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) ([]Endpoint, error) {
+func (b *Bootstrapper) Exchange(ctx context.Context, peer rdma.NodeID, addr string) ([]rdma.Endpoint, error) {
 	if !b.isPeer(peer) {
 		return nil, fmt.Errorf("%w: node %d is not a configured peer of node %d", ErrUnexpectedPeer, peer, b.cfg.Self)
 	}
@@ -721,7 +722,7 @@ func (b *Bootstrapper) Exchange(ctx context.Context, peer NodeID, addr string) (
 	return slices.Clone(remote), nil
 }
 
-func (b *Bootstrapper) dialerSteps(conn net.Conn, peer NodeID, local []Endpoint) ([]Endpoint, error) {
+func (b *Bootstrapper) dialerSteps(conn net.Conn, peer rdma.NodeID, local []rdma.Endpoint) ([]rdma.Endpoint, error) {
 	if err := writeFrame(conn, kindHello, encodeHello(hello{Cluster: b.cfg.ClusterID, From: b.cfg.Self, To: peer, Endpoints: local})); err != nil {
 		return nil, err
 	}
@@ -789,11 +790,11 @@ func (b *Bootstrapper) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-func (b *Bootstrapper) serveConn(ctx context.Context, conn net.Conn) (NodeID, error) {
+func (b *Bootstrapper) serveConn(ctx context.Context, conn net.Conn) (rdma.NodeID, error) {
 	defer conn.Close()
 	ctx, unbound := b.bound(ctx, conn)
 	defer unbound()
-	authenticated := NodeID(0)
+	authenticated := rdma.NodeID(0)
 	if b.cfg.ServerTLS != nil {
 		tc := tls.Server(conn, b.cfg.ServerTLS)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -843,7 +844,7 @@ func (b *Bootstrapper) serveConn(ctx context.Context, conn net.Conn) (NodeID, er
 	return peer, nil
 }
 
-func (b *Bootstrapper) listenerSteps(conn net.Conn, peer NodeID, local, remote []Endpoint) error {
+func (b *Bootstrapper) listenerSteps(conn net.Conn, peer rdma.NodeID, local, remote []rdma.Endpoint) error {
 	if err := writeFrame(conn, kindHello, encodeHello(hello{Cluster: b.cfg.ClusterID, From: b.cfg.Self, To: peer, Endpoints: local})); err != nil {
 		return err
 	}
@@ -882,7 +883,7 @@ func isPermanent(err error) bool {
 // fails permanently (foreign cluster, version, unexpected peer, garbage);
 // then the error names the peers still missing and the connections made so
 // far stay up (see Remote).
-func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) (map[NodeID][]Endpoint, error) {
+func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[rdma.NodeID]string) (map[rdma.NodeID][]rdma.Endpoint, error) {
 	for id := range addrs {
 		if !b.isPeer(id) {
 			return nil, fmt.Errorf("%w: addrs names node %d, not a configured peer of node %d", ErrUnexpectedPeer, id, b.cfg.Self)
@@ -893,7 +894,7 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 	var (
 		wg      sync.WaitGroup
 		errMu   sync.Mutex
-		dialErr = map[NodeID]error{}
+		dialErr = map[rdma.NodeID]error{}
 	)
 	for id, addr := range addrs {
 		if id < b.cfg.Self {
@@ -927,7 +928,7 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 		})
 	}
 	// Wait until every peer is connected (dialed or dialed in).
-	var missing []NodeID
+	var missing []rdma.NodeID
 	for {
 		b.mu.Lock()
 		missing = missing[:0]
@@ -949,7 +950,7 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 	cancel()
 	wg.Wait()
 
-	out := map[NodeID][]Endpoint{}
+	out := map[rdma.NodeID][]rdma.Endpoint{}
 	for id := range addrs {
 		if eps, ok := b.Remote(id); ok {
 			out[id] = eps
@@ -993,7 +994,7 @@ func (b *Bootstrapper) ConnectAll(ctx context.Context, addrs map[NodeID]string) 
 // new queue pairs beside the old (see Peering), so one that fails costs the
 // link in service nothing. report, if set, is told each redial's outcome.
 // The lower ids dial this node themselves.
-func (b *Bootstrapper) Keep(ctx context.Context, addrs map[NodeID]string, gap time.Duration, down func(NodeID) bool, report func(NodeID, error)) error {
+func (b *Bootstrapper) Keep(ctx context.Context, addrs map[rdma.NodeID]string, gap time.Duration, down func(rdma.NodeID) bool, report func(rdma.NodeID, error)) error {
 	if gap <= 0 {
 		return fmt.Errorf("rdma: bootstrap: keep: gap %v must be positive", gap)
 	}

@@ -1,4 +1,4 @@
-package rdma_test
+package bootstrap_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/rdma"
+	"github.com/rdmaconsensus/mu/rdma/bootstrap"
 )
 
 const tlsCluster = 0x6d75
@@ -27,8 +28,8 @@ type qps struct {
 	commits  map[rdma.NodeID]int
 }
 
-func (q *qps) peering() rdma.Peering {
-	return rdma.Peering{
+func (q *qps) peering() bootstrap.Peering {
+	return bootstrap.Peering{
 		Prepare: func(peer rdma.NodeID) ([]rdma.Endpoint, error) {
 			q.mu.Lock()
 			defer q.mu.Unlock()
@@ -56,11 +57,11 @@ func (q *qps) count(peer rdma.NodeID) (int, int) {
 }
 
 type tlsNode struct {
-	b   *rdma.Bootstrapper
+	b   *bootstrap.Bootstrapper
 	q   *qps
 	ln  net.Listener
 	in  chan error
-	cfg rdma.BootstrapConfig
+	cfg bootstrap.Config
 }
 
 func tlsConfig(creds *clustertls.Credentials) (server *tls.Config, client func(rdma.NodeID) *tls.Config, id func(tls.ConnectionState) (rdma.NodeID, error)) {
@@ -70,13 +71,13 @@ func tlsConfig(creds *clustertls.Credentials) (server *tls.Config, client func(r
 func startTLSNode(t *testing.T, self rdma.NodeID, peers []rdma.NodeID, creds *clustertls.Credentials) *tlsNode {
 	t.Helper()
 	n := &tlsNode{q: &qps{self: self, prepares: map[rdma.NodeID]int{}, commits: map[rdma.NodeID]int{}}, in: make(chan error, 16)}
-	n.cfg = rdma.BootstrapConfig{ClusterID: tlsCluster, Self: self, Peers: peers, Timeout: time.Second, Peering: n.q.peering(),
+	n.cfg = bootstrap.Config{ClusterID: tlsCluster, Self: self, Peers: peers, Timeout: time.Second, Peering: n.q.peering(),
 		OnInbound: func(_ net.Addr, _ rdma.NodeID, err error) { n.in <- err }}
 	if creds != nil {
 		n.cfg.ServerTLS, n.cfg.ClientTLS, n.cfg.PeerID = tlsConfig(creds)
 	}
 	var err error
-	if n.b, err = rdma.NewBootstrapper(n.cfg); err != nil {
+	if n.b, err = bootstrap.New(n.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if n.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -118,7 +119,7 @@ func rawHello(from, to rdma.NodeID) []byte {
 	body = binary.BigEndian.AppendUint16(body, uint16(to))
 	body = append(body, byte(rdma.NumPlanes))
 	for p := range rdma.NumPlanes {
-		body = rdma.AppendEndpoint(body, rdma.Endpoint{Version: rdma.ProtocolVersion, ClusterID: tlsCluster, Node: from, Plane: p, QPN: 0x500 + uint32(p), PSN: 1, Addr: 0x1000, RKey: 0xdead, Length: 1 << 20})
+		body = bootstrap.AppendEndpoint(body, rdma.Endpoint{Version: rdma.ProtocolVersion, ClusterID: tlsCluster, Node: from, Plane: p, QPN: 0x500 + uint32(p), PSN: 1, Addr: 0x1000, RKey: 0xdead, Length: 1 << 20})
 	}
 	var f []byte
 	f = append(f, "MuBs"...)
@@ -167,7 +168,7 @@ func TestBootstrapTLSRefusesPlainHello(t *testing.T) {
 	if bytes.Contains(got, []byte("MuBs")) || bytes.Contains(got, binary.BigEndian.AppendUint64(nil, tlsCluster)) {
 		t.Errorf("attacker read %q", got)
 	}
-	if err := n3.inbound(t); !errors.Is(err, rdma.ErrUnauthenticated) {
+	if err := n3.inbound(t); !errors.Is(err, bootstrap.ErrUnauthenticated) {
 		t.Errorf("listener outcome %v, want ErrUnauthenticated", err)
 	}
 	if p, _ := n3.q.count(1); p != 0 {
@@ -200,7 +201,7 @@ func TestBootstrapTLSRefusesImpersonation(t *testing.T) {
 	if bytes.ContainsAny(got[15:len(got)-4], "0123456789") {
 		t.Errorf("reject reveals numbers: %q", got[15:len(got)-4])
 	}
-	if err := n3.inbound(t); !errors.Is(err, rdma.ErrUnexpectedPeer) {
+	if err := n3.inbound(t); !errors.Is(err, bootstrap.ErrUnexpectedPeer) {
 		t.Errorf("listener outcome %v, want ErrUnexpectedPeer", err)
 	}
 	for _, p := range []rdma.NodeID{1, 2} {
@@ -219,17 +220,17 @@ func TestBootstrapTLSRefusesForeignAndWrongListener(t *testing.T) {
 	fake1 := startTLSNode(t, 1, []rdma.NodeID{2, 3}, issue(t, evil, clustertls.NodeIdentity(1)))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := fake1.b.Exchange(ctx, 3, n3.ln.Addr().String()); !errors.Is(err, rdma.ErrUnauthenticated) {
+	if _, err := fake1.b.Exchange(ctx, 3, n3.ln.Addr().String()); !errors.Is(err, bootstrap.ErrUnauthenticated) {
 		t.Errorf("foreign CA dialer: %v", err)
 	}
-	if err := n3.inbound(t); !errors.Is(err, rdma.ErrUnauthenticated) {
+	if err := n3.inbound(t); !errors.Is(err, bootstrap.ErrUnauthenticated) {
 		t.Errorf("listener outcome %v", err)
 	}
 	// Node 1 dials "node 3" but the address holds node 2 (a valid member):
 	// the certificate names the wrong node.
 	n2 := startTLSNode(t, 2, []rdma.NodeID{1, 3}, issue(t, ca, clustertls.NodeIdentity(2)))
 	n1 := startTLSNode(t, 1, []rdma.NodeID{2, 3}, issue(t, ca, clustertls.NodeIdentity(1)))
-	if _, err := n1.b.Exchange(ctx, 3, n2.ln.Addr().String()); !errors.Is(err, rdma.ErrUnauthenticated) {
+	if _, err := n1.b.Exchange(ctx, 3, n2.ln.Addr().String()); !errors.Is(err, bootstrap.ErrUnauthenticated) {
 		t.Errorf("dialing node 3 at node 2's address: %v", err)
 	}
 	if p, _ := n1.q.count(3); p != 0 {
@@ -241,7 +242,7 @@ func TestBootstrapTLSConfigTogether(t *testing.T) {
 	ca, _ := clustertls.NewCA("t", time.Hour)
 	cr := issue(t, ca, clustertls.NodeIdentity(1))
 	q := &qps{prepares: map[rdma.NodeID]int{}, commits: map[rdma.NodeID]int{}}
-	if _, err := rdma.NewBootstrapper(rdma.BootstrapConfig{ClusterID: 1, Self: 1, Peers: []rdma.NodeID{2}, Peering: q.peering(),
+	if _, err := bootstrap.New(bootstrap.Config{ClusterID: 1, Self: 1, Peers: []rdma.NodeID{2}, Peering: q.peering(),
 		ServerTLS: cr.ServerConfig(nil)}); err == nil {
 		t.Error("ServerTLS without ClientTLS accepted")
 	}
@@ -267,13 +268,13 @@ func BenchmarkBootstrapHandshake(b *testing.B) {
 	}
 	for _, mode := range []string{"plain", "tls"} {
 		b.Run(mode, func(b *testing.B) {
-			mk := func(self rdma.NodeID, peers []rdma.NodeID) *rdma.Bootstrapper {
+			mk := func(self rdma.NodeID, peers []rdma.NodeID) *bootstrap.Bootstrapper {
 				q := &qps{self: self, prepares: map[rdma.NodeID]int{}, commits: map[rdma.NodeID]int{}}
-				cfg := rdma.BootstrapConfig{ClusterID: tlsCluster, Self: self, Peers: peers, Timeout: 5 * time.Second, Peering: q.peering()}
+				cfg := bootstrap.Config{ClusterID: tlsCluster, Self: self, Peers: peers, Timeout: 5 * time.Second, Peering: q.peering()}
 				if mode == "tls" {
 					cfg.ServerTLS, cfg.ClientTLS, cfg.PeerID = tlsConfig(load(self))
 				}
-				bs, err := rdma.NewBootstrapper(cfg)
+				bs, err := bootstrap.New(cfg)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -348,7 +349,7 @@ func TestBootstrapTLSRefusesReplay(t *testing.T) {
 	_, _ = c.Write(sent.Bytes())
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _ = io.Copy(io.Discard, c)
-	if err := n2.inbound(t); !errors.Is(err, rdma.ErrUnauthenticated) {
+	if err := n2.inbound(t); !errors.Is(err, bootstrap.ErrUnauthenticated) {
 		t.Errorf("replayed handshake: listener outcome %v, want ErrUnauthenticated", err)
 	}
 	if p, _ := n2.q.count(1); p != 1 {

@@ -1,4 +1,4 @@
-package rdma
+package bootstrap
 
 import (
 	"bytes"
@@ -12,50 +12,52 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rdmaconsensus/mu/rdma"
 )
 
 // fakeQPs is a Peering that hands out queue-pair numbers and keeps the books
 // the bootstrap promises about: what is prepared, committed, in service and
 // released.
 type fakeQPs struct {
-	self NodeID
+	self rdma.NodeID
 
 	mu          sync.Mutex
 	nextQPN     uint32
-	staged      map[uint32]NodeID     // prepared attempts by first QPN, not yet activated or aborted
-	committed   map[uint32][]Endpoint // staged attempts' remote endpoints, once committed
-	live        map[NodeID][]Endpoint // local endpoints in service
-	remote      map[NodeID][]Endpoint // the peer's endpoints in service
-	prepares    map[NodeID]int
-	aborts      map[NodeID]int
-	activations map[NodeID]int
+	staged      map[uint32]rdma.NodeID          // prepared attempts by first QPN, not yet activated or aborted
+	committed   map[uint32][]rdma.Endpoint      // staged attempts' remote endpoints, once committed
+	live        map[rdma.NodeID][]rdma.Endpoint // local endpoints in service
+	remote      map[rdma.NodeID][]rdma.Endpoint // the peer's endpoints in service
+	prepares    map[rdma.NodeID]int
+	aborts      map[rdma.NodeID]int
+	activations map[rdma.NodeID]int
 	failCommit  error
 	failPrep    error
 	badPrep     bool // return one endpoint instead of one per plane
 }
 
-func newFakeQPs(self NodeID) *fakeQPs {
+func newFakeQPs(self rdma.NodeID) *fakeQPs {
 	return &fakeQPs{self: self, nextQPN: 0x100 * (uint32(self) + 1),
-		staged: map[uint32]NodeID{}, committed: map[uint32][]Endpoint{},
-		live: map[NodeID][]Endpoint{}, remote: map[NodeID][]Endpoint{},
-		prepares: map[NodeID]int{}, aborts: map[NodeID]int{}, activations: map[NodeID]int{}}
+		staged: map[uint32]rdma.NodeID{}, committed: map[uint32][]rdma.Endpoint{},
+		live: map[rdma.NodeID][]rdma.Endpoint{}, remote: map[rdma.NodeID][]rdma.Endpoint{},
+		prepares: map[rdma.NodeID]int{}, aborts: map[rdma.NodeID]int{}, activations: map[rdma.NodeID]int{}}
 }
 
 func (f *fakeQPs) peering() Peering {
 	return Peering{
-		Prepare: func(peer NodeID) ([]Endpoint, error) {
+		Prepare: func(peer rdma.NodeID) ([]rdma.Endpoint, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.prepares[peer]++
 			if f.failPrep != nil {
 				return nil, f.failPrep
 			}
-			var eps []Endpoint
-			for p := range NumPlanes {
+			var eps []rdma.Endpoint
+			for p := range rdma.NumPlanes {
 				f.nextQPN++
 				var gid [16]byte
 				gid[10], gid[11], gid[15] = 0xff, 0xff, byte(f.self)
-				eps = append(eps, Endpoint{Plane: p, GID: gid, QPN: f.nextQPN, PSN: f.nextQPN * 7 & 0xffffff,
+				eps = append(eps, rdma.Endpoint{Plane: p, GID: gid, QPN: f.nextQPN, PSN: f.nextQPN * 7 & 0xffffff,
 					Addr: 0x7f0000000000 + uint64(f.self)<<20, RKey: 0xabc0 + uint32(f.self), Length: 1 << 20})
 			}
 			if f.badPrep {
@@ -64,7 +66,7 @@ func (f *fakeQPs) peering() Peering {
 			f.staged[eps[0].QPN] = peer
 			return eps, nil
 		},
-		Commit: func(peer NodeID, local, remote []Endpoint) error {
+		Commit: func(peer rdma.NodeID, local, remote []rdma.Endpoint) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if f.failCommit != nil {
@@ -76,7 +78,7 @@ func (f *fakeQPs) peering() Peering {
 			f.committed[local[0].QPN] = remote
 			return nil
 		},
-		Activate: func(peer NodeID, local []Endpoint) error {
+		Activate: func(peer rdma.NodeID, local []rdma.Endpoint) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			remote, ok := f.committed[local[0].QPN]
@@ -89,7 +91,7 @@ func (f *fakeQPs) peering() Peering {
 			f.activations[peer]++
 			return nil
 		},
-		Abort: func(peer NodeID, local []Endpoint) {
+		Abort: func(peer rdma.NodeID, local []rdma.Endpoint) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if f.staged[local[0].QPN] != peer {
@@ -104,7 +106,7 @@ func (f *fakeQPs) peering() Peering {
 
 // requireClean fails unless no attempt towards peer is left prepared and
 // every Prepare was matched by an Abort or an Activate.
-func (f *fakeQPs) requireClean(t *testing.T, peer NodeID) {
+func (f *fakeQPs) requireClean(t *testing.T, peer rdma.NodeID) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -119,38 +121,38 @@ func (f *fakeQPs) requireClean(t *testing.T, peer NodeID) {
 }
 
 // inService returns the local endpoints in service towards peer.
-func (f *fakeQPs) inService(peer NodeID) []Endpoint {
+func (f *fakeQPs) inService(peer rdma.NodeID) []rdma.Endpoint {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.live[peer]
 }
 
-func (f *fakeQPs) count(peer NodeID) (prepares, aborts int) {
+func (f *fakeQPs) count(peer rdma.NodeID) (prepares, aborts int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.prepares[peer], f.aborts[peer]
 }
 
 type inbound struct {
-	peer NodeID
+	peer rdma.NodeID
 	err  error
 }
 
 // testNode is a Bootstrapper serving on a loopback listener.
 type testNode struct {
-	id  NodeID
+	id  rdma.NodeID
 	b   *Bootstrapper
 	qps *fakeQPs
 	ln  net.Listener
 	in  chan inbound
 }
 
-func startNode(t *testing.T, cluster uint64, id NodeID, peers []NodeID, timeout time.Duration) *testNode {
+func startNode(t *testing.T, cluster uint64, id rdma.NodeID, peers []rdma.NodeID, timeout time.Duration) *testNode {
 	t.Helper()
 	n := &testNode{id: id, qps: newFakeQPs(id), in: make(chan inbound, 16)}
-	b, err := NewBootstrapper(BootstrapConfig{ClusterID: cluster, Self: id, Peers: peers, Timeout: timeout,
+	b, err := New(Config{ClusterID: cluster, Self: id, Peers: peers, Timeout: timeout,
 		Peering: n.qps.peering(),
-		OnInbound: func(_ net.Addr, peer NodeID, err error) {
+		OnInbound: func(_ net.Addr, peer rdma.NodeID, err error) {
 			n.in <- inbound{peer, err}
 		}})
 	if err != nil {
@@ -186,28 +188,28 @@ func (n *testNode) nextInbound(t *testing.T) inbound {
 	return inbound{}
 }
 
-func others(all []NodeID, self NodeID) []NodeID {
-	return slices.DeleteFunc(slices.Clone(all), func(x NodeID) bool { return x == self })
+func others(all []rdma.NodeID, self rdma.NodeID) []rdma.NodeID {
+	return slices.DeleteFunc(slices.Clone(all), func(x rdma.NodeID) bool { return x == self })
 }
 
 func TestBootstrapThreeNodes(t *testing.T) {
 	const cluster = 0xC1
-	ids := []NodeID{1, 2, 3}
-	nodes := map[NodeID]*testNode{}
+	ids := []rdma.NodeID{1, 2, 3}
+	nodes := map[rdma.NodeID]*testNode{}
 	for _, id := range ids {
 		nodes[id] = startNode(t, cluster, id, others(ids, id), time.Second)
 	}
-	addrs := map[NodeID]string{}
+	addrs := map[rdma.NodeID]string{}
 	for id, n := range nodes {
 		addrs[id] = n.addr()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	results := map[NodeID]map[NodeID][]Endpoint{}
+	results := map[rdma.NodeID]map[rdma.NodeID][]rdma.Endpoint{}
 	var mu sync.Mutex
 	for _, id := range ids {
-		peerAddrs := map[NodeID]string{}
+		peerAddrs := map[rdma.NodeID]string{}
 		for _, p := range others(ids, id) {
 			peerAddrs[p] = addrs[p]
 		}
@@ -231,12 +233,12 @@ func TestBootstrapThreeNodes(t *testing.T) {
 			nodes[b].qps.mu.Lock()
 			prepared := nodes[b].qps.live[a]
 			nodes[b].qps.mu.Unlock()
-			if len(remote) != int(NumPlanes) {
+			if len(remote) != int(rdma.NumPlanes) {
 				t.Fatalf("node %d has %d endpoints of node %d", a, len(remote), b)
 			}
-			for p := range NumPlanes {
+			for p := range rdma.NumPlanes {
 				r := remote[p]
-				if r.Plane != p || r.Node != b || r.ClusterID != cluster || r.Version != ProtocolVersion {
+				if r.Plane != p || r.Node != b || r.ClusterID != cluster || r.Version != rdma.ProtocolVersion {
 					t.Errorf("node %d's endpoint %d of node %d: %+v", a, p, b, r)
 				}
 				if r.QPN != prepared[p].QPN || r.PSN != prepared[p].PSN || r.GID != prepared[p].GID ||
@@ -261,11 +263,11 @@ func TestBootstrapThreeNodes(t *testing.T) {
 	}
 
 	// A second ConnectAll finds everyone connected and sets up nothing new.
-	again, err := nodes[1].b.ConnectAll(ctx, map[NodeID]string{2: addrs[2], 3: addrs[3]})
+	again, err := nodes[1].b.ConnectAll(ctx, map[rdma.NodeID]string{2: addrs[2], 3: addrs[3]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []NodeID{2, 3} {
+	for _, p := range []rdma.NodeID{2, 3} {
 		if pre, _ := nodes[1].qps.count(p); pre != 1 || !slices.Equal(again[p], results[1][p]) {
 			t.Errorf("second ConnectAll: %d prepares towards node %d, endpoints %v (were %v)", pre, p, again[p], results[1][p])
 		}
@@ -293,21 +295,21 @@ func rawListener(t *testing.T, script func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
-func dialerOnly(t *testing.T, cluster uint64, self NodeID, peers []NodeID, timeout time.Duration) (*Bootstrapper, *fakeQPs) {
+func dialerOnly(t *testing.T, cluster uint64, self rdma.NodeID, peers []rdma.NodeID, timeout time.Duration) (*Bootstrapper, *fakeQPs) {
 	t.Helper()
 	q := newFakeQPs(self)
-	b, err := NewBootstrapper(BootstrapConfig{ClusterID: cluster, Self: self, Peers: peers, Timeout: timeout, Peering: q.peering()})
+	b, err := New(Config{ClusterID: cluster, Self: self, Peers: peers, Timeout: timeout, Peering: q.peering()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b, q
 }
 
-func validHello(cluster uint64, from, to NodeID) []byte {
+func validHello(cluster uint64, from, to rdma.NodeID) []byte {
 	q := newFakeQPs(from)
 	eps, _ := q.peering().Prepare(to)
 	for i := range eps {
-		eps[i].Version, eps[i].ClusterID, eps[i].Node = ProtocolVersion, cluster, from
+		eps[i].Version, eps[i].ClusterID, eps[i].Node = rdma.ProtocolVersion, cluster, from
 	}
 	return encodeHello(hello{Cluster: cluster, From: from, To: to, Endpoints: eps})
 }
@@ -344,7 +346,7 @@ func TestBootstrapDialerRejectsBadListener(t *testing.T) {
 		}, ErrBadHandshake},
 		{"wrong version", func(c net.Conn) {
 			readHello(c)
-			c.Write(appendFrameVersion(nil, ProtocolVersion+1, kindHello, validHello(cluster, 2, 1)))
+			c.Write(appendFrameVersion(nil, rdma.ProtocolVersion+1, kindHello, validHello(cluster, 2, 1)))
 			io.Copy(io.Discard, c)
 		}, ErrVersionMismatch},
 		{"foreign cluster", func(c net.Conn) {
@@ -380,7 +382,7 @@ func TestBootstrapDialerRejectsBadListener(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			addr := rawListener(t, c.script)
-			b, q := dialerOnly(t, cluster, 1, []NodeID{2, 3}, 150*time.Millisecond)
+			b, q := dialerOnly(t, cluster, 1, []rdma.NodeID{2, 3}, 150*time.Millisecond)
 			start := time.Now()
 			_, err := b.Exchange(context.Background(), 2, addr)
 			if !errors.Is(err, c.want) {
@@ -428,7 +430,7 @@ func TestBootstrapListenerRejectsBadDialer(t *testing.T) {
 		}()), false, ErrBadHandshake, true},
 		{"never sends", nil, false, ErrHandshakeTimeout, false},
 	}
-	n := startNode(t, cluster, 3, []NodeID{1, 2, 4}, 150*time.Millisecond)
+	n := startNode(t, cluster, 3, []rdma.NodeID{1, 2, 4}, 150*time.Millisecond)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", n.addr())
@@ -462,7 +464,7 @@ func TestBootstrapListenerRejectsBadDialer(t *testing.T) {
 			}
 		})
 	}
-	for _, p := range []NodeID{1, 2, 4, 6} {
+	for _, p := range []rdma.NodeID{1, 2, 4, 6} {
 		if pre, _ := n.qps.count(p); pre != 0 {
 			t.Errorf("listener prepared %d times for node %d after invalid hellos", pre, p)
 		}
@@ -472,8 +474,8 @@ func TestBootstrapListenerRejectsBadDialer(t *testing.T) {
 func TestBootstrapCommitFailureRollsBackBothSides(t *testing.T) {
 	for _, failAt := range []string{"listener", "dialer", "listener prepare"} {
 		t.Run(failAt, func(t *testing.T) {
-			ln := startNode(t, 1, 2, []NodeID{1}, time.Second)
-			d, dq := dialerOnly(t, 1, 1, []NodeID{2}, time.Second)
+			ln := startNode(t, 1, 2, []rdma.NodeID{1}, time.Second)
+			d, dq := dialerOnly(t, 1, 1, []rdma.NodeID{2}, time.Second)
 			switch failAt {
 			case "listener":
 				ln.qps.failCommit = errors.New("modify qp to RTR: invalid argument")
@@ -512,7 +514,7 @@ func TestBootstrapCommitFailureRollsBackBothSides(t *testing.T) {
 }
 
 func TestBootstrapLocalChecks(t *testing.T) {
-	b, q := dialerOnly(t, 1, 2, []NodeID{1, 3}, time.Second)
+	b, q := dialerOnly(t, 1, 2, []rdma.NodeID{1, 3}, time.Second)
 	if _, err := b.Exchange(context.Background(), 1, "127.0.0.1:1"); !errors.Is(err, ErrUnexpectedPeer) {
 		t.Errorf("dialing a lower id: %v, want ErrUnexpectedPeer", err)
 	}
@@ -532,13 +534,13 @@ func TestBootstrapLocalChecks(t *testing.T) {
 	q.requireClean(t, 3)
 
 	peering := newFakeQPs(1).peering()
-	for _, cfg := range []BootstrapConfig{
-		{Self: 1, Peers: []NodeID{1, 2}, Peering: peering},
-		{Self: 1, Peers: []NodeID{2, 2}, Peering: peering},
-		{Self: 1, Peers: []NodeID{2}, Timeout: -time.Second, Peering: peering},
-		{Self: 1, Peers: []NodeID{2}},
+	for _, cfg := range []Config{
+		{Self: 1, Peers: []rdma.NodeID{1, 2}, Peering: peering},
+		{Self: 1, Peers: []rdma.NodeID{2, 2}, Peering: peering},
+		{Self: 1, Peers: []rdma.NodeID{2}, Timeout: -time.Second, Peering: peering},
+		{Self: 1, Peers: []rdma.NodeID{2}},
 	} {
-		if _, err := NewBootstrapper(cfg); err == nil {
+		if _, err := New(cfg); err == nil {
 			t.Errorf("NewBootstrapper(%+v) succeeded", cfg)
 		}
 	}
@@ -552,28 +554,28 @@ func TestBootstrapConnectAllErrors(t *testing.T) {
 	}
 	deadAddr := dead.Addr().String()
 	dead.Close()
-	b, q := dialerOnly(t, 1, 1, []NodeID{2}, 100*time.Millisecond)
+	b, q := dialerOnly(t, 1, 1, []rdma.NodeID{2}, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	got, err := b.ConnectAll(ctx, map[NodeID]string{2: deadAddr})
+	got, err := b.ConnectAll(ctx, map[rdma.NodeID]string{2: deadAddr})
 	if !errors.Is(err, ErrHandshakeTimeout) || len(got) != 0 {
 		t.Errorf("ConnectAll to a dead address = %v, %v; want ErrHandshakeTimeout", got, err)
 	}
 	q.requireClean(t, 2)
 
 	// A peer that never dials in.
-	n := startNode(t, 1, 2, []NodeID{1}, 100*time.Millisecond)
+	n := startNode(t, 1, 2, []rdma.NodeID{1}, 100*time.Millisecond)
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel2()
-	if _, err := n.b.ConnectAll(ctx2, map[NodeID]string{1: "127.0.0.1:1"}); !errors.Is(err, ErrHandshakeTimeout) {
+	if _, err := n.b.ConnectAll(ctx2, map[rdma.NodeID]string{1: "127.0.0.1:1"}); !errors.Is(err, ErrHandshakeTimeout) {
 		t.Errorf("waiting for a lower id that never dials: %v, want ErrHandshakeTimeout", err)
 	}
 
 	// A foreign cluster fails at once instead of retrying to the deadline.
-	other := startNode(t, 99, 2, []NodeID{1}, time.Second)
-	b2, _ := dialerOnly(t, 1, 1, []NodeID{2}, time.Second)
+	other := startNode(t, 99, 2, []rdma.NodeID{1}, time.Second)
+	b2, _ := dialerOnly(t, 1, 1, []rdma.NodeID{2}, time.Second)
 	start := time.Now()
-	_, err = b2.ConnectAll(context.Background(), map[NodeID]string{2: other.addr()})
+	_, err = b2.ConnectAll(context.Background(), map[rdma.NodeID]string{2: other.addr()})
 	if !errors.Is(err, ErrForeignCluster) {
 		t.Errorf("ConnectAll into a foreign cluster: %v, want ErrForeignCluster", err)
 	}
@@ -584,7 +586,7 @@ func TestBootstrapConnectAllErrors(t *testing.T) {
 		t.Errorf("listener outcome %v, want ErrForeignCluster", r.err)
 	}
 
-	if _, err := b2.ConnectAll(context.Background(), map[NodeID]string{7: "127.0.0.1:1"}); !errors.Is(err, ErrUnexpectedPeer) {
+	if _, err := b2.ConnectAll(context.Background(), map[rdma.NodeID]string{7: "127.0.0.1:1"}); !errors.Is(err, ErrUnexpectedPeer) {
 		t.Errorf("ConnectAll with an unknown peer: %v", err)
 	}
 }
@@ -592,8 +594,8 @@ func TestBootstrapConnectAllErrors(t *testing.T) {
 // A dialer that handshakes again replaces its earlier connection: the
 // listener prepares anew and ends with the second set of endpoints.
 func TestBootstrapRedialReplaces(t *testing.T) {
-	ln := startNode(t, 1, 2, []NodeID{1}, time.Second)
-	d, _ := dialerOnly(t, 1, 1, []NodeID{2}, time.Second)
+	ln := startNode(t, 1, 2, []rdma.NodeID{1}, time.Second)
+	d, _ := dialerOnly(t, 1, 1, []rdma.NodeID{2}, time.Second)
 	first, err := d.Exchange(context.Background(), 2, ln.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -618,7 +620,7 @@ func TestBootstrapRedialReplaces(t *testing.T) {
 }
 
 func TestEndpointWireRoundTrip(t *testing.T) {
-	e := Endpoint{Version: 1, ClusterID: 0x0102030405060708, Node: 0x0a0b, Plane: PlaneBackground,
+	e := rdma.Endpoint{Version: 1, ClusterID: 0x0102030405060708, Node: 0x0a0b, Plane: rdma.PlaneBackground,
 		GID: [16]byte{0xfe, 0x80, 15: 1}, QPN: 0x123456, PSN: 0xabcdef, Addr: 0xdeadbeef000, RKey: 0x55aa, Length: 1 << 30}
 	b := AppendEndpoint(nil, e)
 	if len(b) != endpointWireLen {
@@ -655,7 +657,7 @@ func TestFrameDetectsEveryByteFlip(t *testing.T) {
 // cancellation rather than a timeout, and releases what was prepared.
 func TestBootstrapExchangeCancelled(t *testing.T) {
 	addr := rawListener(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-	b, q := dialerOnly(t, 1, 1, []NodeID{2}, 10*time.Second)
+	b, q := dialerOnly(t, 1, 1, []rdma.NodeID{2}, 10*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(30*time.Millisecond, cancel)
 	start := time.Now()
