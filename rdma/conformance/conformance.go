@@ -6,7 +6,9 @@
 // before completion and per-connection ordering; a write through a revoked
 // connection failing with remote invalid request and erroring both ends
 // until both are reset (one is not enough); flushed completions on an
-// errored connection; retry exceeded from a dead peer only after the
+// errored connection; a write grant that belongs to one connection (a
+// connection without it is refused and only it breaks; a revoked grant, or
+// a read-only repair, writes nothing); retry exceeded from a dead peer only after the
 // transport timeout; atomic compare-and-swap (64-bit little-endian words at
 // both ends); concurrent writers to disjoint areas; batched posts; and a
 // re-handshake that keeps the connections the protocol holds, completes
@@ -119,6 +121,7 @@ func Scenarios() []Scenario {
 		{"ConcurrentDisjointWriters", o, concurrentDisjointWriters},
 		{"Batch32", o, batch32},
 		{"BackgroundPlaneUnaffectedByRevoke", o, backgroundUnaffected},
+		{"GrantIsPerConnection", o, grantIsPerConnection},
 		{"ReconnectKeepsConnsAndCompletesOnce", o, reconnectCompletesOnce},
 		{"ReconnectRevivesErroredConn", o, reconnectRevives},
 	}

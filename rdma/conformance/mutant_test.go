@@ -16,12 +16,14 @@ import (
 // fabric with one deliberate bug, and some scenario has to fail on it.
 
 type mutation struct {
-	lieState       bool // State always reports ready
-	reversePoll    bool // completions come back in reverse batch order
-	instantRetry   bool // Kill only pretends; posts to the "dead" peer fail at once
-	flushAsSuccess bool // flushed completions report success
-	garbleSwap     bool // a swap's returned old value is wrong
-	dropUnsignaled bool // unsignaled requests are never executed
+	lieState        bool // State always reports ready
+	reversePoll     bool // completions come back in reverse batch order
+	instantRetry    bool // Kill only pretends; posts to the "dead" peer fail at once
+	flushAsSuccess  bool // flushed completions report success
+	garbleSwap      bool // a swap's returned old value is wrong
+	dropUnsignaled  bool // unsignaled requests are never executed
+	grantLeaks      bool // a write grant opens every replication connection of the fabric
+	resetKeepsGrant bool // a reset keeps remote write once granted, whatever it is asked
 }
 
 type inprocBackend struct{}
@@ -83,7 +85,33 @@ type mutantFabric struct {
 
 type mutantConn struct {
 	rdma.Conn
-	f *mutantFabric
+	f       *mutantFabric
+	granted bool // remote write was granted once
+}
+
+func (cn *mutantConn) SetRemoteAccess(a rdma.Access) error {
+	if err := cn.Conn.SetRemoteAccess(a); err != nil {
+		return err
+	}
+	if a&rdma.AccessRemoteWrite == 0 || cn.Plane() != rdma.PlaneReplication {
+		return nil
+	}
+	cn.granted = true
+	if cn.f.c.m.grantLeaks {
+		for id := rdma.NodeID(1); id <= 16; id++ {
+			if o := cn.f.Fabric.Conn(id, rdma.PlaneReplication); o != nil && id != cn.Peer() {
+				_ = o.SetRemoteAccess(o.RemoteAccess() | rdma.AccessRemoteWrite)
+			}
+		}
+	}
+	return nil
+}
+
+func (cn *mutantConn) Reset(a rdma.Access) error {
+	if cn.f.c.m.resetKeepsGrant && cn.granted {
+		a |= rdma.AccessRemoteWrite
+	}
+	return cn.Conn.Reset(a)
 }
 
 func (c *mutantCluster) Fabric(id rdma.NodeID) rdma.Fabric {
@@ -226,6 +254,8 @@ func TestSuiteCatchesBrokenBackends(t *testing.T) {
 		{"flushed reported as success", mutation{flushAsSuccess: true}},
 		{"swap returns a wrong old value", mutation{garbleSwap: true}},
 		{"unsignaled requests dropped", mutation{dropUnsignaled: true}},
+		{"a write grant opens every connection", mutation{grantLeaks: true}},
+		{"a read-only reset keeps a past grant", mutation{resetKeepsGrant: true}},
 	}
 	for _, mu := range mutants {
 		t.Run(mu.name, func(t *testing.T) {
