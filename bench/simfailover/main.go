@@ -88,6 +88,7 @@ func main() {
 	workers := flag.Int("workers", 1, "seeds simulated in parallel (results do not depend on it)")
 	markdown := flag.Bool("markdown", false, "print Markdown tables")
 	verbose := flag.Bool("v", false, "print every failover")
+	plotDataPath := flag.String("plot-data", "", "also write the failovers (default detector) to this .json, for `mu bench plot`")
 	runPeers := flag.Bool("peers", false, "also measure etcd raft and hashicorp/raft failover (wall clock, takes seconds)")
 	peerFailovers := flag.Int("peer-failovers", 20, "leader isolations per raft library with -peers")
 	peerProposals := flag.Int("peer-proposals", 2000, "commit-latency proposals per raft library with -peers")
@@ -199,6 +200,12 @@ func main() {
 	fmt.Fprintf(out, "\nreference: Mu (OSDI 2020) failover %s, measured on ConnectX-4 hardware (not this simulator);\n", us(muPublishedFailoverNs))
 	fmt.Fprintf(out, "           the simulated fabric's configured RDMA read takes %s mean (floor %s), ib_read_lat on rxe 21.7 µs.\n",
 		us(meanReadNs(simCfg)), us(simCfg.ReadRequest.BaseNs+simCfg.ReadResponse.BaseNs))
+
+	if *plotDataPath != "" {
+		if err := writePlotData(*plotDataPath, configs, results); err != nil {
+			fail(err.Error())
+		}
+	}
 
 	failed := 0
 	for ci, r := range results {
