@@ -49,7 +49,19 @@ func RawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int, record func(latencyN
 	if err := b.Connect(1, ea); err != nil {
 		return err
 	}
-	conn := a.Conn(2, rdma.PlaneReplication)
+	return FabricRawLatency(a, 2, op, size, n, record)
+}
+
+// FabricRawLatency times n signaled one-sided operations of size bytes
+// from f to peer on the replication plane, post to completion, as
+// RawLatency does on a device: over any connected Fabric (rdma/inproc's,
+// for a figure labelled as in-process). The peer must let f write (or
+// read) its region. record receives each sample, in ns, after a warm-up.
+func FabricRawLatency(f rdma.Fabric, peer rdma.NodeID, op rdma.Op, size, n int, record func(latencyNs int64)) error {
+	conn := f.Conn(peer, rdma.PlaneReplication)
+	if conn == nil {
+		return fmt.Errorf("no connection to node %d", peer)
+	}
 	comps := make([]rdma.Completion, 8)
 	warm := max(n/10, 10)
 	wr := []rdma.WorkRequest{{Op: op, Length: uint32(size)}}
@@ -61,7 +73,7 @@ func RawLatency(gid rdma.GIDEntry, op rdma.Op, size, n int, record func(latencyN
 		}
 		deadline := start.Add(5 * time.Second)
 		for got := false; !got; {
-			k := a.Poll(comps)
+			k := f.Poll(comps)
 			for _, c := range comps[:k] {
 				if c.Status != rdma.StatusSuccess {
 					return fmt.Errorf("%s completed with %s", op, c.Status)

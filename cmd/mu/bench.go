@@ -26,7 +26,7 @@ const muPublishedFailoverNs = 873_000
 
 func newBenchCmd() *cobra.Command {
 	c := &cobra.Command{Use: "bench", Short: "failover and replication benchmarks on an RDMA device"}
-	c.AddCommand(newBenchFailoverCmd(), newBenchReplicateCmd(), newBenchStabilityCmd(), newBenchPlotCmd())
+	c.AddCommand(newBenchFailoverCmd(), newBenchReplicateCmd(), newBenchStabilityCmd(), newBenchPlotCmd(), newBenchRestartCmd(), newBenchDurabilityCmd())
 	return c
 }
 

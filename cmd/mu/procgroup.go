@@ -33,6 +33,13 @@ type procGroupOptions struct {
 	// permissionTimeout bounds each leader-change step; 0 keeps the default.
 	permissionTimeout time.Duration
 	startTimeout      time.Duration
+	// durability is the nodes' durability ("" keeps the default, memory).
+	// With async or sync each node journals in dataRoot/node<id>, and the
+	// group starts as a new cluster (initial_cluster_state: new).
+	durability string
+	// dataRoot holds the nodes' data directories; "" means the group's
+	// temporary directory.
+	dataRoot string
 }
 
 // procGroup is a replica group of `mu node` processes, each with a config
@@ -148,6 +155,7 @@ func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, err
 		security := fmt.Sprintf("security:\n  ca: %s\n  cert: %s\n  key: %s\n", filepath.Join(certs, clustertls.CAFile), cert, key)
 		text := fmt.Sprintf("id: %d\ncluster_id: 0x6d75\npeers:\n%srdma:\n  device: %s\n  port: %d\n  gid_index: %d\n%s%spoll_mode: %s\nlog_size_bytes: %d\n",
 			id, peers.String(), gid.Device, gid.Port, gid.Index, read, security, opts.drive, 16<<20)
+		text += g.durabilityConfig(id)
 		cfg, err := ParseConfig([]byte(text))
 		if err != nil {
 			return nil, fmt.Errorf("generated config for node %d: %w", id, err)
@@ -174,15 +182,20 @@ func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, err
 
 // start launches node id; rejoin says it restarts without its log.
 func (g *procGroup) start(id rdma.NodeID, rejoin bool) error {
-	logf, err := os.OpenFile(filepath.Join(g.opts.logDir, fmt.Sprintf("node%d.log", id)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	rj := "no"
 	if rejoin {
 		rj = "yes"
 	}
-	cmd := exec.Command(g.opts.bin, "node", "--config", g.cfgPath[id], "--rejoin", rj)
+	return g.startWith(id, rj)
+}
+
+// startWith launches node id with --rejoin rejoin (auto, yes or no).
+func (g *procGroup) startWith(id rdma.NodeID, rejoin string) error {
+	logf, err := os.OpenFile(filepath.Join(g.opts.logDir, fmt.Sprintf("node%d.log", id)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(g.opts.bin, "node", "--config", g.cfgPath[id], "--rejoin", rejoin)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), g.opts.env...)
 	// A node must not outlive the group's owner.
