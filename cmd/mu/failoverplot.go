@@ -22,13 +22,14 @@ func writeFailoverPlot(path string, series []failoverSeries) error {
 	if err := writePlotData(path, failoverPlotData(series)); err != nil {
 		return err
 	}
-	return drawFailoverPlot(path, series)
+	return drawFailoverPlot(path, "", series)
 }
 
 // drawFailoverPlot draws a stacked bar of each failover's steps per series,
 // then the distribution of failover times of every series; with no
-// failover at all it draws nothing.
-func drawFailoverPlot(path string, series []failoverSeries) error {
+// failover at all it draws nothing. source, if not empty, says where the
+// failovers were measured, in the distribution's title.
+func drawFailoverPlot(path, source string, series []failoverSeries) error {
 	var maxNs int64
 	for _, s := range series {
 		for _, f := range s.Faults {
@@ -58,8 +59,9 @@ func drawFailoverPlot(path string, series []failoverSeries) error {
 			rows = append(rows, row)
 			times = append(times, v(f.FailoverNs))
 		}
+		names, rows := usedSteps(failoverStepNames, rows)
 		p, err := chart.StackedBars(name+": steps of each failover", "failover (in order)", "time since the fault ("+unit+")",
-			failoverStepNames, rows)
+			names, rows)
 		if err != nil {
 			return err
 		}
@@ -69,7 +71,11 @@ func drawFailoverPlot(path string, series []failoverSeries) error {
 	if len(bars) == 0 {
 		return nil // no failover to draw; the data file says so
 	}
-	cdf, err := chart.CDF("failover time (fault to the first order acknowledged by the new leader)", "failover time ("+unit+")", dist)
+	title := "failover time (fault to the first order acknowledged by the new leader)"
+	if source != "" {
+		title = "failover time (fault to the new leader's first commit), " + source
+	}
+	cdf, err := chart.CDF(title, "failover time ("+unit+")", dist)
 	if err != nil {
 		return err
 	}
@@ -80,4 +86,30 @@ func drawFailoverPlot(path string, series []failoverSeries) error {
 	}
 	rows = append(rows, []*plot.Plot{cdf})
 	return chart.Save(path, vg.Points(900), vg.Points(300*float64(len(rows))), rows...)
+}
+
+// usedSteps drops the steps no failover of a series spent time in (a
+// simulator's failovers have all their steps and no client wait), so the
+// legend names only what the bars show.
+func usedSteps(names []string, rows [][]float64) ([]string, [][]float64) {
+	var keep []int
+	for s := range names {
+		for _, r := range rows {
+			if r[s] > 0 {
+				keep = append(keep, s)
+				break
+			}
+		}
+	}
+	out := make([][]float64, len(rows))
+	for i, r := range rows {
+		for _, s := range keep {
+			out[i] = append(out[i], r[s])
+		}
+	}
+	kept := make([]string, len(keep))
+	for i, s := range keep {
+		kept[i] = names[s]
+	}
+	return kept, out
 }

@@ -77,3 +77,38 @@ func TestBenchPlotRedrawsFromSavedData(t *testing.T) {
 		}
 	}
 }
+
+func TestFailoverComparisonDrawsEachSourcesStepMedians(t *testing.T) {
+	dir := t.TempDir()
+	sim := plotData{Kind: "failover", Source: "simulator", Failover: []failoverData{{Nodes: 3, Fault: "SIGKILL", Failovers: []failoverPoint{
+		{FailoverNs: 500_000, DetectNs: 200_000, PermissionNs: 175_000, CatchUpNs: 110_000, FirstCommitNs: 15_000, Complete: true},
+		{FailoverNs: 540_000, DetectNs: 240_000, PermissionNs: 175_000, CatchUpNs: 110_000, FirstCommitNs: 15_000, Complete: true},
+		{FailoverNs: 900_000, DetectNs: 250_000, PermissionNs: 175_000, CatchUpNs: 110_000, FirstCommitNs: 15_000, Complete: true},
+	}}}}
+	rxe := plotData{Kind: "failover", Failover: []failoverData{{Nodes: 3, Fault: "SIGKILL", Failovers: []failoverPoint{
+		{FailoverNs: 360_000_000, DetectNs: 321_000_000, PermissionNs: 8_500_000, CatchUpNs: 18_900_000, FirstCommitNs: 3_100_000, Complete: true},
+		{FailoverNs: 2_000_000_000}, // steps not recorded: counts in the whole failover only
+	}}}}
+	if m, complete, all := stepMedians(sim.Failover[0]); m[0] != 240_000 || m[4] != 540_000 || complete != 3 || all != 3 {
+		t.Errorf("simulator medians %v over %d/%d", m, complete, all)
+	}
+	if m, complete, all := stepMedians(rxe.Failover[0]); m[0] != 321_000_000 || m[4] != 360_000_000 || complete != 1 || all != 2 {
+		t.Errorf("rxe medians %v over %d/%d", m, complete, all)
+	}
+	path := filepath.Join(dir, "c.svg")
+	err := drawFailoverComparison(path, 3, []string{"SIGKILL"}, []namedFailovers{{Name: sourceName(nil, 0, sim, "s.json"), Data: sim},
+		{Name: sourceName([]string{"", "Soft-RoCE"}, 1, rxe, "r.json"), Data: rxe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg, _ := os.ReadFile(path)
+	for _, want := range []string{"3 nodes, SIGKILL", "simulator (3 failovers, steps of 3)", "Soft-RoCE (2 failovers, steps of 1)",
+		"detection", "permission switch", "whole failover", "240µs", "321ms"} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("comparison lacks %q", want)
+		}
+	}
+	if err := drawFailoverComparison(path, 5, []string{"SIGKILL"}, []namedFailovers{{Name: "sim", Data: sim}}); err == nil {
+		t.Error("a group size no file has was accepted")
+	}
+}

@@ -16,8 +16,11 @@ import (
 // or after a change to the drawing, without measuring again.
 
 type plotData struct {
-	Kind     string         `json:"kind"` // "failover" or "latency"
-	Title    string         `json:"title,omitempty"`
+	Kind  string `json:"kind"` // "failover" or "latency"
+	Title string `json:"title,omitempty"`
+	// Source says where the data was measured (bench/simfailover sets it:
+	// the simulator); figures name it.
+	Source   string         `json:"source,omitempty"`
 	Failover []failoverData `json:"failover,omitempty"`
 	Latency  []latencyData  `json:"latency,omitempty"`
 }
@@ -98,7 +101,7 @@ func (d plotData) redraw(path string) error {
 			}
 			series = append(series, s)
 		}
-		return drawFailoverPlot(path, series)
+		return drawFailoverPlot(path, d.Source, series)
 	case "latency":
 		var series []latencySeries
 		for _, l := range d.Latency {
@@ -113,34 +116,88 @@ func (d plotData) redraw(path string) error {
 	return fmt.Errorf("plot data of kind %q: want failover or latency", d.Kind)
 }
 
+func readPlotData(path string) (plotData, error) {
+	var d plotData
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
 func newBenchPlotCmd() *cobra.Command {
-	var out string
+	var (
+		out     string
+		compare bool
+		nodes   int
+		faults  string
+		names   []string
+	)
 	c := &cobra.Command{
-		Use:   "plot DATA.json",
-		Short: "redraw a benchmark's figure from the data saved beside it",
+		Use:   "plot DATA.json | plot --compare DATA.json DATA.json...",
+		Short: "redraw a benchmark's figure from the data saved beside it, or compare failover steps",
 		Long: `plot redraws the figure of bench failover --png or bench replicate --plot from
 the .json file written beside it, to --out (.png or .svg; default: the
-data's path with .png).`,
-		Args: cobra.ExactArgs(1),
+data's path with .png).
+
+With --compare it takes two or more failover data files (bench failover's,
+or bench/simfailover -plot-data's) and draws, per --faults, the median of
+each failover step of every file's --nodes series side by side on a log
+scale; --name, once per file, names its bars (default: the source a file records,
+else its name).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			var d plotData
-			if err := json.Unmarshal(b, &d); err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+			if !compare && len(args) != 1 {
+				return fmt.Errorf("plot takes one data file (%d given); --compare takes several", len(args))
 			}
 			if out == "" {
 				out = strings.TrimSuffix(args[0], filepath.Ext(args[0])) + ".png"
+				if compare {
+					return fmt.Errorf("--compare needs --out")
+				}
 			}
-			if err := d.redraw(out); err != nil {
-				return err
+			if compare {
+				if len(args) < 2 {
+					return fmt.Errorf("--compare needs at least two data files")
+				}
+				var sources []namedFailovers
+				for i, a := range args {
+					d, err := readPlotData(a)
+					if err != nil {
+						return err
+					}
+					if d.Kind != "failover" {
+						return fmt.Errorf("%s: plot data of kind %q, --compare wants failover", a, d.Kind)
+					}
+					sources = append(sources, namedFailovers{Name: sourceName(names, i, d, a), Data: d})
+				}
+				var fs []string
+				for _, f := range strings.Split(faults, ",") {
+					fs = append(fs, strings.TrimSpace(f))
+				}
+				if err := drawFailoverComparison(out, nodes, fs, sources); err != nil {
+					return err
+				}
+			} else {
+				d, err := readPlotData(args[0])
+				if err != nil {
+					return err
+				}
+				if err := d.redraw(out); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "plot: %s\n", out)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&out, "out", "", "figure to write, .png or .svg")
+	c.Flags().BoolVar(&compare, "compare", false, "compare the failover steps of several data files")
+	c.Flags().IntVar(&nodes, "nodes", 3, "with --compare: the group size whose series are compared")
+	c.Flags().StringVar(&faults, "faults", "SIGKILL,SIGSTOP", "with --compare: the faults compared, one plot each")
+	c.Flags().StringArrayVar(&names, "name", nil, "with --compare: a file's name in the legend, once per file, in order")
 	return c
 }

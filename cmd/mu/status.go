@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -246,7 +247,8 @@ func latencyPair(st nodeStatus) string {
 	return shortLatency(st.CommitP50Ns) + "/" + shortLatency(st.CommitP99Ns)
 }
 
-// shortLatency writes ns with three significant digits in µs, ms or s.
+// shortLatency writes ns with up to three significant digits in µs, ms or
+// s.
 func shortLatency(ns int64) string {
 	v, unit := float64(ns)/1e3, "µs"
 	switch {
@@ -255,11 +257,20 @@ func shortLatency(ns int64) string {
 	case ns >= 1e6:
 		v, unit = float64(ns)/1e6, "ms"
 	}
+	prec := 2
 	switch {
 	case v >= 100:
-		return fmt.Sprintf("%.0f%s", v, unit)
+		prec = 0
 	case v >= 10:
-		return fmt.Sprintf("%.1f%s", v, unit)
+		prec = 1
 	}
-	return fmt.Sprintf("%.2f%s", v, unit)
+	// "1ms", not "1.00ms": trailing zeros say nothing.
+	return trimZeros(strconv.FormatFloat(v, 'f', prec, 64)) + unit
+}
+
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
 }

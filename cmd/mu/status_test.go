@@ -47,7 +47,7 @@ func TestStatusTableNamesLeaderLatencyAndLostNodes(t *testing.T) {
 }
 
 func TestShortLatency(t *testing.T) {
-	for ns, want := range map[int64]string{1_500: "1.50µs", 35_240: "35.2µs", 185_000: "185µs", 1_060_000: "1.06ms", 2_500_000_000: "2.50s"} {
+	for ns, want := range map[int64]string{1_500: "1.5µs", 35_240: "35.2µs", 185_000: "185µs", 1_060_000: "1.06ms", 2_500_000_000: "2.5s", 10_000: "10µs", 1_000_000: "1ms"} {
 		if got := shortLatency(ns); got != want {
 			t.Errorf("%d ns: %s, want %s", ns, got, want)
 		}

@@ -3,8 +3,10 @@ package chart
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"gonum.org/v1/plot"
@@ -105,6 +107,40 @@ func TestPlainTicksAreRoundAndPlain(t *testing.T) {
 	for _, tk := range (plainTicks{}).Ticks(0, 0.7) {
 		if tk.Label == "0.30000000000000004" {
 			t.Error("a label carries float noise")
+		}
+	}
+}
+
+func TestGroupedBarsLabelsBarsAndLogTicks(t *testing.T) {
+	label := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "u" }
+	p, err := GroupedBars("steps", "time (log scale)", []string{"detection", "commit"},
+		[]BarSeries{{Name: "sim", Values: []float64{200, 16}}, {Name: "rxe", Values: []float64{300000, math.NaN()}}}, true, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Y.Min != 10 || p.Y.Max <= 300000 {
+		t.Errorf("value axis %g..%g: want from the decade below the least bar to above the tallest", p.Y.Min, p.Y.Max)
+	}
+	path := filepath.Join(t.TempDir(), "g.svg")
+	if err := Save(path, vg.Points(500), vg.Points(300), []*plot.Plot{p}); err != nil {
+		t.Fatal(err)
+	}
+	svg, _ := os.ReadFile(path)
+	for _, want := range []string{"detection", "commit", "sim", "rxe", "200u", "300000u", "16u", ">1000u<"} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	if bytes.Contains(svg, []byte("NaNu")) {
+		t.Error("a missing value was drawn")
+	}
+	for name, s := range map[string][]BarSeries{
+		"ragged":     {{Name: "a", Values: []float64{1}}},
+		"nothing >0": {{Name: "a", Values: []float64{0, -1}}},
+		"no series":  nil,
+	} {
+		if _, err := GroupedBars("t", "y", []string{"x", "y"}, s, true, nil); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }
