@@ -24,6 +24,7 @@ type windowRig struct {
 	params     [4]ConnParams
 	wcs        []WC
 	nextID     uint64
+	sent       [4]uint32 // packets each queue pair sent since it connected (each request here is one)
 	windowOff  uint64
 	windowSize uint64
 }
@@ -99,6 +100,9 @@ func (r *windowRig) post1(t testing.TB, i int, w SendWR) WC {
 	if n, err := r.qp[i].Post([]SendWR{w}); err != nil || n != 1 {
 		t.Fatalf("post %v on qp%d: %d, %v", w.Opcode, i, n, err)
 	}
+	if w.Opcode == OpWrite || w.Opcode == OpRead {
+		r.sent[i]++
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n, err := r.cq.Poll(r.wcs[:1])
@@ -169,6 +173,7 @@ func (r *windowRig) reconnect(t *testing.T, qps ...int) {
 		if err := r.qp[i].Connect(&r.params[i]); err != nil {
 			t.Fatalf("reset qp%d: %v", i, err)
 		}
+		r.sent[i] = 0
 	}
 }
 
@@ -328,4 +333,93 @@ func TestWindowInvalidateOnErroredQueuePair(t *testing.T) {
 	if wc := r.write(t, 0, key2, r.windowOff, 8, 0x13); wc.Status != WCSuccess {
 		t.Fatalf("write through a fresh window: %v", wc.Status)
 	}
+}
+
+// inject writes n bytes of v into the target at off with rkey from a queue
+// pair the target never connected to, aimed at the target's end of the
+// leader's connection (qp1) from the leader's address with the packet
+// sequence number qp1 expects next: what an on-path attacker who read the
+// QPN, PSN and rkey off the wire can send, since RoCE v2 authenticates
+// nothing. It returns the attacker's completion status (its request never
+// gets a proper answer: the target acknowledges the queue pair it is
+// connected to) and whether the bytes landed.
+func (r *windowRig) inject(t *testing.T, rkey uint32, off uint64, n uint32, v byte) (WCStatus, bool) {
+	t.Helper()
+	qp, err := r.pd.CreateQP(r.cq, QPConfig{MaxSendWR: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, qp)
+	p := r.params[0]
+	p.SQPSN = (r.params[0].SQPSN + r.sent[0]) & maxPSN
+	p.Timeout, p.RetryCount = 8, 1 // ~2 ms per try: give up fast
+	if err := qp.Connect(&p); err != nil {
+		t.Fatal(err)
+	}
+	fill := r.src.Bytes()[:n]
+	for k := range fill {
+		fill[k] = v
+	}
+	r.nextID++
+	if _, err := qp.Post([]SendWR{{ID: r.nextID, Opcode: OpWrite, Flags: FlagSignaled, LocalAddr: r.src.Addr(), LKey: r.srcMR.LKey(),
+		RemoteAddr: r.tgt.Addr() + off, RKey: rkey, Length: n}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		k, err := r.cq.Poll(r.wcs[:1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 1 && r.wcs[0].ID == r.nextID {
+			return r.wcs[0].Status, allBytes(r.target(off, int(n)), v)
+		}
+		if k == 1 {
+			t.Logf("stray completion during the injection: %+v", r.wcs[0])
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the injected request never completed")
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestWindowInjectedPacketOnGranteeQueuePair records what a window does
+// against spoofed packets. With a stale key (before any bind, or after an
+// invalidation) the injected write is refused, and the refusal puts the
+// target's end of the leader's connection in ERROR: a denial of service
+// until both ends are reset. With the live key the window check passes,
+// since the packet arrives on the very queue pair the window is bound to.
+func TestWindowInjectedPacketOnGranteeQueuePair(t *testing.T) {
+	r := newWindowRig(t)
+	mw, err := r.pd.AllocMW()
+	if err != nil {
+		t.Fatalf("AllocMW(type 2): %v", err)
+	}
+	t.Cleanup(func() { closeOK(t, mw) })
+	off := r.windowOff + 8192
+	stale := mw.NextRKey()
+	r.bind(t, 1, mw, stale)
+	if wc := r.post1(t, 1, InvalidateWR(0, stale, 0)); wc.Status != WCSuccess {
+		t.Fatalf("invalidate: %v", wc.Status)
+	}
+	st, landed := r.inject(t, stale, off, 64, 0x5A)
+	t.Logf("injected write with an invalidated key: attacker sees %v; landed %v; leader's end %v, target's end %v", st, landed, r.state(t, 0), r.state(t, 1))
+	if landed {
+		t.Fatal("an injected write with an invalidated key landed")
+	}
+	r.waitState(t, 1, QPError)
+	start := time.Now()
+	r.reconnect(t, 0, 1)
+	t.Logf("both ends reset in %v", time.Since(start))
+
+	live := mw.NextRKey()
+	r.bind(t, 1, mw, live)
+	if wc := r.write(t, 0, live, off, 8, 0x61); wc.Status != WCSuccess {
+		t.Fatalf("leader write with the live key: %v", wc.Status)
+	}
+	st, landed = r.inject(t, live, off, 64, 0x6B)
+	t.Logf("injected write with the live key on the grantee's queue pair: attacker sees %v; landed %v; leader's end %v, target's end %v", st, landed, r.state(t, 0), r.state(t, 1))
+	wc := r.write(t, 0, live, off+64, 8, 0x7C)
+	t.Logf("the leader's next write after the injection: %v; landed %v", wc.Status, allBytes(r.target(off+64, 8), 0x7C))
 }

@@ -188,7 +188,9 @@ func TestAttackForeignQueuePairInjection(t *testing.T) {
 		}
 		defer qp.Close()
 		p := leader.cur.params
-		p.SQPSN = leader.Local().PSN + uint32(leader.cur.posted.Load()) // the PSN the victim expects next
+		// The PSN the victim expects next: a reset rewinds both ends to
+		// the handshake's PSNs, and each request since took one.
+		p.SQPSN = (leader.Local().PSN + uint32(leader.cur.posted.Load()-leader.cur.floor)) & (1<<24 - 1)
 		p.Access = 0
 		if err := qp.Connect(&p); err != nil {
 			t.Fatal(err)
@@ -208,17 +210,52 @@ func TestAttackForeignQueuePairInjection(t *testing.T) {
 		t.Fatal("an injected write reached the log of a connection without remote write")
 	}
 	t.Logf("rxe, remote write off: injected write refused; victim's connection now %v, permitted peer's %v", victim.State(), leader.State())
-	// Grant the permitted peer (resetting what the refusal broke).
 	rw := rdma.AccessRemoteRead | rdma.AccessRemoteWrite
-	if err := victim.Reset(rw); err != nil {
+	recoverLink(t, f1, leader, victim, rw)
+	drainFor(f1, 1_000_000)
+	landed := inject(0x22)
+	t.Logf("rxe, remote write granted to the permitted peer: an injected write from a foreign queue pair with the expected PSN landed: %v; victim's connection now %v, permitted peer's %v", landed, victim.State(), leader.State())
+}
+
+// recoverLink measures the denial of service a refused injected write
+// causes and the repair that ends it: the permitted peer's next write
+// (what it sees, and when), then both ends reset as the permission
+// manager's repair (victim side, to access) and the leader's
+// reconnection do, then a write that must land.
+func recoverLink(t *testing.T, f1 *Fabric, leader, victim *Conn, access rdma.Access) {
+	t.Helper()
+	start := f1.Now()
+	if _, err := leader.Post([]rdma.WorkRequest{{ID: 900, Op: rdma.OpRead, LocalOffset: 1024, RemoteOffset: logOff, Length: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	var seen rdma.Completion
+	for _, c := range pollN(t, f1, 1, waitNs) {
+		if c.ID == 900 {
+			seen = c
+		}
+	}
+	t.Logf("denial of service: the permitted peer's next request completes %v after %.1f µs (victim %v, peer %v)",
+		seen.Status, float64(f1.Now()-start)/1e3, victim.State(), leader.State())
+	if seen.Status == rdma.StatusSuccess {
+		t.Fatal("the permitted peer's request succeeded on a connection the refusal broke")
+	}
+	start = f1.Now()
+	if err := victim.Reset(access); err != nil {
 		t.Fatal(err)
 	}
 	if err := leader.Reset(leader.RemoteAccess()); err != nil {
 		t.Fatal(err)
 	}
+	resetNs := f1.Now() - start
 	drainFor(f1, 1_000_000)
-	landed := inject(0x22)
-	t.Logf("rxe, remote write granted to the permitted peer: an injected write from a foreign queue pair with the expected PSN landed: %v; victim's connection now %v, permitted peer's %v", landed, victim.State(), leader.State())
+	start = f1.Now()
+	if _, err := leader.Post([]rdma.WorkRequest{{ID: 901, Op: rdma.OpRead, LocalOffset: 1024, RemoteOffset: logOff, Length: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := pollN(t, f1, 1, waitNs)[0]; c.ID != 901 || c.Status != rdma.StatusSuccess {
+		t.Fatalf("after resetting both ends: %+v", c)
+	}
+	t.Logf("recovery: both ends reset in %.1f µs, then a read round trip of %.1f µs", float64(resetNs)/1e3, float64(f1.Now()-start)/1e3)
 }
 
 // The bootstrap over real queue pairs: a forged hello then a hang-up
