@@ -36,8 +36,9 @@ type Config struct {
 
 // DefaultConfig returns settings sized for rxe: poll every 5 µs (a request
 // is served within a few µs of landing), retry after 500 µs (a fallback
-// switch at the peer takes ~540 µs, a fast one ~80 µs; retrying sooner would
-// only rewrite a word the peer has already seen), repair at most every ms.
+// switch at the peer takes ~540 µs, a fast one tens of µs; retrying sooner
+// would only rewrite a word the peer has already seen), repair at most
+// every ms.
 func DefaultConfig() Config {
 	return Config{
 		PollIntervalNs:   5_000,

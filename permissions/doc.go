@@ -7,8 +7,13 @@
 // AccessRemoteRead|AccessRemoteWrite on its connection to r and only
 // AccessRemoteRead on every other one, so a deposed leader's next write
 // fails at the writer with StatusRemoteInvalidRequest. The fast path is
-// Conn.SetRemoteAccess (~80 µs on rxe); when it fails, or the connection is
-// in ERROR, the fallback is Conn.Reset with the intended access (~540 µs).
+// Conn.SetRemoteAccess (ibv_modify_qp on the access flags: 7-8 µs at p50
+// on rxe in the emulated VM, up to ~190 µs at p99); when it fails, or the
+// connection is in ERROR, the fallback is Conn.Reset with the intended
+// access (~540 µs). Type 2 memory windows bound to the grantee's queue pair
+// were measured as the alternative (cgo/verbs BenchmarkPermissionSwitch):
+// about 3x dearer on rxe and no stronger against spoofed packets, so the
+// access flags stay (docs/security.md).
 // Every switch is timed with the fabric clock and counted in Stats, and
 // optionally reported to Config.OnSwitch.
 //
