@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/rdmaconsensus/mu/clustertls"
+	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/metrics"
+	"github.com/rdmaconsensus/mu/wal"
 )
 
 // serveNodeMetrics serves the replica's and the hardware monitor's (mon may
@@ -23,7 +25,7 @@ func serveNodeMetrics(ctx context.Context, cfg Config, creds *clustertls.Credent
 	if cfg.MetricsAddress == "" {
 		return nil, nil
 	}
-	c := metrics.New(r, nil)
+	c := newNodeCollector(cfg, r)
 	reg, err := metrics.Registry(c, mon)
 	if err != nil {
 		return nil, err
@@ -43,6 +45,29 @@ func serveNodeMetrics(ctx context.Context, cfg Config, creds *clustertls.Credent
 	}()
 	logger.Printf("metrics at %s://%s/metrics", scheme, ln.Addr())
 	return c, nil
+}
+
+// newNodeCollector is the replica's collector, with the journal's gauges
+// when cfg's durability keeps one.
+func newNodeCollector(cfg Config, r metrics.Replica) *metrics.Collector {
+	if d, err := consensus.ParseDurability(cfg.Durability); err == nil && d != consensus.DurabilityMemory {
+		return metrics.New(r, journalGauges{r})
+	}
+	return metrics.New(r, nil)
+}
+
+// journalGauges is the journal as the metrics show it, read from the
+// replica's Stats (safe from any goroutine, and still valid while the
+// storage closes): the log index this replica holds on stable storage and
+// the committed entries not yet durable here, in log entries rather than
+// the write-ahead log's record numbers.
+type journalGauges struct{ r metrics.Replica }
+
+func (j journalGauges) Durable() uint64 { return j.r.Stats().Persisted }
+
+func (j journalGauges) LossWindow() wal.LossWindow {
+	s := j.r.Stats()
+	return wal.LossWindow{Entries: s.LossWindowEntries, AgeNs: s.LossWindowNs}
 }
 
 // observeCommit feeds the status's recent commit latencies and the

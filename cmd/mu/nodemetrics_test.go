@@ -14,6 +14,7 @@ import (
 
 	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
+	"github.com/rdmaconsensus/mu/metrics"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -101,6 +102,47 @@ func TestMetricsListenerAuthenticates(t *testing.T) {
 			RootCAs: pool, Certificates: []tls.Certificate{pair}, ServerName: name}}}
 		if _, err := get(std, "https://"+addr+"/metrics"); err != nil {
 			t.Fatalf("standard TLS client with server_name %s: %v", name, err)
+		}
+	}
+}
+
+// durableReplica holds index 42 on disk, with 3 committed entries not yet.
+type durableReplica struct{ idleReplica }
+
+func (durableReplica) Stats() consensus.Stats {
+	return consensus.Stats{Persisted: 42, LossWindowEntries: 3, LossWindowNs: 2e6}
+}
+
+// A node with a journal exports its gauges, in log indexes; one without
+// exports none.
+func TestNodeMetricsJournalGauges(t *testing.T) {
+	gauges := func(durability string) map[string]float64 {
+		cfg := DefaultConfig()
+		cfg.Durability = durability
+		reg, err := metrics.Registry(newNodeCollector(cfg, durableReplica{}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "mu_wal_") {
+				out[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	if g := gauges("memory"); len(g) != 0 {
+		t.Errorf("durability memory exports %v", g)
+	}
+	g := gauges("sync")
+	want := map[string]float64{"mu_wal_durable_index": 42, "mu_wal_loss_window_entries": 3, "mu_wal_loss_window_age_seconds": 0.002}
+	for name, v := range want {
+		if g[name] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", name, g[name], v, g)
 		}
 	}
 }
