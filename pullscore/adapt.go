@@ -13,6 +13,23 @@ type adapt struct {
 	rtts             uint64
 	gaps             gapHist
 	maxGapNs         int64
+	// ownGapNs is the envelope (decaying per sample, half-life ~5 700) of
+	// this node's own gaps between Steps longer than a period: its
+	// descheduling, and its own long work in a Step (an access-flag change
+	// takes 80 µs of CPU on rxe, a leader change two). Its peers run the
+	// same code on the same kind of host, so no peer is failed within it.
+	ownGapNs int64
+	// period and bound are periodNs and boundNs as of the last refresh
+	// (each sample): Step judges staleness against them without scanning
+	// the histogram.
+	period, bound int64
+}
+
+// refresh recomputes the period and the bound in use.
+func (a *adapt) refresh(cfg Config) {
+	a.ownGapNs -= a.ownGapNs >> 13
+	a.bound = a.boundNs(cfg)
+	a.period = a.periodNs(cfg)
 }
 
 func (a *adapt) observeRTT(ns int64) {
@@ -60,33 +77,33 @@ func (a *adapt) periodNs(cfg Config) int64 {
 
 func ceilDiv64(a, b int64) int64 { return (a + b - 1) / b }
 
-// boundNs is the failure bound: the gap exceeded once in SuspicionGaps.
+// observeOwnGap records a Step that came gapNs after the previous one.
+func (a *adapt) observeOwnGap(gapNs int64) { a.ownGapNs = max(a.ownGapNs, gapNs) }
+
+// minGaps is how many gaps the bound needs before it trusts their
+// largest.
+const minGaps = 256
+
+// boundNs is the failure bound: half as much again as the largest of the
+// gap exceeded once in SuspicionGaps and the envelope of the largest
+// gaps, and at least this node's own longest gap between Steps and a
+// period. The gaps are staleness reached by
+// live peers, so a bound at their tail alone would be exceeded by the next
+// new largest one; the margin is the hysteresis that keeps a slightly
+// longer gap from failing a peer.
 func (a *adapt) boundNs(cfg Config) int64 {
 	var b int64
-	if n := uint64(cfg.suspicionGaps()); uint64(a.gaps.total) < n {
-		// Too few gaps for the quantile: their largest is an underestimate.
-		b = 2 * a.maxGapNs
+	if a.gaps.total < minGaps {
+		// Too few gaps (boot): their largest is an underestimate.
+		b = 3 * a.maxGapNs
 	} else {
-		b = max(a.gaps.quantileAbove(uint64(a.gaps.total)/n), a.maxGapNs)
+		q := a.gaps.quantileAbove(uint64(a.gaps.total) / uint64(cfg.suspicionGaps()))
+		b = max(q, a.maxGapNs) * 3 / 2
 	}
+	// A peer as long in a Step as this node was is as stale as that and
+	// a period of evidence more: the same margin on top.
+	b = max(b, (a.ownGapNs+a.period)*3/2)
 	return min(max(b, cfg.FailBoundNs), cfg.MaxFailBoundNs)
-}
-
-// steps returns the score steps: fixed ones from the configuration, or
-// derived ones that fail a peer at ScoreMax after bound/period misses.
-func (a *adapt) steps(cfg Config, alive bool) (up, down int, missesToFail int) {
-	if !cfg.Adaptive() {
-		return cfg.upStep(), cfg.DownStep, cfg.MissesToFail()
-	}
-	period := a.periodNs(cfg)
-	k := int(max(2, (a.boundNs(cfg)+period-1)/period))
-	span := cfg.ScoreMax - cfg.FailBelow + 1
-	down = max(1, ceilDiv(span, k))
-	up = 1
-	if alive {
-		up = down
-	}
-	return up, down, ceilDiv(span, down)
 }
 
 func abs(x int64) int64 {

@@ -34,11 +34,13 @@ type Config struct {
 	ScoreMax int
 	// UpStep and DownStep are what a sample adds to a peer's score when
 	// its counter moved, and takes away when it did not. DownStep 0 derives
-	// the steps from the measured failure bound (see FailBoundNs): DownStep
-	// is then the smallest that fails a peer at full score after
-	// bound/period misses, and UpStep equals it for a live peer (one fresh
-	// beat undoes one miss) and is 1 for a failed one (recovery stays
-	// slow). UpStep 0 means 1.
+	// the score from time instead (stale.go): a live peer's score falls
+	// with its staleness, the time since its last fresh beat on this
+	// node's clock less the time this node itself was descheduled, from
+	// ScoreMax to below FailBelow at the measured failure bound, and a
+	// fresh beat restores it; a failed peer regains one point per sampling
+	// interval with a fresh beat and loses one per interval without, so
+	// recovery stays hysteretic. UpStep 0 means 1.
 	UpStep, DownStep int
 	// FailBelow: a live peer is declared failed when its score drops below
 	// this value.
@@ -48,17 +50,20 @@ type Config struct {
 	// the hysteresis band that stops a flapping peer from flapping the
 	// verdict.
 	RecoverAbove int
-	// FailBoundNs is the shortest time without a fresh beat after which
-	// a peer is declared failed, and MaxFailBoundNs the longest (both only
-	// with DownStep 0). The bound in use is the gap between fresh beats of
-	// live peers that only one gap in SuspicionGaps exceeded (measured over
-	// the last ~65 000 gaps, with every peer pooled): on dedicated cores it
-	// is a few periods; on a host that deschedules the nodes for
-	// milliseconds it grows to cover them. Until 256 gaps are measured it
-	// is twice the largest gap seen, at least FailBoundNs. One observer's
-	// verdict moves no leadership by itself: Leader needs a majority to see
-	// the leader failed (the second opinion), which is what lets one
-	// observer's bound be this short.
+	// FailBoundNs is the shortest staleness at which a peer is declared
+	// failed, and MaxFailBoundNs the longest (both only with DownStep 0).
+	// The bound in use is half as much again as the largest of: the
+	// staleness live peers reached before a fresh beat that only one gap
+	// in SuspicionGaps exceeded (the last ~65 000 gaps, every peer
+	// pooled), the envelope of the largest such gaps (it forgets slowly:
+	// the hysteresis), and this node's own longest gap between Steps plus
+	// a period (a host, or a Step's own work such as an access-flag
+	// change, that stalls this node stalls its peers as long). Until 256
+	// gaps are measured it is three times the largest. On dedicated cores
+	// it is a few periods; on a host that deschedules the nodes it grows
+	// to cover their stalls. One observer's verdict moves no leadership
+	// by itself: Leader needs a majority to see the leader failed (the
+	// second opinion).
 	FailBoundNs    int64
 	MaxFailBoundNs int64
 	// SuspicionGaps: the failure bound is exceeded by one gap in this many
@@ -86,10 +91,10 @@ type Config struct {
 // so the period settles near 25–30 µs there and never goes below 25 µs
 // (shorter would make ordinary reads late: latency ≈ period). The failure
 // bound never goes below 60 µs (a read in rxe's 1% tail must not fail a
-// peer alone) and never above 50 ms, which still fails over a dead leader
-// on a host that deschedules its nodes for tens of milliseconds; the
-// period then stretches to bound/14 (the score counts 14 misses), hence
-// its 4 ms cap.
+// peer alone) and never above 1 s: a loaded 2-core host was measured
+// descheduling a node for up to ~0.5 s, and a bound under its stalls
+// moves the leadership on every one. The period stretches to bound/14
+// (sampling faster than the bound needs only costs CPU), up to 4 ms.
 func DefaultConfig() Config {
 	return Config{
 		ReadIntervalNs:    25_000,
@@ -99,7 +104,7 @@ func DefaultConfig() Config {
 		FailBelow:         2,
 		RecoverAbove:      6,
 		FailBoundNs:       60_000,
-		MaxFailBoundNs:    50_000_000,
+		MaxFailBoundNs:    1_000_000_000,
 		PushBeats:         true,
 		ResetIntervalNs:   1_000_000,
 	}

@@ -86,9 +86,16 @@ type peer struct {
 	// suspected: declared failed from alive since its last fresh beat.
 	suspected bool
 	// postNs is when the outstanding read was posted; freshNs when the
-	// last read that saw the counter move was.
-	postNs, freshNs int64
-	scratchOffset   uint64
+	// last read that saw the counter move was, or when a push that moved
+	// was found. stalledAtPost and stalledAtFresh are the detector's
+	// stalledNs at those times (see staleNs).
+	postNs, freshNs               int64
+	stalledAtPost, stalledAtFresh int64
+	// failedAtNs is when it was last declared failed; regainedIn the
+	// sampling interval (Stats.Samples) in which it last regained a point.
+	failedAtNs    int64
+	regainedIn    uint64
+	scratchOffset uint64
 	// inboxOffset is where this peer pushes its heartbeat here;
 	// pushOffset where this node pushes its own at the peer.
 	inboxOffset, pushOffset uint64
@@ -109,6 +116,11 @@ type Stats struct {
 	// was alive but stalled — a false suspicion unless it was paused.
 	Suspicions, Retracted uint64
 	Pushes                uint64 // own heartbeat pushed to peers
+	// ReaderStalls counts Steps that came later than a period after the
+	// previous one (this node was descheduled); ReaderStalledNs is their
+	// time beyond the period, which no peer's staleness counts.
+	ReaderStalls    uint64
+	ReaderStalledNs int64
 }
 
 // Detector is one node's pull-score failure detector and leader choice. It
@@ -132,8 +144,13 @@ type Detector struct {
 
 	nextSampleNs int64
 	started      bool
-	ad           adapt
-	quiet        bool // publish does not push (a change of the own health)
+	// prevStepNs is when Step last ran; stalledNs the sum, over Steps that
+	// came more than a period after the previous one, of the excess: the
+	// time this node itself was not looking (see staleNs).
+	prevStepNs, stalledNs int64
+	changed               bool // a verdict changed outside a sample: update
+	ad                    adapt
+	quiet                 bool // publish does not push (a change of the own health)
 
 	leader    rdma.NodeID
 	hasLeader bool
@@ -215,6 +232,7 @@ func NewDetector(f rdma.Fabric, self rdma.NodeID, peers []rdma.NodeID, hbOffset,
 			pushOffset:    inbox + uint64(rank)*AreaBytes(),
 		}
 	}
+	d.ad.refresh(cfg)
 	d.publish()
 	return d, nil
 }
@@ -254,20 +272,40 @@ func (d *Detector) Step(now int64) (nextWakeNs int64) {
 	if !d.started {
 		d.started = true
 		d.nextSampleNs = now
+		d.ad.refresh(d.cfg)
+	} else if gap := now - d.prevStepNs; gap > d.ad.period {
+		// This node was descheduled: what it did not look at is not the
+		// peers' silence.
+		d.stalledNs += gap - d.ad.period
+		d.ad.observeOwnGap(gap)
+		d.stats.ReaderStalls++
+		d.stats.ReaderStalledNs = d.stalledNs
 	}
+	d.prevStepNs = now
 	if d.health != Fenced {
 		d.counter++
 		atomic.StoreUint64(d.word, d.heartbeat())
 	}
+	if d.cfg.Adaptive() {
+		// Pushes are looked at on every Step, so a fresh beat is timed
+		// to the Step that found it, not to the next sample.
+		for i := range d.peers {
+			d.takePush(&d.peers[i], now)
+		}
+	}
 	if now >= d.nextSampleNs {
 		d.sample(now)
-		period := d.ad.periodNs(d.cfg)
+		d.ad.refresh(d.cfg)
+		period := d.ad.period
 		d.nextSampleNs += period
 		if d.nextSampleNs <= now {
 			// Step ran late by more than a period: resume the cadence
 			// from now instead of bursting the missed samples.
 			d.nextSampleNs = now + period
 		}
+		d.update()
+	}
+	if d.cfg.Adaptive() && d.judge(now) || d.changed {
 		d.update()
 	}
 	return min(d.nextSampleNs, now+d.cfg.BeatIntervalNs)
@@ -283,6 +321,9 @@ func (d *Detector) sample(now int64) {
 		p := &d.peers[i]
 		conn := d.f.Conn(p.id, rdma.PlaneBackground)
 		pushed := d.takePush(p, now)
+		if d.cfg.Adaptive() {
+			d.unfresh(p)
+		}
 		if d.cfg.PushBeats && conn != nil && conn.State() == rdma.ConnReady {
 			d.push(p, conn)
 		}
@@ -293,18 +334,18 @@ func (d *Detector) sample(now int64) {
 			}
 			// The read is late; a push that moved since the last sample
 			// is the fresh beat instead (the other direction's queue).
-			d.observe(p, pushed)
+			d.sampleScore(p, pushed)
 			if conn != nil && conn.State() == rdma.ConnError {
 				d.reset(p, conn, now)
 			}
 			continue
 		}
 		if conn == nil {
-			d.observe(p, false)
+			d.sampleScore(p, false)
 			continue
 		}
 		if conn.State() == rdma.ConnError {
-			d.observe(p, false)
+			d.sampleScore(p, false)
 			d.reset(p, conn, now)
 			continue
 		}
@@ -318,7 +359,7 @@ func (d *Detector) sample(now int64) {
 		}
 		if n, err := conn.Post(d.wr[:]); n != 1 || err != nil {
 			d.stats.ReadsFailed++
-			d.observe(p, false)
+			d.sampleScore(p, false)
 			if errors.Is(err, rdma.ErrConnError) {
 				d.reset(p, conn, now)
 			}
@@ -326,7 +367,7 @@ func (d *Detector) sample(now int64) {
 		}
 		d.stats.ReadsPosted++
 		p.inflight, p.missed = true, false
-		p.postNs = now
+		p.postNs, p.stalledAtPost = now, d.stalledNs
 	}
 }
 
@@ -348,7 +389,7 @@ func (d *Detector) takePush(p *peer, now int64) bool {
 	}
 	p.health = Health(w0 >> counterBits)
 	p.view = atomic.LoadUint64(word(d.region, p.inboxOffset+8))
-	d.fresh(p, now, counter)
+	d.fresh(p, now, now, d.stalledNs)
 	return true
 }
 
@@ -392,19 +433,35 @@ func (d *Detector) advance(p *peer, counter uint64) bool {
 	return true
 }
 
-// fresh records a fresh beat of p (counter moved) evidenced at atNs.
-func (d *Detector) fresh(p *peer, atNs int64, counter uint64) {
-	if !p.score.Alive() && p.suspected {
+// fresh records a fresh beat of p (counter moved) evidenced at atNs (when
+// the detector's stalledNs was stalledAt) and learnt at now.
+func (d *Detector) fresh(p *peer, atNs, now, stalledAt int64) {
+	alive := p.score.Alive()
+	if !alive && p.suspected {
 		d.stats.Retracted++ // it kept counting: it was stalled, not gone
 	}
-	// Gaps of live peers measure the bound; so does the gap of a wrong
-	// suspicion, so that the bound learns to cover it. A peer failed
-	// since boot or since a restart measures nothing.
-	if p.freshNs != 0 && (p.score.Alive() || p.suspected) && atNs > p.freshNs {
-		d.ad.observeGap(atNs - p.freshNs)
+	// The gap is the staleness p reached before this beat was learnt,
+	// what judge compares with the bound. Gaps of live peers measure the
+	// bound; so do the gap of a wrong suspicion, so that the bound learns
+	// to cover it, and those of a failed peer between beats seen since it
+	// failed (at boot: since its first). The gap across a failure (a
+	// restart) measures nothing.
+	if p.freshNs != 0 && (alive || p.suspected || p.freshNs > p.failedAtNs) && atNs > p.freshNs {
+		d.ad.observeGap(d.staleNs(p, now))
 	}
-	p.freshNs = max(p.freshNs, atNs)
+	if atNs > p.freshNs {
+		p.freshNs, p.stalledAtFresh = atNs, stalledAt
+	}
 	p.suspected = false
+	switch {
+	case !d.cfg.Adaptive():
+	case alive:
+		// A live peer's score is its staleness (judge): a fresh beat
+		// makes it whole.
+		p.score.ObserveStep(true, d.cfg.ScoreMax, 0)
+	default:
+		d.regain(p)
+	}
 }
 
 // reset cycles a background connection found in ERROR, spaced out by
@@ -439,49 +496,65 @@ func (d *Detector) OnCompletion(c rdma.Completion) {
 	scored := !p.missed
 	if c.Status != rdma.StatusSuccess {
 		d.stats.ReadsFailed++
-		if scored {
+		if scored && !d.cfg.Adaptive() {
 			d.observe(p, false)
 			d.update()
 		}
 		return
 	}
-	d.ad.observeRTT(d.f.Now() - p.postNs)
+	now := d.f.Now()
+	d.ad.observeRTT(now - p.postNs)
 	w0 := atomic.LoadUint64(word(d.region, p.scratchOffset))
 	counter := w0 & counterMask
 	moved := d.advance(p, counter)
 	if moved {
-		d.fresh(p, p.postNs, counter)
+		d.fresh(p, p.postNs, now, p.stalledAtPost)
 	}
 	// A push may have carried this beat first: the peer is fresh if
 	// anything showed it moving since this read was posted.
 	moved = moved || p.freshNs >= p.postNs
-	p.health = Health(w0 >> counterBits)
-	p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
+	if moved || counter == p.lastCounter {
+		// Not a beat older than one a push brought: its view would undo
+		// a newer one (a peer that just suspected the leader would seem
+		// to see it again).
+		p.health = Health(w0 >> counterBits)
+		p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
+	}
 	if scored {
-		d.observe(p, moved)
+		d.sampleScore(p, moved)
 	}
 	d.update()
 }
 
-// observe scores one sample of p with the steps in use.
+// sampleScore scores one sample of p with fixed steps; with derived steps
+// the score follows p's staleness instead (judge, regain).
+func (d *Detector) sampleScore(p *peer, moved bool) {
+	if !d.cfg.Adaptive() {
+		d.observe(p, moved)
+	}
+}
+
+// observe scores one sample of p with the fixed steps.
 func (d *Detector) observe(p *peer, moved bool) {
 	alive := p.score.Alive()
-	up, down, _ := d.ad.steps(d.cfg, alive)
-	if p.score.ObserveStep(moved, up, down) && alive {
+	if p.score.ObserveStep(moved, d.cfg.upStep(), d.cfg.DownStep) && alive {
 		d.stats.Suspicions++
 		p.suspected = true
 	}
 }
 
 // PeriodNs is the sampling period in use.
-func (d *Detector) PeriodNs() int64 { return d.ad.periodNs(d.cfg) }
+func (d *Detector) PeriodNs() int64 { return d.ad.period }
 
-// FailBoundNs is the time without a fresh beat after which a peer at
-// ScoreMax is declared failed: the misses the steps in use allow, times the
-// period.
+// FailBoundNs is the time without a fresh beat after which a live peer is
+// declared failed: with derived steps the measured bound (on this node's
+// clock, less the time this node was descheduled); with fixed ones the
+// misses that fail a peer at ScoreMax, times the period.
 func (d *Detector) FailBoundNs() int64 {
-	_, _, k := d.ad.steps(d.cfg, true)
-	return int64(k) * d.ad.periodNs(d.cfg)
+	if d.cfg.Adaptive() {
+		return d.ad.bound
+	}
+	return int64(d.cfg.MissesToFail()) * d.ad.period
 }
 
 // ReadRTTNs is the smoothed heartbeat-read round trip (0 before the first).
@@ -489,6 +562,7 @@ func (d *Detector) ReadRTTNs() int64 { return d.ad.srttNs }
 
 // update republishes the own alive bitmap and recomputes the leader.
 func (d *Detector) update() {
+	d.changed = false
 	d.publish()
 	l, ok := d.computeLeader()
 	if l != d.leader || ok != d.hasLeader {

@@ -3,13 +3,13 @@
 // every node RDMA-reads every peer's heartbeat once per period, and also
 // pushes its own into every peer's inbox (an unsignaled write), so a read
 // stuck in the network's tail does not stall a peer's view of it. A peer's
-// score (0..ScoreMax) rises when its counter moved (seen by a read or a
-// push) and falls when it did not, when the read failed, or when the read
-// had not returned by the next sample; the score's hysteresis turns it into
-// an alive/failed verdict. The period follows the measured read round trip,
-// and the failure bound the measured gaps between fresh beats of live peers
-// (see Config): short on dedicated cores, long on a host that deschedules
-// the nodes. One observer's short bound moves no leadership: Leader needs a
+// score (0..ScoreMax) falls with its staleness (time since its counter was
+// last seen moving, less the time this node itself was descheduled) and is
+// restored by a fresh beat; the score's hysteresis turns it into an
+// alive/failed verdict (stale.go). The period follows the measured read
+// round trip, and the failure bound the measured staleness live peers
+// reach between fresh beats (see Config): short on dedicated cores, long
+// on a host that deschedules the nodes. One observer's short bound moves no leadership: Leader needs a
 // majority's views (the second opinion).
 // Health (healthy, degraded, fenced) travels in the same heartbeat word, so
 // a peer learns it with the read that proves the node alive. From the

@@ -43,9 +43,23 @@ type member struct {
 	fab *sim.Node
 	det *pullscore.Detector
 	buf [16]rdma.Completion
+	// stepFirst steps the detector before polling, as consensus does:
+	// a node waking from a stall judges its peers before it has seen the
+	// completions that arrived meanwhile.
+	stepFirst bool
 }
 
 func (m *member) Step(now int64) int64 {
+	if m.stepFirst {
+		next := m.det.Step(now)
+		m.poll()
+		return next
+	}
+	m.poll()
+	return m.det.Step(now)
+}
+
+func (m *member) poll() {
 	for {
 		n := m.fab.Poll(m.buf[:])
 		for _, c := range m.buf[:n] {
@@ -57,7 +71,6 @@ func (m *member) Step(now int64) int64 {
 			break
 		}
 	}
-	return m.det.Step(now)
 }
 
 type cluster struct {
@@ -98,11 +111,15 @@ func newClusterWith(t *testing.T, n int, seed uint64, simCfg sim.Config, cfg pul
 	return c
 }
 
-// settle runs until every detector has every peer at full score.
+// settle runs until every detector has every peer at full score and
+// names a leader (its warm-up is over).
 func (c *cluster) settle(t *testing.T) {
 	t.Helper()
 	ok := c.w.RunUntil(func() bool {
 		for _, a := range c.ids {
+			if _, ok := c.m[a].det.Leader(); !ok {
+				return false
+			}
 			for _, b := range c.ids {
 				if a != b && c.m[a].det.Score(b) != c.cfg.ScoreMax {
 					return false
