@@ -16,9 +16,18 @@ import (
 // fabric, each driven by Run on its own goroutine.
 func inprocCluster(t *testing.T) (map[rdma.NodeID]*Replica, func()) {
 	t.Helper()
+	return inprocClusterCfg(t, nil)
+}
+
+// inprocClusterCfg is inprocCluster with the config changed by mutate.
+func inprocClusterCfg(t *testing.T, mutate func(*Config)) (map[rdma.NodeID]*Replica, func()) {
+	t.Helper()
 	members := []rdma.NodeID{1, 2, 3}
 	cfg := DefaultConfig()
 	cfg.Members = members
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	net, err := inproc.NewNetwork(inproc.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)

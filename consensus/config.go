@@ -81,6 +81,23 @@ type Config struct {
 	// before it starts a leader change; damps ping-pong when scores flap.
 	LeaderStableNs int64
 
+	// ReadLeaseNs enables read leases (docs/reads.md): a candidate waits
+	// this long after its prepare before it leads, and a leader answers
+	// reads locally until ReadLeaseNs·(1−ρ)/(1+ρ) − ReadLeaseMarginNs
+	// after the latest time a majority confirmed it (ρ =
+	// ReadLeaseDriftPPM). Every member must use the same value. It adds
+	// up to ReadLeaseNs to each leader change; 0 (the default) turns
+	// leases off and every read takes a confirmation round (ReadIndex).
+	// At most ElectionTimeoutNs/2.
+	ReadLeaseNs int64
+	// ReadLeaseDriftPPM bounds how far any two members' clocks may drift
+	// apart in rate, in parts per million (not their offset: leases use
+	// durations only).
+	ReadLeaseDriftPPM int64
+	// ReadLeaseMarginNs is taken off the lease for the time between a
+	// Step's clock reading and the read it allows.
+	ReadLeaseMarginNs int64
+
 	// ProbeIntervalNs: an idle leader commits an empty entry this long
 	// after its last slot (layer 2 of failure detection), so commit
 	// latency and every follower's write latency stay measured when there
@@ -180,6 +197,8 @@ func DefaultConfig() Config {
 		LeaderBeatNs:         200_000,
 		LeaderStableNs:       0,
 		ProbeIntervalNs:      10_000_000,
+		ReadLeaseDriftPPM:    200,
+		ReadLeaseMarginNs:    2_000,
 		FailSlow:             failslow.DefaultConfig(),
 	}
 }
@@ -244,6 +263,14 @@ func (c *Config) Validate() error {
 		return cfgErr("LeaderStableNs", "must be >= 0, got %d", c.LeaderStableNs)
 	case c.ProbeIntervalNs < 0:
 		return cfgErr("ProbeIntervalNs", "must be >= 0 (0 disables probes), got %d", c.ProbeIntervalNs)
+	case c.ReadLeaseDriftPPM < 0 || c.ReadLeaseDriftPPM >= 100_000:
+		return cfgErr("ReadLeaseDriftPPM", "must be in 0..99999, got %d", c.ReadLeaseDriftPPM)
+	case c.ReadLeaseMarginNs < 0:
+		return cfgErr("ReadLeaseMarginNs", "must be >= 0, got %d", c.ReadLeaseMarginNs)
+	case c.ReadLeaseNs < 0 || c.ReadLeaseNs > c.ElectionTimeoutNs/2:
+		return cfgErr("ReadLeaseNs", "must be in 0..ElectionTimeoutNs/2 (%d), got %d", c.ElectionTimeoutNs/2, c.ReadLeaseNs)
+	case c.ReadLeaseNs > 0 && c.leaseNs() <= 0:
+		return cfgErr("ReadLeaseNs", "leaves no lease after drift and ReadLeaseMarginNs (%d), got %d", c.ReadLeaseMarginNs, c.ReadLeaseNs)
 	}
 	if err := c.validateDurability(); err != nil {
 		return err
@@ -280,6 +307,16 @@ func (c *Config) failSlowConfig() failslow.Config {
 		return failslow.DefaultConfig()
 	}
 	return c.FailSlow
+}
+
+// leaseNs is how long a leader's lease lasts on its own clock after a
+// majority confirmed it: a candidate's wait of ReadLeaseNs on a clock
+// running up to ρ fast is at least ReadLeaseNs/(1+ρ) real time, and a
+// lease of L on a clock up to ρ slow lasts at most L/(1−ρ), so
+// L = ReadLeaseNs·(1−ρ)/(1+ρ) ends first; less the margin.
+func (c *Config) leaseNs() int64 {
+	const ppm = 1_000_000
+	return c.ReadLeaseNs*(ppm-c.ReadLeaseDriftPPM)/(ppm+c.ReadLeaseDriftPPM) - c.ReadLeaseMarginNs
 }
 
 // writesPerSlot is how many writes the largest slot takes.

@@ -25,6 +25,17 @@
 // ResultApplier (whose doc defines delivery across leader change and
 // snapshot restore).
 //
+// # Reads
+//
+// ReadIndex, Read and LeaseRead (SubmitRead on the driving goroutine)
+// serve linearizable reads without a log entry: the leader confirms it
+// still leads with one round of header reads to a majority issued after
+// the read arrived (no newer candidate prepared them), or, with
+// Config.ReadLeaseNs, answers locally while its lease holds; every
+// candidate waits ReadLeaseNs after its prepare before it leads, so a
+// lease ends before a newer leader commits. docs/reads.md has the
+// argument and the clock-rate assumption.
+//
 // # Lifecycle
 //
 // Build the fabric and connect it first (New needs a replication

@@ -10,6 +10,7 @@ type election struct {
 	startAt  int64
 	proposal uint64
 	start    uint64 // S: first index recovered
+	end      uint64 // first index past the recovered log (phLeaseWait)
 	cursor   uint64 // first index of the window being read
 	members  []bool // peers used for this recovery round (by member)
 
@@ -25,6 +26,9 @@ const (
 	phWriteMin
 	phRecover
 	phPromise // the candidate's own promise is being made durable
+	// phLeaseWait: recovered, waiting out an earlier leader's read lease
+	// (Config.ReadLeaseNs after the prepare) before writing as leader
+	phLeaseWait
 )
 
 // startElection begins a leader change: ask a majority for write
@@ -186,6 +190,11 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			return 0
 		}
 		if !full {
+			if until := r.el.preparedAt + r.cfg.ReadLeaseNs; now < until {
+				r.el.end = end
+				r.el.phase, r.el.phaseAt = phLeaseWait, now
+				return until
+			}
 			r.enterLeading(now, end)
 			return r.leaderStep(now)
 		}
@@ -198,6 +207,14 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			}
 		}
 		r.el.phaseAt = now
+	case phLeaseWait:
+		// An earlier leader may answer reads under its lease until then:
+		// nothing this candidate writes may commit before (docs/reads.md).
+		if until := r.el.preparedAt + r.cfg.ReadLeaseNs; now < until {
+			return until
+		}
+		r.enterLeading(now, r.el.end)
+		return r.leaderStep(now)
 	}
 	return wake
 }

@@ -113,6 +113,7 @@ type cluster struct {
 	sms      map[rdma.NodeID]*kvSM
 	region   int
 	onReply  func(node rdma.NodeID, token uint64, index Index, err error)
+	onRead   func(node rdma.NodeID, token uint64, index Index, err error)
 	onLeader func(id rdma.NodeID)
 	// onCorrupt is called when a replica reports corruption and fences.
 	onCorrupt func(id rdma.NodeID)
@@ -239,6 +240,11 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 	r.SetResultHandler(func(token uint64, index Index, err error) {
 		if c.onReply != nil {
 			c.onReply(id, token, index, err)
+		}
+	})
+	r.SetReadHandler(func(token uint64, index Index, err error) {
+		if c.onRead != nil {
+			c.onRead(id, token, index, err)
 		}
 	})
 	c.reps[id] = r

@@ -14,8 +14,10 @@ func (r *Replica) stepDown() {
 	}
 	r.role = roleFollower
 	r.isLeader.Store(false)
+	r.dropLease()
 	r.wantSince = 0
 	r.resetPeers()
+	r.failReads(r.notLeader())
 	for r.wLen > 0 {
 		w := r.waiters[r.wHead]
 		r.wHead = (r.wHead + 1) % len(r.waiters)
@@ -153,6 +155,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			p.beatAt = now
 		}
 	}
+	r.serveReads(now)
 	return wake
 }
 

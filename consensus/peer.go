@@ -30,6 +30,8 @@ type peer struct {
 	commitInflight bool
 	headerInflight bool
 	headerAt       int64 // last successful header read
+	headerPostAt   int64 // when the header read in flight was posted
+	confirmedAt    int64 // latest post time of an operation that confirmed this leader (read.go)
 	applied        uint64
 	appliedAt      int64 // when applied last moved (header reads)
 	minProposal    uint64
@@ -219,6 +221,7 @@ func (r *Replica) slotBuf(index uint64) []byte {
 // read-back buffer.
 func (r *Replica) postHeaderRead(p *peer) {
 	p.headerInflight = true
+	p.headerPostAt = r.now
 	p.hdrOK = false
 	r.post(p, rdma.WorkRequest{ID: makeWRID(wrHeaderRead, p.member, p.gen, 0), Op: rdma.OpRead,
 		LocalOffset: r.lay.readHeader(p.member), RemoteOffset: 0, Length: headerBytes})

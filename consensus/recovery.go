@@ -127,6 +127,11 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 	r.role = roleLeader
 	r.proposal = r.el.proposal
 	r.next = end
+	// A read must see what an earlier leader may have acknowledged: all
+	// of the recovered log.
+	r.readFloor = end - 1
+	r.readFloorA.Store(r.readFloor)
+	r.dropLease()
 	r.commitAt = now
 	r.noQuorumSince = 0
 	r.lastSlotAt = now

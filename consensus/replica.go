@@ -85,6 +85,20 @@ type Replica struct {
 	snapBusy      bool
 	lastRequestAt int64
 
+	// reads (read.go): the ring from callers, the FIFO of reads taken by
+	// the driver and waiting for confirmation or apply, the lowest index a
+	// read needs this term (the end of its recovery), the lease
+	reads           *readRing
+	onRead          ResultFunc
+	pending         []int32
+	pHead, pLen     int
+	readFloor       uint64
+	readFloorA      atomic.Uint64
+	selfConfirmedAt int64
+	leaseUntil      int64 // fabric clock; 0 none
+	leaseUntilA     atomic.Int64
+	scratchLease    []uint64
+
 	ring      *submitRing
 	ra        ResultApplier // sm's result form, nil if it has none
 	raScratch []byte        // results of commands no proposer waits for here
@@ -177,6 +191,9 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	r.scratch = make([]uint64, r.n)
 	r.el.members = make([]bool, r.n)
 	r.ring = newSubmitRing(cfg.SubmitQueue, cfg.MaxProposalBytes())
+	r.reads = newReadRing(cfg.SubmitQueue)
+	r.pending = make([]int32, cfg.SubmitQueue)
+	r.scratchLease = make([]uint64, r.n)
 	r.ra, _ = sm.(ResultApplier)
 	r.waiters = make([]waiter, cfg.SubmitQueue)
 	r.next = 1

@@ -120,6 +120,12 @@ func (r *Replica) stop(err error) {
 		r.ring.stopErr = err
 	}
 	r.ring.mu.Unlock()
+	r.reads.mu.Lock()
+	if r.reads.stopErr == nil || err == ErrClosed {
+		r.reads.stopErr = err
+	}
+	r.reads.mu.Unlock()
+	r.failReads(err)
 	for r.wLen > 0 {
 		w := r.waiters[r.wHead]
 		r.wHead = (r.wHead + 1) % len(r.waiters)

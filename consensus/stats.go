@@ -21,6 +21,8 @@ type Stats struct {
 	StaleFlushes      uint64 // connections reset to drop writes of an earlier term
 	Recatchups        uint64 // followers re-caught-up after their applied position stalled
 	Probes            uint64 // empty entries an idle leader wrote as probes
+	Reads             uint64 // reads answered by the driver (ReadIndex, SubmitRead)
+	LeaseReads        uint64 // of them, answered under the lease without a confirmation round
 
 	// Durability (async and sync modes).
 	Persisted         uint64 // highest index this replica holds durably under the current proposal

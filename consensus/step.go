@@ -24,6 +24,9 @@ func (r *Replica) step(now int64) (nextWakeNs int64) {
 	if r.fenceReq.Load() {
 		r.fence()
 	}
+	// Before anything is posted: confirmations of a read must be issued
+	// after it arrived.
+	r.takeReads(now)
 	wake := now + r.cfg.MaxIdleNs
 	// The detector and the permission manager run first: they may Reset a
 	// connection, which flushes what was outstanding on it, and those
@@ -134,6 +137,11 @@ func (r *Replica) dispatch(c rdma.Completion) {
 		}
 	case wrCommitWord:
 		p.commitInflight = false
+	case wrBeat:
+		// It landed while the follower still let this leader write: it
+		// had granted no newer candidate, which therefore had not
+		// prepared it.
+		p.onConfirm(p.beatAt)
 	case wrHeaderRead:
 		p.headerInflight = false
 		h := r.region[r.lay.readHeader(m):]
@@ -160,6 +168,9 @@ func (r *Replica) dispatch(c rdma.Completion) {
 		}
 		p.headerAt = r.now
 		p.hdrOK = okMin
+		if okMin && minProp == r.proposal && r.proposal != 0 {
+			p.onConfirm(p.headerPostAt) // no newer candidate prepared it
+		}
 		if r.role == roleLeader {
 			r.onLeaderHeader(p)
 		}

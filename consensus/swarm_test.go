@@ -20,6 +20,7 @@ import (
 // kvInput and kvOutput are the porcupine view of a client operation.
 type kvInput struct {
 	put   bool
+	read  bool // a get served without the log (ReadIndex or the lease)
 	key   uint8
 	value uint64
 }
@@ -62,6 +63,9 @@ var kvModel = porcupine.Model{
 		}
 		if in.put {
 			return fmt.Sprintf("put(%d, %d)", in.key, in.value)
+		}
+		if in.read {
+			return fmt.Sprintf("read(%d) -> %s", in.key, res)
 		}
 		return fmt.Sprintf("get(%d) -> %s", in.key, res)
 	},
@@ -106,6 +110,9 @@ type swarm struct {
 	cmd []byte
 	// calm is set when faults stop: no armed fault fires after it.
 	calm bool
+	// reads: a third of the operations are reads without the log.
+	reads                  bool
+	leaseReads, indexReads int
 	// fail reports a violation seen while the run goes on (watch).
 	fail func(format string, args ...any)
 }
@@ -115,6 +122,7 @@ func newSwarm(t *testing.T, c *cluster) *swarm {
 		down: map[rdma.NodeID]bool{}, damaged: map[*Replica]bool{}}
 	s.fail = func(format string, args ...any) { t.Helper(); t.Errorf(format, args...) }
 	c.onReply = s.onReply
+	c.onRead = s.onRead
 	return s
 }
 
@@ -139,7 +147,8 @@ func (s *swarm) issue(client int) {
 	c := s.c
 	s.nextOp++
 	op := &clientOp{client: client, op: s.nextOp, call: c.w.Now()}
-	op.in = kvInput{put: s.rng.IntN(2) == 0, key: uint8(s.rng.IntN(4)), value: s.nextOp}
+	kind := s.rng.IntN(3)
+	op.in = kvInput{put: kind == 0, read: kind == 2 && s.reads, key: uint8(s.rng.IntN(4)), value: s.nextOp}
 	// A client sends to the replica it believes leads; it learns that from
 	// a NotLeaderError (here: any live replica's detector view). While a
 	// deposed leader still believes it leads, clients reach either one.
@@ -149,6 +158,10 @@ func (s *swarm) issue(client int) {
 	}
 	if c.w.Node(target).Crashed() {
 		c.w.Schedule(c.w.Now()+20_000, func() { s.issue(client) })
+		return
+	}
+	if op.in.read {
+		s.read(op, target)
 		return
 	}
 	n := kvCmdBytes
@@ -206,6 +219,59 @@ func (s *swarm) onReply(node rdma.NodeID, token uint64, index Index, err error) 
 	default:
 		// Outcome unknown: it may still commit. Leave it open (+inf).
 		op.out.unknown = true
+	}
+	s.c.w.Schedule(now+int64(s.rng.IntN(30_000)), func() { s.issue(op.client) })
+}
+
+// read serves op, a get, without the log: at once under target's lease,
+// else through SubmitRead, answered by onRead from target's state.
+func (s *swarm) read(op *clientOp, target rdma.NodeID) {
+	c := s.c
+	r := c.reps[target]
+	// Also on a paused replica: its driver is stalled, not the caller's
+	// goroutine, and the lease must hold by the clock alone.
+	if _, ok := r.LeaseRead(); ok {
+		now := c.w.Now()
+		op.returned, op.ret = true, now
+		op.out = kvOutput{value: c.sms[target].data[op.in.key]}
+		s.ops = append(s.ops, op)
+		s.leaseReads++
+		c.w.Schedule(now+int64(s.rng.IntN(30_000)), func() { s.issue(op.client) })
+		return
+	}
+	if err := r.SubmitRead(op.op); err != nil {
+		c.w.Schedule(c.w.Now()+20_000, func() { s.issue(op.client) })
+		return
+	}
+	s.ops = append(s.ops, op)
+	s.pending[op.op] = op
+	c.w.Schedule(c.w.Now()+clientTimeoutNs, func() {
+		if s.pending[op.op] == op {
+			delete(s.pending, op.op)
+			op.out.unknown = true
+			s.issue(op.client)
+		}
+	})
+}
+
+// onRead answers a read from node's state machine as it is when the
+// replica reports the read linearizable.
+func (s *swarm) onRead(node rdma.NodeID, token uint64, index Index, err error) {
+	op := s.pending[token]
+	if op == nil {
+		return
+	}
+	delete(s.pending, token)
+	now := s.c.w.Now()
+	op.returned, op.ret = true, now
+	if err != nil {
+		op.out.unknown = true // a failed read has no effect
+	} else {
+		if a := Index(s.c.reps[node].applied); a < index {
+			s.fail("node %d answered a read at index %d with %d applied", node, index, a)
+		}
+		op.out = kvOutput{value: s.c.sms[node].data[op.in.key]}
+		s.indexReads++
 	}
 	s.c.w.Schedule(now+int64(s.rng.IntN(30_000)), func() { s.issue(op.client) })
 }
@@ -284,13 +350,16 @@ func (s *swarm) injectFault(enabled []string) {
 	})
 }
 
-// downs counts the replicas crashed, rejoining, or whose memory a fault
-// damaged (they may fence): each is one of the f failures tolerated.
+// downs counts the replicas crashed, rejoining, fallen off the log
+// (waiting for a snapshot, they can neither vote nor lead), or whose
+// memory a fault damaged (they may fence): each is one of the f failures
+// tolerated.
 func (s *swarm) downs() int {
 	k := 0
 	for _, id := range s.c.ids {
 		r := s.c.reps[id]
-		if s.down[id] || r.rejoining || s.damaged[r] {
+		fellOff := uint64(s.topCommit()) >= r.applied+1+r.lay.LogSlots // before it notices
+		if s.down[id] || r.rejoining || r.behind || fellOff || s.damaged[r] {
 			k++
 		}
 	}
@@ -309,6 +378,10 @@ func (s *swarm) crash(id rdma.NodeID, dur int64) bool {
 	w.Schedule(w.Now()+dur, func() { delete(s.down, id); sim.Fault{Kind: sim.FaultRestart, A: id}.Apply(w) })
 	return true
 }
+
+// swarmLeaseNs is the read lease of the swarm runs that have one: six
+// header polls, so a leader with a majority keeps it renewed.
+const swarmLeaseNs = 300_000
 
 var allFaults = append([]string{"crash", "pause", "slow", "partition", "partial", "oneway", "delay", "loss"}, adversarialFaults...)
 
@@ -335,6 +408,9 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 	// while a deposed leader still believes it leads.
 	big := rng.IntN(4) == 0 || slices.Contains(enabled, "midslot") && rng.IntN(2) == 0
 	slowGiveUp := rng.IntN(4) == 0
+	// Half the runs give leaders a read lease; the others read by
+	// confirmation rounds only.
+	lease := rng.IntN(2) == 0
 	c := newCluster(t, seed, n, func(cfg *Config) {
 		if big {
 			bigSlots(cfg)
@@ -342,12 +418,16 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 		if slowGiveUp {
 			cfg.ElectionTimeoutNs = slowGiveUpNs
 		}
+		if lease {
+			cfg.ReadLeaseNs = swarmLeaseNs
+		}
 	})
 	s := newSwarm(t, c)
+	s.reads = true
 	if big {
 		s.pad = bigCommandPad
 	}
-	fail := s.failer(seed, fmt.Sprintf("n=%d big slots %v slow give-up %v faults enabled %v", n, big, slowGiveUp, enabled))
+	fail := s.failer(seed, fmt.Sprintf("n=%d big slots %v slow give-up %v lease %v faults enabled %v", n, big, slowGiveUp, lease, enabled))
 	s.watch(fail)
 
 	// Warm-up: the first leader.
@@ -448,6 +528,7 @@ func (s *swarm) finish(seed uint64, livenessNs int64, fail func(format string, a
 			fail("acknowledged op %d at index %d is not in the log", op.op, op.index)
 		}
 	}
+	s.t.Logf("reads: %d under the lease, %d confirmed (lease %d ns)", s.leaseReads, s.indexReads, s.c.cfg.ReadLeaseNs)
 	checkLinearizable(s.t, seed, s.ops)
 }
 

@@ -220,10 +220,46 @@ func (n *Node) Propose(ctx context.Context, cmd, out []byte) (consensus.Index, [
 // nil, every command acknowledged anywhere before the call has been
 // applied here, so a read of the state machine (under its own lock) is
 // linearizable. It needs the leader, like Propose. State machines see
-// the empty command in Apply and must ignore it.
+// the empty command in Apply and must ignore it. ReadIndex gives the same
+// guarantee without a log entry.
 func (n *Node) Barrier(ctx context.Context) error {
 	_, _, err := n.Propose(ctx, nil, nil)
 	return err
+}
+
+// ReadIndex returns once a read of the state machine here is
+// linearizable: this node leads and has applied every command
+// acknowledged before the call (the index returned is applied). Under a
+// read lease (consensus.Config.ReadLeaseNs) it answers at once, else the
+// driver confirms leadership with one round of RDMA reads to a majority;
+// no log entry is written, unlike Barrier. A follower returns a
+// *consensus.NotLeaderError naming the leader.
+func (n *Node) ReadIndex(ctx context.Context) (consensus.Index, error) {
+	if n == nil {
+		return 0, ErrClosed
+	}
+	if idx, ok := n.r.LeaseRead(); ok {
+		return idx, nil
+	}
+	if n.cfg.Poll == PollIdleSleep {
+		n.busy.Add(1)
+		defer n.busy.Add(-1)
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
+	return n.r.ReadIndex(ctx)
+}
+
+// Read calls fn, on the calling goroutine, once a read is linearizable
+// (ReadIndex): fn reads the state machine under its own lock.
+func (n *Node) Read(ctx context.Context, fn func()) error {
+	if _, err := n.ReadIndex(ctx); err != nil {
+		return err
+	}
+	fn()
+	return nil
 }
 
 // ID is this node's id.

@@ -1,0 +1,47 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/rdmaconsensus/mu/consensus"
+)
+
+// ReadIndex on the leader covers what it acknowledged; a follower names
+// the leader; after Close it fails with ErrClosed.
+func TestReadIndex(t *testing.T) {
+	c := startCluster(t, 3)
+	for attempt := 0; ; attempt++ {
+		l := c.leader(t)
+		idx, _, err := l.Propose(context.Background(), []byte("order 1"), nil)
+		if err == nil {
+			var ri consensus.Index
+			ri, err = l.ReadIndex(context.Background())
+			if err == nil && (ri < idx || l.AppliedIndex() < ri) {
+				t.Fatalf("ReadIndex %d after a commit at %d with %d applied", ri, idx, l.AppliedIndex())
+			}
+		}
+		if errors.Is(err, consensus.ErrNotLeader) && attempt < 10 {
+			continue // leadership moved on a loaded host
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range c.ids {
+			if f := c.nodes[id]; f != l {
+				var nl *consensus.NotLeaderError
+				if err := f.Read(context.Background(), func() { t.Error("Read ran fn on a follower") }); !errors.As(err, &nl) {
+					t.Errorf("Read on a follower: %v, want a NotLeaderError", err)
+				}
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.ReadIndex(context.Background()); !errors.Is(err, ErrClosed) {
+			t.Errorf("ReadIndex after Close: %v, want ErrClosed", err)
+		}
+		return
+	}
+}
