@@ -164,6 +164,12 @@ type DeviceAttr struct {
 	DeviceCapFlags  uint64 // ibv_device_cap_flags
 }
 
+// MemoryWindowsType2 reports whether the device offers type 2 memory
+// windows (rxe since Linux 5.13 reports type 2B).
+func (a DeviceAttr) MemoryWindowsType2() bool {
+	return a.MaxMW > 0 && a.DeviceCapFlags&(CapMemWindowType2A|CapMemWindowType2B) != 0
+}
+
 // Device capability bits of DeviceAttr.DeviceCapFlags (ibv_device_cap_flags).
 const (
 	CapMemWindow       uint64 = 1 << 17 // IBV_DEVICE_MEM_WINDOW

@@ -40,6 +40,9 @@ func newWindowRig(t testing.TB) *windowRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !ctx.Attr().MemoryWindowsType2() {
+		t.Skipf("%s offers no type 2 memory windows (max_mw %d, device_cap_flags %#x)", ctx.Name(), ctx.Attr().MaxMW, ctx.Attr().DeviceCapFlags)
+	}
 	r := &windowRig{ctx: ctx, wcs: make([]WC, 16), windowOff: 64 << 10, windowSize: 128 << 10}
 	t.Logf("%s: max_mw %d, device_cap_flags %#x (MEM_WINDOW %v, TYPE_2A %v, TYPE_2B %v)", ctx.Name(), ctx.Attr().MaxMW,
 		ctx.Attr().DeviceCapFlags, ctx.Attr().DeviceCapFlags&CapMemWindow != 0,
