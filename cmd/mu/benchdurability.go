@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -153,6 +154,20 @@ func inprocRawWrite(size, n int, record func(ns int64)) error {
 	return node.FabricRawLatency(a, 2, rdma.OpWrite, size, n, record)
 }
 
+// tmpfsDir is where sync-tmpfs journals: memory, where fdatasync returns
+// at once.
+const tmpfsDir = "/dev/shm"
+
+// instantStorage is a journal durable as soon as a record is appended,
+// kept nowhere: sync mode over it costs the protocol (the persisted index
+// published, the leader's header reads), not a disk nor a flusher.
+type instantStorage struct{ seq uint64 }
+
+func (s *instantStorage) Load(func([]byte) error) error { return nil }
+func (s *instantStorage) Reset() error                  { s.seq = 0; return nil }
+func (s *instantStorage) Append([]byte) (uint64, error) { s.seq++; return s.seq, nil }
+func (s *instantStorage) Durable() (uint64, error)      { return s.seq, nil }
+
 // durableGroup is 3 replicas in this process, each journaling (when its
 // mode says so) in its own directory.
 type durableGroup struct {
@@ -185,7 +200,7 @@ func newDurableGroup(o durabilityBenchOptions, gid rdma.GIDEntry, mode, dir stri
 	cc.MaxPayloadBytes = max(cc.MaxPayloadBytes, (o.size+64+63)/64*64)
 	cc.MaxBulkWriteBytes = max(cc.MaxBulkWriteBytes, cc.MaxPayloadBytes+64)
 	var err error
-	cc.Durability, err = consensus.ParseDurability(mode)
+	cc.Durability, err = consensus.ParseDurability(strings.TrimSuffix(strings.TrimSuffix(mode, "-tmpfs"), "-instant"))
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +234,11 @@ func newDurableGroup(o durabilityBenchOptions, gid rdma.GIDEntry, mode, dir stri
 	defer cancel()
 	for _, id := range g.ids {
 		ncc := cc
-		if mode != "memory" {
+		switch mode {
+		case "memory":
+		case "sync-instant":
+			ncc.Storage = &instantStorage{}
+		default:
 			// The node's storage as `mu node` opens it
 			// (config.Config.DurableStorage), with a meter on its groups.
 			wm := wal.ModeSync
@@ -344,6 +363,12 @@ func runDurabilityBench(ctx context.Context, o durabilityBenchOptions, progress 
 	for _, mode := range o.modes {
 		fmt.Fprintf(progress, "mode %s: starting 3 replicas\n", mode)
 		dir := filepath.Join(root, mode)
+		if mode == "sync-tmpfs" {
+			if dir, err = os.MkdirTemp(tmpfsDir, "mu-durability-"); err != nil {
+				return res, fmt.Errorf("%s: %w", mode, err)
+			}
+			defer os.RemoveAll(dir)
+		}
 		g, err := newDurableGroup(o, gid, mode, dir)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", mode, err)
@@ -353,7 +378,7 @@ func runDurabilityBench(ctx context.Context, o durabilityBenchOptions, progress 
 			if _, err := g.waitLeader(ctx, 2*time.Minute); err != nil {
 				return durabilityRow{}, err
 			}
-			if mode != "memory" {
+			if mode != "memory" && mode != "sync-instant" {
 				waitSpares(dir, time.Minute)
 			}
 			// Warm-up, then the timed proposals, one at a time.
@@ -399,7 +424,10 @@ func writeDurabilityResult(w io.Writer, o durabilityBenchOptions, r durabilityRe
 	fmt.Fprintf(w, "raw fdatasync, 3 files at once (the 3 replicas share this device): p50 %9s  p99 %9s\n",
 		us(r.RawSync3.ValueAtQuantile(50)), us(r.RawSync3.ValueAtQuantile(99)))
 	floor := wp50 + sp50
-	fmt.Fprintf(w, "%-7s | %-23s | %s\n", "mode", "commit p50 / p99", "p50 / (write RTT p50 + fdatasync p50)")
+	if slices.ContainsFunc(r.Rows, func(row durabilityRow) bool { return strings.HasPrefix(row.Mode, "sync-") }) {
+		fmt.Fprintf(w, "sync-instant: sync mode over a journal durable at Append (the protocol's own cost); sync-tmpfs: the WAL on tmpfs (its flusher without the disk)\n")
+	}
+	fmt.Fprintf(w, "%-12s | %-23s | %s\n", "mode", "commit p50 / p99", "p50 / (write RTT p50 + fdatasync p50)")
 	for _, row := range r.Rows {
 		p50, p99 := row.Commit.ValueAtQuantile(50), row.Commit.ValueAtQuantile(99)
 		ratio := fmt.Sprintf("%.2fx", float64(p50)/float64(max(floor, 1)))
@@ -410,13 +438,13 @@ func writeDurabilityResult(w io.Writer, o durabilityBenchOptions, r durabilityRe
 				verdict = "MISSES"
 			}
 			ratio += fmt.Sprintf(" (%s the 1.3x target)", verdict)
-		default:
+		case "memory", "async":
 			ratio += fmt.Sprintf(" (%.2fx the write RTT alone)", float64(p50)/float64(max(wp50, 1)))
 		}
-		fmt.Fprintf(w, "%-7s | %9s / %9s | %s\n", row.Mode, us(p50), us(p99), ratio)
-		if row.Mode != "memory" {
-			fmt.Fprintf(w, "        | journal per commit and replica: %.2f records, %.2f durable groups; a group's write + fdatasync in the WAL p50 %s p99 %s\n",
-				row.RecordsPerCommit, row.GroupsPerCommit, us(row.Group.ValueAtQuantile(50)), us(row.Group.ValueAtQuantile(99)))
+		fmt.Fprintf(w, "%-12s | %9s / %9s | %s\n", row.Mode, us(p50), us(p99), ratio)
+		if row.Group.TotalCount() > 0 {
+			fmt.Fprintf(w, "%12s | journal per commit and replica: %.2f records, %.2f durable groups; a group's write + fdatasync in the WAL p50 %s p99 %s\n",
+				"", row.RecordsPerCommit, row.GroupsPerCommit, us(row.Group.ValueAtQuantile(50)), us(row.Group.ValueAtQuantile(99)))
 		}
 	}
 }
@@ -451,8 +479,8 @@ real, the network ones are memory copies.`,
 			}
 			for _, m := range strings.Split(modes, ",") {
 				m = strings.TrimSpace(m)
-				if _, err := consensus.ParseDurability(m); err != nil {
-					return fmt.Errorf("--modes: %q is not memory, async or sync", m)
+				if _, err := consensus.ParseDurability(m); err != nil && m != "sync-instant" && m != "sync-tmpfs" {
+					return fmt.Errorf("--modes: %q is not memory, async, sync, sync-instant or sync-tmpfs", m)
 				}
 				o.modes = append(o.modes, m)
 			}
@@ -483,7 +511,7 @@ real, the network ones are memory copies.`,
 	f.StringVar(&fabric, "fabric", "verbs", "verbs (the RDMA device) or inproc (in this process, no device)")
 	f.StringVar(&o.device, "device", "", "RDMA device (default: the first)")
 	f.StringVar(&o.dataRoot, "data-dir", "", "where the journals go (default $SOFTROCE_DISK, the VM's scratch disk, else the temporary directory)")
-	f.StringVar(&modes, "modes", "memory,async,sync", "durability modes to measure, in order")
+	f.StringVar(&modes, "modes", "memory,async,sync,sync-instant,sync-tmpfs", "durability modes to measure, in order; sync-instant and sync-tmpfs split sync mode's cost")
 	f.IntVar(&o.size, "size", 64, "payload bytes")
 	f.IntVar(&o.samples, "samples", 2000, "proposals timed per mode; raw operations in all")
 	f.StringVar(&o.drive, "drive", PollSpinYield, "replica driver: spin, spin-yield or idle-sleep")
