@@ -182,3 +182,24 @@ func TestClosedHandles(t *testing.T) {
 		t.Errorf("RegisterMemory on closed PD = %v", err)
 	}
 }
+
+func TestNextRKeyKeepsTheWindowIndex(t *testing.T) {
+	for _, c := range []struct{ in, want uint32 }{
+		{0x00012300, 0x00012301},
+		{0x000123fe, 0x000123ff},
+		{0x000123ff, 0x00012300}, // the key byte wraps; the index stays
+		{0xffffffff, 0xffffff00},
+	} {
+		if got := NextRKey(c.in); got != c.want {
+			t.Errorf("NextRKey(%#x) = %#x, want %#x", c.in, got, c.want)
+		}
+	}
+	w := InvalidateWR(7, 0xabcd01, FlagSignaled)
+	if w.Opcode != OpLocalInvalidate || w.RKey != 0xabcd01 || w.ID != 7 || w.Flags != FlagSignaled || w.Length != 0 {
+		t.Errorf("InvalidateWR = %+v", w)
+	}
+	var mw MW
+	if _, err := mw.BindWR(1, &MR{}, 0, 8, AccessRemoteWrite, 1, 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("BindWR on a closed window = %v, want ErrClosed", err)
+	}
+}
