@@ -185,7 +185,7 @@ func (rg *restartGroup) close(keep bool) {
 func (rg *restartGroup) run(ctx context.Context, o restartOptions, run, k int, jitter time.Duration) restartRun {
 	r := restartRun{Run: run}
 	s := startOrderStream(ctx, rg.g, rg.gen)
-	if err := s.waitCount(ctx, k); err != nil {
+	if err := s.waitCount(ctx, k, o.recoverWait); err != nil {
 		s.stop()
 		r.Err = fmt.Errorf("before the kill: %w", err)
 		return r
@@ -464,9 +464,16 @@ func startOrderStream(ctx context.Context, g *procGroup, gen *orderbook.LoadGen)
 	return s
 }
 
-// waitCount waits until n orders were acknowledged.
-func (s *orderStream) waitCount(ctx context.Context, n int) error {
+// waitCount waits until n orders were acknowledged; it gives up when
+// none was for stall.
+func (s *orderStream) waitCount(ctx context.Context, n int, stall time.Duration) error {
+	last, lastAt := s.count.Load(), time.Now()
 	for s.count.Load() < int64(n) {
+		if c := s.count.Load(); c != last {
+			last, lastAt = c, time.Now()
+		} else if time.Since(lastAt) > stall {
+			return fmt.Errorf("no order acknowledged for %v (%d of %d)", stall, c, n)
+		}
 		select {
 		case err := <-s.done:
 			if err == nil {
