@@ -17,7 +17,7 @@ import (
 // single execution.
 func TestResentOrdersGetTheirFillsOnce(t *testing.T) {
 	cc := consensus.DefaultConfig()
-	g, _, err := startGroup(context.Background(), cc, "inproc", "", node.PollSpinYield)
+	g, _, err := startGroup(context.Background(), cc, "inproc", "", node.PollSpinYield, "none")
 	if err != nil {
 		t.Fatal(err)
 	}
