@@ -31,6 +31,11 @@ type stabilityResult struct {
 	// no fault injected, every one is a false suspicion).
 	Suspicions, Retracted uint64
 	Samples               uint64
+	// ReaderStalls and ReaderStalledNs: Steps that came more than a
+	// period late (the node was descheduled) and their time beyond the
+	// period, summed over nodes; no peer's staleness counts it.
+	ReaderStalls    uint64
+	ReaderStalledNs int64
 	// PeriodNs and BoundNs: the detectors' sampling period and failure
 	// bound at the end (largest over nodes).
 	PeriodNs, BoundNs int64
@@ -214,6 +219,8 @@ func runStability(ctx context.Context, n int, drive string, d time.Duration, rat
 		res.Suspicions += st.Suspicions
 		res.Retracted += st.Retracted
 		res.Samples += st.Samples
+		res.ReaderStalls += st.ReaderStalls
+		res.ReaderStalledNs += st.ReaderStalledNs
 		res.PeriodNs = max(res.PeriodNs, det.PeriodNs())
 		res.BoundNs = max(res.BoundNs, det.FailBoundNs())
 	}
@@ -230,6 +237,12 @@ func writeStability(w io.Writer, r stabilityResult, drive string) {
 	if r.Samples > 0 {
 		rate = float64(r.Suspicions) / float64(r.Samples)
 	}
-	fmt.Fprintf(w, "detector:    %d suspicions (%d retracted: peer was alive) in %d samples (%.2g per sample); period %.1f µs, failure bound %.1f µs at the end\n",
-		r.Suspicions, r.Retracted, r.Samples, rate, float64(r.PeriodNs)/1e3, float64(r.BoundNs)/1e3)
+	perMin := 0.0
+	if r.Duration > 0 {
+		perMin = float64(r.Suspicions) / r.Duration.Minutes()
+	}
+	fmt.Fprintf(w, "detector:    %d suspicions (%d retracted: peer was alive) in %d samples (%.2g per sample, %.1f false suspicions per minute); period %.1f µs, failure bound %.1f µs at the end\n",
+		r.Suspicions, r.Retracted, r.Samples, rate, perMin, float64(r.PeriodNs)/1e3, float64(r.BoundNs)/1e3)
+	fmt.Fprintf(w, "readers:     %d Steps more than a period late (descheduled), %.1f ms beyond the period in all, not counted against any peer\n",
+		r.ReaderStalls, float64(r.ReaderStalledNs)/1e6)
 }

@@ -20,7 +20,7 @@ func TestStabilityReports(t *testing.T) {
 	}
 	var b bytes.Buffer
 	writeStability(&b, res, PollSpinYield)
-	for _, want := range []string{"leader changes", "suspicions", "failure bound"} {
+	for _, want := range []string{"leader changes", "suspicions", "per minute", "failure bound", "descheduled"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, b.String())
 		}
