@@ -47,6 +47,8 @@ type restartOptions struct {
 	keepData    bool
 	// onRun reports each run as it ends (may be nil).
 	onRun func(restartRun)
+	// progress receives a line as each run starts (may be nil).
+	progress io.Writer
 }
 
 // restartRun is one total failure and its restart.
@@ -124,6 +126,9 @@ func runRestartBench(ctx context.Context, o restartOptions, out io.Writer) (rest
 		}
 		k := o.minOrders + rng.IntN(o.maxOrders-o.minOrders+1)
 		jitter := time.Duration(rng.Int64N(int64(o.killJitter) + 1))
+		if o.progress != nil {
+			fmt.Fprintf(o.progress, "run %d/%d: streaming orders; every node is killed after %d acknowledged\n", run, o.runs, k)
+		}
 		r := rg.run(ctx, o, run, k, jitter)
 		rep.Runs = append(rep.Runs, r)
 		rep.Acked += r.Acked
@@ -444,6 +449,10 @@ func startOrderStream(ctx context.Context, g *procGroup, gen *orderbook.LoadGen)
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	c := newClient(g)
+	// A sync commit waits on disks that may stall for hundreds of ms
+	// under emulation: let the node's own proposal timeout answer rather
+	// than resend early (a resend commits a duplicate the book rejects).
+	c.attemptTimeout = proposeTimeout + time.Second
 	go func() {
 		for !s.halt.Load() {
 			a, err := c.submit(sctx, gen.Next(nil))
@@ -618,6 +627,7 @@ status is non-zero on any loss in sync mode.`,
 			}
 			o.seed = uint64(seed)
 			o.group = procGroupOptions{device: device, drive: drive, readInterval: readInterval, permissionTimeout: permTimeout}
+			o.progress = cmd.ErrOrStderr()
 			_, err := runRestartBench(cmd.Context(), o, cmd.OutOrStdout())
 			return err
 		},
@@ -627,8 +637,8 @@ status is non-zero on any loss in sync mode.`,
 	f.StringVar(&o.durability, "durability", "sync", "the nodes' durability: memory, async or sync")
 	f.StringVar(&o.dataRoot, "data-dir", "", "where the nodes' data directories go (default $SOFTROCE_DISK, the VM's scratch disk, else the temporary directory)")
 	f.Int64Var(&seed, "seed", 1, "seed of the kill points and the orders")
-	f.IntVar(&o.minOrders, "orders-min", 100, "fewest orders acknowledged in a run before the kill")
-	f.IntVar(&o.maxOrders, "orders-max", 400, "most orders acknowledged in a run before the kill")
+	f.IntVar(&o.minOrders, "orders-min", 50, "fewest orders acknowledged in a run before the kill")
+	f.IntVar(&o.maxOrders, "orders-max", 200, "most orders acknowledged in a run before the kill")
 	f.DurationVar(&o.killJitter, "kill-jitter", 5*time.Millisecond, "a random further pause before the kill, with the stream running")
 	f.DurationVar(&o.recoverWait, "recover-timeout", 3*time.Minute, "bound on a restart's recovery")
 	f.DurationVar(&o.leaderGrace, "leader-grace", 10*time.Second, "memory and async: how long to look for a leader after the restart")
