@@ -84,13 +84,15 @@ func (a *adapt) observeOwnGap(gapNs int64) { a.ownGapNs = max(a.ownGapNs, gapNs)
 // largest.
 const minGaps = 256
 
-// boundNs is the failure bound: half as much again as the largest of the
-// gap exceeded once in SuspicionGaps and the envelope of the largest
-// gaps, and at least this node's own longest gap between Steps and a
-// period. The gaps are staleness reached by
-// live peers, so a bound at their tail alone would be exceeded by the next
-// new largest one; the margin is the hysteresis that keeps a slightly
-// longer gap from failing a peer.
+// boundNs is the failure bound: a quarter more than the larger of the gap
+// exceeded once in SuspicionGaps and the envelope of the largest gaps, and
+// at least half as much again as this node's own longest gap between
+// Steps plus a period. The gaps are staleness reached by live peers, so a
+// bound at their tail alone would be exceeded by the next new largest one;
+// the margin is the hysteresis that keeps a slightly longer gap from
+// failing a peer. The own gap is measured, not sampled: a peer stalled as
+// long (an access-flag change in its Step, the host) is as stale as that
+// plus the evidence's way here, which the larger margin covers.
 func (a *adapt) boundNs(cfg Config) int64 {
 	var b int64
 	if a.gaps.total < minGaps {
@@ -98,10 +100,8 @@ func (a *adapt) boundNs(cfg Config) int64 {
 		b = 3 * a.maxGapNs
 	} else {
 		q := a.gaps.quantileAbove(uint64(a.gaps.total) / uint64(cfg.suspicionGaps()))
-		b = max(q, a.maxGapNs) * 3 / 2
+		b = max(q, a.maxGapNs) * 5 / 4
 	}
-	// A peer as long in a Step as this node was is as stale as that and
-	// a period of evidence more: the same margin on top.
 	b = max(b, (a.ownGapNs+a.period)*3/2)
 	return min(max(b, cfg.FailBoundNs), cfg.MaxFailBoundNs)
 }

@@ -52,14 +52,15 @@ type Config struct {
 	RecoverAbove int
 	// FailBoundNs is the shortest staleness at which a peer is declared
 	// failed, and MaxFailBoundNs the longest (both only with DownStep 0).
-	// The bound in use is half as much again as the largest of: the
+	// The bound in use is a quarter more than the larger of the
 	// staleness live peers reached before a fresh beat that only one gap
 	// in SuspicionGaps exceeded (the last ~65 000 gaps, every peer
-	// pooled), the envelope of the largest such gaps (it forgets slowly:
-	// the hysteresis), and this node's own longest gap between Steps plus
-	// a period (a host, or a Step's own work such as an access-flag
-	// change, that stalls this node stalls its peers as long). Until 256
-	// gaps are measured it is three times the largest. On dedicated cores
+	// pooled) and the envelope of the largest such gaps (it forgets
+	// slowly: the hysteresis); and at least half as much again as this
+	// node's own longest gap between Steps plus a period (a host, or a
+	// Step's own work such as an access-flag change, that stalls this
+	// node stalls its peers as long). Until 256 gaps are measured it is
+	// three times the largest. On dedicated cores
 	// it is a few periods; on a host that deschedules the nodes it grows
 	// to cover their stalls. One observer's verdict moves no leadership
 	// by itself: Leader needs a majority to see the leader failed (the
