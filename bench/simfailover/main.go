@@ -292,7 +292,7 @@ func printSetup(w io.Writer, sc sim.Config, cc consensus.Config, o trialOptions)
 	}
 	fmt.Fprintf(w, "  read round trip mean %s, write round trip mean %s; access-flag change %s of CPU, QP reset %s; transport timeout %s\n",
 		us(meanReadNs(sc)), us(meanNs(sc.WriteRequest)+meanNs(sc.WriteAck)), us(sc.SetAccessNs), us(sc.ResetNs), us(sc.TransportTimeoutNs))
-	fmt.Fprintf(w, "detector: pullscore.DefaultConfig: score 0..%d, failed below %d; period = read round trip + 2 deviations in [%s, %s], failure bound = gap between fresh beats exceeded once in 1024, in [%s, %s]; heartbeats read and pushed\n",
+	fmt.Fprintf(w, "detector: pullscore.DefaultConfig: score 0..%d, failed below %d; period = read round trip + 2 deviations in [%s, %s]; a live peer fails when its staleness (less the reader's own descheduled time) reaches the bound = 1.25 x the staleness tail of live peers (1 in 1024 and the envelope), at least 1.5 x (own longest Step gap + period), in [%s, %s]; heartbeats read and pushed\n",
 		det.ScoreMax, det.FailBelow, us(det.ReadIntervalNs), us(det.MaxReadIntervalNs), us(det.FailBoundNs), us(det.MaxFailBoundNs))
 	mu := pullscore.MuConfig()
 	fmt.Fprintf(w, "  Mu rows: pullscore.MuConfig: score 0..%d, +%d/-%d, failed below %d, read every %s: %d misses = %s from the last beat seen\n",
@@ -385,11 +385,14 @@ func printTable(w io.Writer, configs []config, results []outcome, markdown bool)
 	fmt.Fprintln(w)
 	for ci, c := range configs {
 		var sus, smp uint64
+		var nodeNs float64
 		for _, s := range results[ci].samples {
 			sus, smp = sus+s.suspicions, smp+s.samples
+			nodeNs += float64(s.preFaultNs) * float64(c.replicas)
 		}
-		if smp > 0 {
-			fmt.Fprintf(w, "false suspicions before the fault, %s: %d in %d sampling rounds (%.2g per round)\n", c, sus, smp, float64(sus)/float64(smp))
+		if smp > 0 && nodeNs > 0 {
+			fmt.Fprintf(w, "false suspicions before the fault, %s: %d in %d sampling rounds (%.2g per round, %.1f per node per virtual minute)\n",
+				c, sus, smp, float64(sus)/float64(smp), float64(sus)/(nodeNs/60e9))
 		}
 	}
 }

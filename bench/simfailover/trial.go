@@ -60,6 +60,8 @@ type sample struct {
 	// sampling rounds from boot to the fault (no fault yet: every
 	// suspicion is false).
 	suspicions, samples uint64
+	// preFaultNs is the virtual time from boot to the fault.
+	preFaultNs int64
 }
 
 // Stream of the world's PRNG that places the fault; the fabric uses stream 0.
@@ -199,6 +201,7 @@ func runTrial(seed uint64, o trialOptions) (sample, error) {
 		s.samples += st.Samples
 	}
 	faulted, faultAtNs = s.oldLeader, w.Now()
+	s.preFaultNs = faultAtNs
 	switch o.fault {
 	case faultCrash:
 		w.Crash(faulted, false)
