@@ -20,10 +20,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/examples/orderbook"
 	"github.com/rdmaconsensus/mu/internal/chart"
-	"github.com/rdmaconsensus/mu/node"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -178,43 +176,6 @@ func (s watchScreen) leaderAddr() (string, bool) {
 	return addr, true
 }
 
-// newQuietInprocGroup is n replicas over the in-process fabric that leave
-// the CPU to the rest of the test: idle-sleep drivers, heartbeats sampled
-// every 2 ms or more instead of every 25 µs, and 100 ms for each step of a
-// leader change. A loaded 2-core host (or the race detector) then stalls
-// them less often than their detectors' bounds, so leadership holds until
-// the kill, and the failover still takes far less than a frame.
-func newQuietInprocGroup(n int) (*inprocGroup, error) {
-	g := &inprocGroup{nodes: map[rdma.NodeID]*replicaNode{}, drive: PollIdleSleep}
-	for i := 1; i <= n; i++ {
-		g.ids = append(g.ids, rdma.NodeID(i))
-	}
-	cfg := consensus.DefaultConfig()
-	cfg.Members = g.ids
-	cfg.PullScore.ReadIntervalNs = int64(2 * time.Millisecond)
-	cfg.PullScore.BeatIntervalNs = int64(time.Millisecond)
-	cfg.ElectionTimeoutNs = int64(100 * time.Millisecond)
-	var (
-		fabrics map[rdma.NodeID]rdma.Fabric
-		err     error
-	)
-	if g.net, fabrics, err = node.InprocFabrics(g.ids, cfg); err != nil {
-		return nil, err
-	}
-	for _, id := range g.ids {
-		nc := node.DefaultConfig()
-		nc.ID, nc.Fabric, nc.Consensus, nc.Poll = id, fabrics[id], cfg, node.PollIdleSleep
-		nc.IdleSleepMax = 500 * time.Microsecond // the counter moves twice per beat interval
-		nd, err := startReplica(context.Background(), nc)
-		if err != nil {
-			g.close()
-			return nil, fmt.Errorf("replica %d: %w", id, err)
-		}
-		g.nodes[id] = nd
-	}
-	return g, nil
-}
-
 // `mu status --watch`, run in a terminal (tmux), shows a leader change
 // live: three replicas over the in-process fabric serve their client
 // endpoints, a client keeps proposing, the leader is killed, and the
@@ -236,7 +197,7 @@ func TestStatusWatchShowsLeaderChangeInTmux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := newQuietInprocGroup(3)
+	g, err := newInprocGroup(3, PollSpinYield)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,11 +329,11 @@ func TestStatusWatchShowsLeaderChangeInTmux(t *testing.T) {
 	}
 
 	if path := os.Getenv("MU_STATUS_WATCH_RECORD"); path != "" {
-		if err := os.WriteFile(path, []byte(statusWatchRecording(addrs, before, during, after, old, killedAt)), 0o644); err != nil {
+		rec.stop()
+		if err := os.WriteFile(path, []byte(statusWatchRecording(addrs, before, during, after, old, killedAt, rec.leaderless(killedAt))), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		// The run as a timeline, beside the recording.
-		rec.stop()
 		if err := rec.draw(strings.TrimSuffix(path, filepath.Ext(path))+".png", old, killedAt); err != nil {
 			t.Fatal(err)
 		}
@@ -381,22 +342,22 @@ func TestStatusWatchShowsLeaderChangeInTmux(t *testing.T) {
 
 // statusWatchRecording is docs/status-watch.md: the three frames with what
 // happened between them and the command that records them again.
-func statusWatchRecording(addrs []string, before, during, after watchScreen, old rdma.NodeID, killedAt time.Time) string {
+func statusWatchRecording(addrs []string, before, during, after watchScreen, old rdma.NodeID, killedAt time.Time, leaderless time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# mu status --watch through a leader change
 
 A recorded terminal session: `+"`mu status --watch`"+` running in tmux while the
 group's leader is killed. Three replicas run over the in-process fabric
-(rdma/inproc, no RDMA device) inside the test process, with idle-sleep
-drivers and heartbeats sampled every 2 ms or more (so the test holds on a
-loaded 2-CPU host), each serving its
-client endpoint on 127.0.0.1 as `+"`mu node`"+` does; a client proposes a few
-hundred orders a second through the leader. The command in the pane is
+(rdma/inproc, no RDMA device) inside the test process (spin-yield drivers,
+default timings, as `+"`mu demo`"+` runs them), each serving its
+client endpoint on 127.0.0.1 as `+"`mu node`"+` does; a client proposes orders
+one at a time through the leader, 2 ms apart. The command in the pane is
 
     mu status --watch --interval 1s --timeout 2s --addr %s
 
 and the frames below are the pane's text, read with `+"`tmux capture-pane -p`"+`.
-Recorded on a host with %d CPUs shared with other work: the latencies are
+Recorded on a host with %d CPUs shared with other work (load average %s
+at the end of the run): the latencies are
 those of a loaded machine and of the in-process fabric, not of RDMA
 hardware.
 
@@ -422,10 +383,11 @@ follow the table.
 
 `+"`status-watch.png`"+`, written by the same command: who led (as the replicas
 report it, sampled every 100 ms) and the orders acknowledged per second
-over the whole run, the kill shaded from the moment it struck. On a host
-with few CPUs three polling drivers, the client and the watch compete for
-them: throughput is CPU-bound and moves when a driver goes away, and
-leadership can move for a moment under a stall without any fault.
+over the whole run, the kill shaded from the moment it struck. In this run
+no replica led for %v after the kill (to the 100 ms sample). The host's
+CPUs are shared by the replicas, the client, the watch and other work:
+throughput is CPU-bound, and a stall can move leadership for a moment
+without any fault.
 
 ## Before: node %d leads
 
@@ -435,9 +397,9 @@ leadership can move for a moment under a stall without any fault.
 
 ## Node %d killed at %s (replica stopped, endpoint gone): the first frame after
 
-The failover over the in-process fabric takes far less than the 1 s
-refresh, so this frame may already show the new leader; the peers' scores
-of the dead node are at 0, marked failed.
+Depending on where the refresh fell, this frame shows the survivors
+before they agreed on a new leader (still naming the dead node, its scores
+falling towards failed, marked *) or already after.
 
 `+"```"+`
 %s
@@ -448,7 +410,7 @@ of the dead node are at 0, marked failed.
 `+"```"+`
 %s
 `+"```"+`
-`, strings.Join(addrs, ","), runtime.NumCPU(), commitWindowAge, old, before.text, old, killedAt.Format(watchStamp), during.text, after.text)
+`, strings.Join(addrs, ","), runtime.NumCPU(), loadAverage(), commitWindowAge, leaderless.Round(100*time.Millisecond), old, before.text, old, killedAt.Format(watchStamp), during.text, after.text)
 	return b.String()
 }
 
@@ -502,6 +464,18 @@ func startRunRecorder(g *inprocGroup, acked *atomic.Int64) *runRecorder {
 	return r
 }
 
+// leaderless is how long, from t, no replica was seen leading: up to the
+// first sample after t that found a leader.
+func (r *runRecorder) leaderless(t time.Time) time.Duration {
+	from := t.Sub(r.start).Seconds()
+	for _, l := range r.leaders {
+		if l.AtS > from && l.Node >= 0 {
+			return time.Duration((l.AtS - from) * float64(time.Second))
+		}
+	}
+	return 0
+}
+
 // killed says replica id is gone: it no longer counts as leading.
 func (r *runRecorder) killed(id rdma.NodeID) { r.dead.Store(int64(id)) }
 
@@ -535,4 +509,13 @@ func (r *runRecorder) draw(path string, old rdma.NodeID, killedAt time.Time) err
 		rows[i] = []*plot.Plot{p}
 	}
 	return chart.Save(path, vg.Points(720), vg.Points(420), rows...)
+}
+
+// loadAverage is the host's one-minute load average, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
