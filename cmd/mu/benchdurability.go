@@ -32,6 +32,9 @@ type durabilityBenchOptions struct {
 	size     int // payload bytes
 	samples  int // proposals timed per mode (and raw operations per half)
 	drive    string
+	// segmentBytes sizes the journals' segments (0: the WAL's default,
+	// as mu node uses); tests make them small.
+	segmentBytes int64
 }
 
 // durabilityRow is one mode's commit latency, and what the journals did
@@ -246,7 +249,7 @@ func newDurableGroup(o durabilityBenchOptions, gid rdma.GIDEntry, mode, dir stri
 				wm = wal.ModeAsync
 			}
 			st, err := consensus.NewWALStorage(wal.Options{Dir: filepath.Join(dir, fmt.Sprintf("node%d", id)), Mode: wm,
-				Method: wal.SyncFdatasync, PreallocZeros: true, OnGroupDurable: g.meter.onGroup})
+				Method: wal.SyncFdatasync, PreallocZeros: true, SegmentBytes: o.segmentBytes, OnGroupDurable: g.meter.onGroup})
 			if err != nil {
 				g.close()
 				return nil, fmt.Errorf("replica %d: %w", id, err)
@@ -285,13 +288,16 @@ func newDurableGroup(o durabilityBenchOptions, gid rdma.GIDEntry, mode, dir stri
 
 // waitSpares waits until every journal's next segment is preallocated, so
 // its zero-fill does not share the disk with the measurement.
-func waitSpares(dir string, timeout time.Duration) {
+func waitSpares(dir string, segmentBytes int64, timeout time.Duration) {
+	if segmentBytes == 0 {
+		segmentBytes = wal.DefaultSegmentBytes
+	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		spares, _ := filepath.Glob(filepath.Join(dir, "node*", "next.wal-spare"))
 		full := 0
 		for _, p := range spares {
-			if st, err := os.Stat(p); err == nil && st.Size() >= 64<<20 {
+			if st, err := os.Stat(p); err == nil && st.Size() >= segmentBytes {
 				full++
 			}
 		}
@@ -379,7 +385,7 @@ func runDurabilityBench(ctx context.Context, o durabilityBenchOptions, progress 
 				return durabilityRow{}, err
 			}
 			if mode != "memory" && mode != "sync-instant" {
-				waitSpares(dir, time.Minute)
+				waitSpares(dir, o.segmentBytes, time.Minute)
 			}
 			// Warm-up, then the timed proposals, one at a time.
 			if _, err := g.commitLatency(ctx, o.size, max(o.samples/10, 50)); err != nil {
