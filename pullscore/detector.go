@@ -262,11 +262,13 @@ func word(region []byte, off uint64) *uint64 {
 const BackgroundAccess = rdma.AccessRemoteRead | rdma.AccessRemoteWrite
 
 // Step does the work due at now: it moves the own counter (unless fenced),
-// and when a sample is due posts one read of each peer's heartbeat on the
-// background plane, counting a miss for each peer whose previous read has
-// not returned (no read is stacked on an outstanding one). A background
-// connection found in ERROR is reset, spaced by ResetIntervalNs (more if
-// it keeps breaking at once).
+// notes how late it runs (this node's own stall), and when a sample is due
+// posts one read of each peer's heartbeat on the background plane (no read
+// is stacked on an outstanding one; with fixed steps an outstanding read
+// counts as a miss). With derived steps it also looks at the pushed
+// heartbeats and judges every live peer's staleness, on every call. A
+// background connection found in ERROR is reset, spaced by ResetIntervalNs
+// (more if it keeps breaking at once).
 // Step returns the absolute time at which it next wants to run.
 func (d *Detector) Step(now int64) (nextWakeNs int64) {
 	if !d.started {
