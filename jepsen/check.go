@@ -23,7 +23,7 @@ type Verdict struct {
 	Divergent string
 	// Linearizable is porcupine's answer on the order history; Unchecked
 	// counts acknowledged orders whose index no node holds one by one
-	// (applied before every node's snapshot or trim).
+	// (applied before every node's snapshot or trim), left out of it.
 	Linearizable bool
 	LinearNote   string
 	Unchecked    int
@@ -37,16 +37,18 @@ func (v Verdict) OK() bool { return v.Lost == 0 && v.Divergent == "" && v.Linear
 
 // Check compares the history with every live node's applied log.
 //
-// Each index must hold the same command on every node that holds it one
-// by one (the logs are prefixes of one another), every acknowledged order
-// must be at its acknowledged index on every node that holds that index
-// one by one, and the history must be linearizable as appends to one log:
-// an order takes effect at the first index its bytes occupy (a resend may
-// commit the same bytes again later, which the book rejects as a
-// duplicate), and the model accepts an order only at an index above every
-// order taken before it. So an order acknowledged before another was
-// submitted must sit earlier in the log, and an order the client gave up
-// on may take effect at any time after its call, or never.
+// One log index holds a batch: the commands the leader packed into that
+// slot, in order. Each index must hold the same batch on every node that
+// holds it one by one (the logs are prefixes of one another), every
+// acknowledged order must be in the batch at its acknowledged index on
+// every node that holds that index one by one, and the history must be
+// linearizable as appends to one log: an order takes effect at the first
+// position (index, then place in the batch) its bytes occupy (a resend
+// may commit the same bytes again later, which the book rejects as a
+// duplicate), and the model accepts an order only at a position after
+// every order taken before it. So an order acknowledged before another
+// was submitted must sit earlier in the log, and an order the client gave
+// up on may take effect at any time after its call, or never.
 func Check(history []Op, logs map[int]NodeLog, timeout time.Duration) Verdict {
 	v := Verdict{Ops: len(history)}
 	ids := make([]int, 0, len(logs))
@@ -54,73 +56,78 @@ func Check(history []Op, logs map[int]NodeLog, timeout time.Duration) Verdict {
 		ids = append(ids, id)
 	}
 	sort.Ints(ids)
-	// The agreed log: index -> command, from every node.
-	agreed := map[consensus.Index][]byte{}
+	batches := make(map[int]map[consensus.Index][]string, len(ids))
+	agreed := map[consensus.Index][]string{}
 	for _, id := range ids {
+		b := map[consensus.Index][]string{}
 		for _, e := range logs[id].Entries {
-			if e.Index <= logs[id].From() {
-				continue
+			if e.Index > logs[id].From() {
+				b[e.Index] = append(b[e.Index], string(e.Cmd))
 			}
-			if c, ok := agreed[e.Index]; ok && string(c) != string(e.Cmd) && v.Divergent == "" {
-				v.Divergent = fmt.Sprintf("index %d differs between nodes (node %d has %x)", e.Index, id, e.Cmd)
+		}
+		batches[id] = b
+		for i, cmds := range b {
+			if have, ok := agreed[i]; ok && !slices.Equal(have, cmds) && v.Divergent == "" {
+				v.Divergent = fmt.Sprintf("index %d holds %d commands on one node and %d different ones on node %d", i, len(have), len(cmds), id)
 			}
-			agreed[e.Index] = e.Cmd
+			if len(cmds) > len(agreed[i]) {
+				agreed[i] = cmds
+			}
 		}
 	}
-	first := map[string]consensus.Index{}
 	idxs := make([]consensus.Index, 0, len(agreed))
 	for i := range agreed {
 		idxs = append(idxs, i)
 	}
 	slices.Sort(idxs)
+	first := map[string]uint64{} // command -> its first position in the agreed log
+	var pos uint64
 	for _, i := range idxs {
-		if _, ok := first[string(agreed[i])]; !ok {
-			first[string(agreed[i])] = i
+		for _, c := range agreed[i] {
+			pos++
+			if _, ok := first[c]; !ok {
+				first[c] = pos
+			}
 		}
 	}
-	cover := consensus.Index(math.MaxUint64) // the lowest index any node holds one by one
+	cover := consensus.Index(math.MaxUint64) // below it no node holds entries one by one
 	for _, id := range ids {
 		cover = min(cover, logs[id].From())
+	}
+	lost := func(format string, a ...any) {
+		v.Lost++
+		if len(v.LostDetail) < 5 {
+			v.LostDetail = append(v.LostDetail, fmt.Sprintf(format, a...))
+		}
 	}
 	var ops []porcupine.Operation
 	for _, o := range history {
 		if !o.Acked {
 			v.Unknown++
-			if i, ok := first[string(o.Cmd)]; ok {
+			if p, ok := first[string(o.Cmd)]; ok {
 				v.UnknownApplied++
-				ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: o.Cmd, Call: o.CallNs, Output: uint64(i), Return: math.MaxInt64})
+				ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: o.Cmd, Call: o.CallNs, Output: p, Return: math.MaxInt64})
 			}
 			continue
 		}
 		v.Acked++
 		for _, id := range ids {
 			l := logs[id]
-			if o.Index <= l.From() || o.Index > l.LastIndex {
-				if o.Index > l.LastIndex {
-					v.Lost++
-					if len(v.LostDetail) < 5 {
-						v.LostDetail = append(v.LostDetail, fmt.Sprintf("node %d applied only to %d, order acknowledged at %d by n%d", id, l.LastIndex, o.Index, o.By))
-					}
-				}
-				continue
-			}
-			if string(entryAt(l, o.Index)) != string(o.Cmd) {
-				v.Lost++
-				if len(v.LostDetail) < 5 {
-					v.LostDetail = append(v.LostDetail, fmt.Sprintf("node %d lacks the order acknowledged at %d by n%d", id, o.Index, o.By))
-				}
+			switch {
+			case o.Index > l.LastIndex:
+				lost("node %d applied only to %d, an order was acknowledged at %d by n%d", id, l.LastIndex, o.Index, o.By)
+			case o.Index > l.From() && !slices.Contains(batches[id][o.Index], string(o.Cmd)):
+				lost("node %d lacks the order acknowledged at %d by n%d", id, o.Index, o.By)
 			}
 		}
-		at, ok := first[string(o.Cmd)]
+		p, ok := first[string(o.Cmd)]
 		if !ok {
 			if o.Index <= cover {
 				v.Unchecked++
-				at = o.Index
-			} else {
-				continue // counted as lost above
 			}
+			continue
 		}
-		ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: o.Cmd, Call: o.CallNs, Output: uint64(at), Return: o.RetNs})
+		ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: o.Cmd, Call: o.CallNs, Output: p, Return: o.RetNs})
 	}
 	switch porcupine.CheckOperationsTimeout(logModel, ops, timeout) {
 	case porcupine.Ok:
@@ -133,24 +140,8 @@ func Check(history []Op, logs map[int]NodeLog, timeout time.Duration) Verdict {
 	return v
 }
 
-func entryAt(l NodeLog, i consensus.Index) []byte {
-	k, ok := slices.BinarySearchFunc(l.Entries, i, func(e LogEntry, i consensus.Index) int {
-		switch {
-		case e.Index < i:
-			return -1
-		case e.Index > i:
-			return 1
-		}
-		return 0
-	})
-	if !ok {
-		return nil
-	}
-	return l.Entries[k].Cmd
-}
-
-// logModel: appends to one log. The state is the highest index taken so
-// far; an append that took effect at index i is legal only above it.
+// logModel: appends to one log. The state is the latest position taken
+// so far; an append that took effect at position p is legal only after it.
 var logModel = porcupine.Model{
 	Init: func() any { return uint64(0) },
 	Step: func(state, _, output any) (bool, any) {
@@ -162,6 +153,6 @@ var logModel = porcupine.Model{
 	},
 	Equal: func(a, b any) bool { return a.(uint64) == b.(uint64) },
 	DescribeOperation: func(input, output any) string {
-		return fmt.Sprintf("append -> %d", output)
+		return fmt.Sprintf("append -> position %d", output)
 	},
 }

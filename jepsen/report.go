@@ -74,7 +74,7 @@ func (r *Result) WriteSummary(w io.Writer) {
 	}
 	fmt.Fprintf(w, "linearizable %s", lin)
 	if v.Unchecked > 0 {
-		fmt.Fprintf(w, " (%d acknowledged orders below every node's snapshot, checked at their acknowledged index)", v.Unchecked)
+		fmt.Fprintf(w, " (%d acknowledged orders below every node's snapshot left out)", v.Unchecked)
 	}
 	fmt.Fprintln(w)
 	if r.SettleErr != "" {

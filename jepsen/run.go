@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/rdmaconsensus/mu/consensus"
 )
 
 // RunOptions shapes one run.
@@ -161,25 +163,39 @@ func Run(ctx context.Context, c *Cluster, o RunOptions) (*Result, error) {
 	return res, nil
 }
 
-// waitWhole waits until a majority names a leader and every node answers,
-// none rejoining; it returns the leader.
+// waitWhole waits until a majority names a leader and every node answers
+// having applied what the leader had committed one poll earlier (a node
+// restarted without its log is caught up); it returns the leader.
 func waitWhole(c *Cluster, timeout time.Duration) (int, error) {
 	end := time.Now().Add(timeout)
 	var last map[int]Status
+	var prev consensus.Index
 	for time.Now().Before(end) {
 		st := c.Statuses(3 * time.Second)
 		last = st
 		l := majorityLeader(st, c.N)
-		ok := l != 0 && len(st) == c.N
+		ok := l != 0 && len(st) == c.N && prev > 0
 		for _, s := range st {
-			ok = ok && !s.Rejoining
+			ok = ok && s.Applied >= prev
 		}
 		if ok {
 			return l, nil
 		}
+		prev = 0
+		if l != 0 {
+			prev = st[l].Commit
+		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return majorityLeader(last, c.N), fmt.Errorf("%d of %d nodes answered", len(last), c.N)
+	desc := ""
+	for id := 1; id <= c.N; id++ {
+		if s, ok := last[id]; ok {
+			desc += fmt.Sprintf(" n%d applied %d commit %d;", id, s.Applied, s.Commit)
+		} else {
+			desc += fmt.Sprintf(" n%d did not answer;", id)
+		}
+	}
+	return majorityLeader(last, c.N), fmt.Errorf("leader n%d:%s", majorityLeader(last, c.N), desc)
 }
 
 // settle waits until every node answers and has applied the highest
@@ -202,7 +218,7 @@ func settle(c *Cluster, h []Op, timeout time.Duration) error {
 		}
 		ok := len(st) == c.N
 		for _, s := range st {
-			if uint64(s.Applied) < top || s.Rejoining {
+			if uint64(s.Applied) < top {
 				ok = false
 			}
 		}
@@ -214,7 +230,7 @@ func settle(c *Cluster, h []Op, timeout time.Duration) error {
 	desc := ""
 	for id := 1; id <= c.N; id++ {
 		if s, ok := last[id]; ok {
-			desc += fmt.Sprintf(" n%d applied %d commit %d rejoining %v;", id, s.Applied, s.Commit, s.Rejoining)
+			desc += fmt.Sprintf(" n%d applied %d commit %d;", id, s.Applied, s.Commit)
 		} else {
 			desc += fmt.Sprintf(" n%d did not answer;", id)
 		}
