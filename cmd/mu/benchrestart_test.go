@@ -40,7 +40,7 @@ func TestProcessesRestartSyncLosesNothing(t *testing.T) {
 	defer cancel()
 	o := restartOptions{
 		runs: runs, durability: "sync", dataRoot: dataRoot, seed: 12,
-		minOrders: 30, maxOrders: 120, killJitter: 5 * time.Millisecond,
+		minOrders: 10, maxOrders: 40, killJitter: 5 * time.Millisecond,
 		group: procGroupOptions{
 			bin: exe, env: []string{"MU_TEST_RUN_AS_MU=1"}, logDir: logDir,
 			drive:             envOr("MU_TEST_DRIVE", PollIdleSleep),
