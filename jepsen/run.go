@@ -95,7 +95,7 @@ func Run(ctx context.Context, c *Cluster, o RunOptions) (*Result, error) {
 		// answering and none still rejoining (a second fault during a
 		// rejoin takes the majority away, which tests nothing new).
 		wt := time.Now()
-		l, err := waitWhole(c, o.StartTimeout)
+		l, err := waitWhole(ctx, c, o.StartTimeout)
 		if err != nil {
 			logf("step %d: cluster not whole after %v: %v", i+1, o.StartTimeout, err)
 		} else if d := time.Since(wt); d > time.Second {
@@ -130,6 +130,11 @@ func Run(ctx context.Context, c *Cluster, o RunOptions) (*Result, error) {
 			a.Start()
 		}
 	}
+	if ctx.Err() != nil {
+		mcancel()
+		w.Stop()
+		return nil, ctx.Err()
+	}
 	if _, err := WaitLeader(c, o.StartTimeout); err != nil {
 		logf("no leader within %v after the final heal", o.StartTimeout)
 	}
@@ -140,7 +145,7 @@ func Run(ctx context.Context, c *Cluster, o RunOptions) (*Result, error) {
 	mcancel()
 	mon.Wait()
 	res.Samples = mon.Samples()
-	if err := settle(c, res.History, o.SettleTimeout); err != nil {
+	if err := settle(ctx, c, res.History, o.SettleTimeout); err != nil {
 		res.SettleErr = err.Error()
 		logf("settle: %v", err)
 	}
@@ -166,11 +171,11 @@ func Run(ctx context.Context, c *Cluster, o RunOptions) (*Result, error) {
 // waitWhole waits until a majority names a leader and every node answers
 // having applied what the leader had committed one poll earlier (a node
 // restarted without its log is caught up); it returns the leader.
-func waitWhole(c *Cluster, timeout time.Duration) (int, error) {
+func waitWhole(ctx context.Context, c *Cluster, timeout time.Duration) (int, error) {
 	end := time.Now().Add(timeout)
 	var last map[int]Status
 	var prev consensus.Index
-	for time.Now().Before(end) {
+	for time.Now().Before(end) && ctx.Err() == nil {
 		st := c.Statuses(3 * time.Second)
 		last = st
 		l := majorityLeader(st, c.N)
@@ -200,7 +205,7 @@ func waitWhole(c *Cluster, timeout time.Duration) (int, error) {
 
 // settle waits until every node answers and has applied the highest
 // acknowledged index and the highest commit any node reports.
-func settle(c *Cluster, h []Op, timeout time.Duration) error {
+func settle(ctx context.Context, c *Cluster, h []Op, timeout time.Duration) error {
 	var want uint64
 	for _, o := range h {
 		if o.Acked {
@@ -209,7 +214,7 @@ func settle(c *Cluster, h []Op, timeout time.Duration) error {
 	}
 	end := time.Now().Add(timeout)
 	var last map[int]Status
-	for time.Now().Before(end) {
+	for time.Now().Before(end) && ctx.Err() == nil {
 		st := c.Statuses(5 * time.Second)
 		last = st
 		top := want
