@@ -36,6 +36,16 @@
 // lease ends before a newer leader commits. docs/reads.md has the
 // argument and the clock-rate assumption.
 //
+// # Leadership transfer
+//
+// TransferLeadership (StartTransfer on the driving goroutine) hands
+// leadership to a chosen member: the leader stops proposing, waits until
+// the target holds every entry, and writes its proposal into the
+// target's handover word; the target then starts a leader change at once,
+// and the sticky rule keeps it leading although the detector may prefer
+// another node. docs/membership.md has the design and the measured
+// window.
+//
 // # Lifecycle
 //
 // Build the fabric and connect it first (New needs a replication

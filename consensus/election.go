@@ -13,6 +13,10 @@ type election struct {
 	end      uint64 // first index past the recovered log (phLeaseWait)
 	cursor   uint64 // first index of the window being read
 	members  []bool // peers used for this recovery round (by member)
+	// wide: a recovery round of this election lacked votes on an index
+	// (a damaged copy abstained, its own among them): the next rounds
+	// wait a while for every granted voter, not just the first majority
+	wide bool
 
 	promiseSeq uint64 // journal record of the proposal (phPromise)
 
@@ -44,6 +48,7 @@ func (r *Replica) startElection(now int64, fresh bool) {
 	r.el.phaseAt = now
 	if fresh {
 		r.el.startAt = now
+		r.el.wide = false
 	}
 }
 
@@ -97,6 +102,9 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if granted+1 < r.q {
 			return wake
 		}
+		if r.wideWait(now, granted, r.alivePeers()) {
+			return min(wake, r.el.phaseAt+r.wideWaitNs())
+		}
 		for i := range r.peers {
 			p := &r.peers[i]
 			if r.perms.GrantedBy(p.id, r.el.epoch) {
@@ -126,6 +134,9 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if ok+1 < r.q {
 			return wake
 		}
+		if r.wideWait(now, ok, r.grantedPeers()) {
+			return min(wake, r.el.phaseAt+r.wideWaitNs())
+		}
 		prop := r.nextProposal(maxSeen)
 		r.el.proposal = prop
 		le.PutUint64(r.region[hdrMinProposal:], sealWord(prop))
@@ -152,6 +163,15 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if ok+1 < r.q {
 			return wake
 		}
+		voters := 0
+		for i := range r.peers {
+			if p := &r.peers[i]; p.hdrOK && !p.rejoining {
+				voters++
+			}
+		}
+		if r.wideWait(now, ok, voters) {
+			return min(wake, r.el.phaseAt+r.wideWaitNs())
+		}
 		// From the first index not applied here, not the first not known
 		// committed: a committed slot this replica never received whole
 		// would otherwise stay a hole in the new leader's own log.
@@ -177,11 +197,21 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if ok+1 < r.q {
 			return wake
 		}
+		in := 0
+		for i := range r.peers {
+			if r.el.members[r.peers[i].member] {
+				in++
+			}
+		}
+		if r.wideWait(now, ok, in) {
+			return min(wake, r.el.phaseAt+r.wideWaitNs())
+		}
 		full, end, abort := r.adoptWindow()
 		if r.fenced {
 			return 0
 		}
 		if abort {
+			r.el.wide = true
 			r.startElection(now, false)
 			return wake
 		}
@@ -217,6 +247,29 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		return r.leaderStep(now)
 	}
 	return wake
+}
+
+// wideWait reports whether a phase that has a majority should wait a
+// little longer for the rest (have of want peers): only after a recovery
+// round of this election lacked votes (el.wide), for at most wideWaitNs
+// from the phase's start. Recovering from more than a majority is as
+// safe as from a majority, and lets a damaged copy abstain.
+func (r *Replica) wideWait(now int64, have, want int) bool {
+	return r.el.wide && have < want && now-r.el.phaseAt < r.wideWaitNs()
+}
+
+// wideWaitNs is how long a wide phase waits for the rest: a window read
+// over a slow link takes a while, and this happens only after an abort.
+func (r *Replica) wideWaitNs() int64 { return r.cfg.ElectionTimeoutNs / 2 }
+
+func (r *Replica) grantedPeers() int {
+	n := 0
+	for i := range r.peers {
+		if r.perms.GrantedBy(r.peers[i].id, r.el.epoch) {
+			n++
+		}
+	}
+	return n
 }
 
 // promiseWaitElections bounds, in election timeouts, how long a candidate

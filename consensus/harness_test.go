@@ -105,16 +105,18 @@ func (s *kvSM) Restore(index Index, snap []byte) error {
 
 // cluster is n replicas on a simulated fabric.
 type cluster struct {
-	t        testing.TB
-	w        *sim.World
-	cfg      Config
-	ids      []rdma.NodeID
-	reps     map[rdma.NodeID]*Replica
-	sms      map[rdma.NodeID]*kvSM
-	region   int
-	onReply  func(node rdma.NodeID, token uint64, index Index, err error)
-	onRead   func(node rdma.NodeID, token uint64, index Index, err error)
-	onLeader func(id rdma.NodeID)
+	t       testing.TB
+	w       *sim.World
+	cfg     Config
+	ids     []rdma.NodeID
+	reps    map[rdma.NodeID]*Replica
+	sms     map[rdma.NodeID]*kvSM
+	region  int
+	onReply func(node rdma.NodeID, token uint64, index Index, err error)
+	onRead  func(node rdma.NodeID, token uint64, index Index, err error)
+	// onTransfer receives the outcome of a StartTransfer on node.
+	onTransfer func(node, to rdma.NodeID, err error)
+	onLeader   func(id rdma.NodeID)
 	// onCorrupt is called when a replica reports corruption and fences.
 	onCorrupt func(id rdma.NodeID)
 
@@ -245,6 +247,11 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 	r.SetReadHandler(func(token uint64, index Index, err error) {
 		if c.onRead != nil {
 			c.onRead(id, token, index, err)
+		}
+	})
+	r.SetTransferHandler(func(to rdma.NodeID, err error) {
+		if c.onTransfer != nil {
+			c.onTransfer(id, to, err)
 		}
 	})
 	c.reps[id] = r

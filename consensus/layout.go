@@ -161,6 +161,7 @@ type Layout struct {
 	SnapshotOffset   uint64
 	SnapshotMaxBytes uint64
 	LogOffset        uint64
+	HandoverOffset   uint64 // the handover word a leader writes to its transfer target
 	TotalBytes       uint64
 }
 
@@ -192,6 +193,7 @@ func NewLayout(cfg Config) Layout {
 	l.SnapshotMaxBytes = uint64(cfg.SnapshotMaxBytes)
 	l.SnapshotOffset = place(snapHeaderBytes + l.SnapshotMaxBytes)
 	l.LogOffset = place(l.LogSlots * l.SlotStrideBytes)
+	l.HandoverOffset = place(cacheLineBytes)
 	l.TotalBytes = off
 	return l
 }

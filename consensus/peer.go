@@ -88,6 +88,7 @@ const (
 	stageCommit      = 8
 	stageCaughtUp    = 16
 	stageBeat        = 24
+	stageHandover    = 32
 )
 
 // batchSpare is the room in a peer's batch beyond MaxOutstandingWrites,

@@ -129,6 +129,7 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 	r.next = end
 	// A read must see what an earlier leader may have acknowledged: all
 	// of the recovered log.
+	r.takingOver = false
 	r.readFloor = end - 1
 	r.readFloorA.Store(r.readFloor)
 	r.dropLease()

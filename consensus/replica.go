@@ -99,6 +99,17 @@ type Replica struct {
 	leaseUntilA     atomic.Int64
 	scratchLease    []uint64
 
+	// leadership transfer (transfer.go): the leader's transfer under
+	// way, requests from callers, and the target's side
+	xfer         transfer
+	xferReq      atomic.Uint64 // gen<<8 | member+1; 0 none
+	xferGen      atomic.Uint64
+	xferAbort    atomic.Uint64 // gen of an abandoned transfer
+	xferDone     chan xferResult
+	onTransfer   TransferHandler
+	handoverSeen uint64 // last handover word acted on
+	takingOver   bool   // a candidate started by a handover
+
 	ring      *submitRing
 	ra        ResultApplier // sm's result form, nil if it has none
 	raScratch []byte        // results of commands no proposer waits for here
@@ -192,6 +203,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	r.el.members = make([]bool, r.n)
 	r.ring = newSubmitRing(cfg.SubmitQueue, cfg.MaxProposalBytes())
 	r.reads = newReadRing(cfg.SubmitQueue)
+	r.xferDone = make(chan xferResult, 1)
 	r.pending = make([]int32, cfg.SubmitQueue)
 	r.scratchLease = make([]uint64, r.n)
 	r.ra, _ = sm.(ResultApplier)
@@ -203,6 +215,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	// says so (flagRejoining) until a leader catches it up.
 	clear(region[:headerBytes])
 	clear(region[lay.SnapshotOffset : lay.SnapshotOffset+snapHeaderBytes])
+	clear(region[lay.HandoverOffset : lay.HandoverOffset+cacheLineBytes])
 	clear(region[lay.LogOffset : lay.LogOffset+lay.LogSlots*lay.SlotStrideBytes])
 	r.rejoining = cfg.Rejoining
 	if cfg.Durability != DurabilityMemory {

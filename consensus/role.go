@@ -74,7 +74,12 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		r.holderSeen, r.holderAt = holder, now
 	}
 	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
-	incumbentOK := held && holder != r.self && active && r.det.Alive(holder) &&
+	// A node granted this log moments ago is mid-election: it asked, so
+	// it was alive, and its grantors' permission switches (tens of µs per
+	// connection) can stall the heartbeats that would show it. Contesting
+	// it then would undo a handover or a failover half way.
+	fresh := now-r.holderAt <= r.stallNs()
+	incumbentOK := held && holder != r.self && active && (fresh || r.det.Alive(holder)) &&
 		r.det.PeerHealth(holder) == HealthHealthy
 	want := ok && ldr == r.self && able && !incumbentOK
 	if r.role == roleLeader {
@@ -101,6 +106,9 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	}
 	switch r.role {
 	case roleFollower:
+		if r.handoverStep(now, able) {
+			return r.electionStep(now)
+		}
 		if !want {
 			r.wantSince = 0
 			return 0
@@ -114,7 +122,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		r.startElection(now, true)
 		return r.electionStep(now)
 	case roleCandidate:
-		if !want {
+		if !want && !r.takingOver {
 			r.stepDown()
 			return 0
 		}

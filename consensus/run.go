@@ -126,6 +126,12 @@ func (r *Replica) stop(err error) {
 	}
 	r.reads.mu.Unlock()
 	r.failReads(err)
+	if req := r.xferReq.Swap(0); req != 0 {
+		r.xfer = transfer{gen: req >> 8, to: r.cfg.Members[int(req&0xff)-1]}
+		r.finishTransfer(err)
+	} else if r.xfer.active {
+		r.finishTransfer(err)
+	}
 	for r.wLen > 0 {
 		w := r.waiters[r.wHead]
 		r.wHead = (r.wHead + 1) % len(r.waiters)

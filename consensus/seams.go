@@ -115,6 +115,7 @@ const (
 	wrSnapData                      // snapshot bytes
 	wrSnapHeader                    // snapshot header, written last
 	wrBeat                          // leader beat word
+	wrHandover                      // leadership transfer: handover word
 )
 
 const seqMask = 1<<40 - 1

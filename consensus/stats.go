@@ -23,6 +23,7 @@ type Stats struct {
 	Probes            uint64 // empty entries an idle leader wrote as probes
 	Reads             uint64 // reads answered by the driver (ReadIndex, SubmitRead)
 	LeaseReads        uint64 // of them, answered under the lease without a confirmation round
+	TakeOvers         uint64 // leader changes this replica started on a handover (transfer target)
 
 	// Durability (async and sync modes).
 	Persisted         uint64 // highest index this replica holds durably under the current proposal

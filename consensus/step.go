@@ -27,6 +27,7 @@ func (r *Replica) step(now int64) (nextWakeNs int64) {
 	// Before anything is posted: confirmations of a read must be issued
 	// after it arrived.
 	r.takeReads(now)
+	r.takeTransfer(now)
 	wake := now + r.cfg.MaxIdleNs
 	// The detector and the permission manager run first: they may Reset a
 	// connection, which flushes what was outstanding on it, and those

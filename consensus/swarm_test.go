@@ -88,6 +88,7 @@ type clientOp struct {
 	index    Index
 	returned bool
 	acked    bool
+	node     rdma.NodeID // the replica that acknowledged it
 }
 
 type swarm struct {
@@ -113,6 +114,8 @@ type swarm struct {
 	// reads: a third of the operations are reads without the log.
 	reads                  bool
 	leaseReads, indexReads int
+	// transfers asked for and completed (the "transfer" kind)
+	transfers, transferred int
 	// fail reports a violation seen while the run goes on (watch).
 	fail func(format string, args ...any)
 }
@@ -123,6 +126,12 @@ func newSwarm(t *testing.T, c *cluster) *swarm {
 	s.fail = func(format string, args ...any) { t.Helper(); t.Errorf(format, args...) }
 	c.onReply = s.onReply
 	c.onRead = s.onRead
+	c.onTransfer = func(node, to rdma.NodeID, err error) {
+		if err == nil {
+			s.transferred++
+		}
+		s.faults = append(s.faults, fmt.Sprintf("%d transfer %d -> %d: %v", c.w.Now(), node, to, err))
+	}
 	return s
 }
 
@@ -202,7 +211,7 @@ func (s *swarm) onReply(node rdma.NodeID, token uint64, index Index, err error) 
 	now := s.c.w.Now()
 	switch {
 	case err == nil:
-		op.returned, op.acked, op.ret, op.index = true, true, now, index
+		op.returned, op.acked, op.ret, op.index, op.node = true, true, now, index, node
 		sm := s.c.sms[node]
 		v, ok := sm.outputs[op.op]
 		if !ok {
@@ -300,6 +309,16 @@ func (s *swarm) injectFault(enabled []string) {
 	// to know who leads or which slot is half written) live here.
 	var hit, fix []sim.Fault
 	switch kind {
+	case "transfer":
+		// Not a fault: the leader hands over to a random member, live or
+		// not, while the other faults go on.
+		if l, ok := c.leader(); ok && l != b {
+			if err := c.reps[l].StartTransfer(b); err == nil {
+				s.transfers++
+				s.faults = append(s.faults, fmt.Sprintf("%d transfer %d -> %d asked", now, l, b))
+			}
+		}
+		return
 	case "crash":
 		if s.crash(a, dur) {
 			s.faults = append(s.faults, fmt.Sprintf("%v for %d", sim.Fault{AtNs: now, Kind: sim.FaultCrash, A: a}, dur))
@@ -383,7 +402,7 @@ func (s *swarm) crash(id rdma.NodeID, dur int64) bool {
 // header polls, so a leader with a majority keeps it renewed.
 const swarmLeaseNs = 300_000
 
-var allFaults = append([]string{"crash", "pause", "slow", "partition", "partial", "oneway", "delay", "loss"}, adversarialFaults...)
+var allFaults = append([]string{"crash", "pause", "slow", "partition", "partial", "oneway", "delay", "loss", "transfer"}, adversarialFaults...)
 
 // runSwarm is one seeded run: clients issue puts and gets while faults are
 // injected; then faults stop and the cluster must recover.
@@ -528,7 +547,7 @@ func (s *swarm) finish(seed uint64, livenessNs int64, fail func(format string, a
 			fail("acknowledged op %d at index %d is not in the log", op.op, op.index)
 		}
 	}
-	s.t.Logf("reads: %d under the lease, %d confirmed (lease %d ns)", s.leaseReads, s.indexReads, s.c.cfg.ReadLeaseNs)
+	s.t.Logf("reads: %d under the lease, %d confirmed (lease %d ns); transfers %d of %d", s.leaseReads, s.indexReads, s.c.cfg.ReadLeaseNs, s.transferred, s.transfers)
 	checkLinearizable(s.t, seed, s.ops)
 }
 

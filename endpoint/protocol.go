@@ -28,6 +28,9 @@ const (
 	ReqLog     byte = 3 // body: empty
 	ReqRejoin  byte = 4 // body: u16 id of a restarted peer that waits to be dialed
 	ReqTerms   byte = 5 // body: empty; the leader-change history alone
+	// ReqTransfer asks the leader to hand leadership over. Body: u16 id
+	// of the target, then u64 milliseconds the node may take.
+	ReqTransfer byte = 6
 
 	RespOK        byte = 0x81 // body: u64 index (propose), or JSON (status, log), or empty
 	RespNotLeader byte = 0x82 // body: u16 leader, u8 known, then the leader's client address
@@ -228,6 +231,19 @@ func DecodeBodyAnswer(t byte, b []byte) ([]byte, error) {
 
 // EncodeRejoin is the body of ReqRejoin.
 func EncodeRejoin(id rdma.NodeID) []byte { return binary.LittleEndian.AppendUint16(nil, uint16(id)) }
+
+// EncodeTransfer is the body of ReqTransfer.
+func EncodeTransfer(to rdma.NodeID, timeoutMs uint64) []byte {
+	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint16(nil, uint16(to)), timeoutMs)
+}
+
+// DecodeTransfer decodes the body of ReqTransfer.
+func DecodeTransfer(b []byte) (to rdma.NodeID, timeoutMs uint64, err error) {
+	if len(b) != 10 {
+		return 0, 0, fmt.Errorf("%w: transfer body must be a 2-byte node id and an 8-byte timeout, got %d bytes", ErrBadFrame, len(b))
+	}
+	return rdma.NodeID(binary.LittleEndian.Uint16(b)), binary.LittleEndian.Uint64(b[2:]), nil
+}
 
 // DecodeRejoin decodes the body of ReqRejoin.
 func DecodeRejoin(b []byte) (rdma.NodeID, error) {

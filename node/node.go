@@ -262,6 +262,27 @@ func (n *Node) Read(ctx context.Context, fn func()) error {
 	return nil
 }
 
+// TransferLeadership hands leadership to member to: this node, which must
+// lead, stops taking proposals, waits until to holds every entry, and
+// tells it to take over at once instead of waiting for the failure
+// detector. It returns once to holds this node's log, or why not
+// (consensus.TransferLeadership). Proposals made meanwhile fail with a
+// *consensus.NotLeaderError naming to.
+func (n *Node) TransferLeadership(ctx context.Context, to rdma.NodeID) error {
+	if n == nil {
+		return ErrClosed
+	}
+	if n.cfg.Poll == PollIdleSleep {
+		n.busy.Add(1)
+		defer n.busy.Add(-1)
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
+	return n.r.TransferLeadership(ctx, to)
+}
+
 // ID is this node's id.
 func (n *Node) ID() rdma.NodeID { return n.cfg.ID }
 

@@ -45,3 +45,34 @@ func TestReadIndex(t *testing.T) {
 		return
 	}
 }
+
+// TransferLeadership moves leadership to the chosen follower, which then
+// commits; a follower asked to transfer names the leader.
+func TestTransferLeadership(t *testing.T) {
+	c := startCluster(t, 3)
+	for attempt := 0; ; attempt++ {
+		l := c.leader(t)
+		var to *Node
+		for _, id := range c.ids {
+			if f := c.nodes[id]; f != l {
+				to = f
+				var nl *consensus.NotLeaderError
+				if err := f.TransferLeadership(context.Background(), l.ID()); !errors.As(err, &nl) {
+					t.Fatalf("transfer from a follower: %v, want a NotLeaderError", err)
+				}
+			}
+		}
+		err := l.TransferLeadership(context.Background(), to.ID())
+		if errors.Is(err, consensus.ErrNotLeader) && attempt < 10 {
+			continue // leadership moved on a loaded host
+		}
+		if err != nil {
+			t.Fatalf("transfer %d -> %d: %v", l.ID(), to.ID(), err)
+		}
+		c.leader(t) // some node commits again
+		if to.Stats().LeaderTerms == 0 {
+			t.Fatalf("the target %d never led", to.ID())
+		}
+		return
+	}
+}

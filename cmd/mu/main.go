@@ -24,6 +24,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newHealthCmd(), newCheckConfigCmd(), newCertsCmd(), newDemoCmd(), newNodeCmd(), newStatusCmd(), newBenchCmd())
+	root.AddCommand(newTransferCmd())
 	return root
 }
 

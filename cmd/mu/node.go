@@ -211,6 +211,8 @@ func (s *nodeServer) answer(ctx context.Context, typ byte, body, out []byte) (by
 			return errAnswer(out, endpoint.CodeOther, err.Error())
 		}
 		return endpoint.RespOK, append(out, b...)
+	case endpoint.ReqTransfer:
+		return s.answerTransfer(ctx, body, out)
 	case endpoint.ReqRejoin:
 		id, err := endpoint.DecodeRejoin(body)
 		if err != nil {

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+// mu transfer-leader over the client endpoints of an in-process group:
+// the node chosen leads afterwards; asking for the node that leads is a
+// no-op.
+func TestTransferLeaderCommand(t *testing.T) {
+	g, err := newInprocGroup(3, PollSpinYield)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	ports, err := freePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers strings.Builder
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, ports[2*i-2], ports[2*i-1])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	var addrs []string
+	for _, id := range g.ids {
+		path := filepath.Join(dir, fmt.Sprintf("node%d.yaml", id))
+		text := fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n", id, peers.String())
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &nodeServer{cfg: cfg, self: cfg.Self(), logger: log.New(io.Discard, "", 0), started: time.Now(), ctx: ctx, nd: g.nodes[id]}
+		ln, err := net.Listen("tcp", cfg.Self().ClientAddress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.serve(ln)
+		addrs = append(addrs, cfg.Self().ClientAddress)
+	}
+	leader := func() rdma.NodeID {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			for _, id := range g.ids {
+				if g.nodes[id].n.IsLeader() {
+					return id
+				}
+			}
+		}
+		t.Fatal("no leader")
+		return 0
+	}
+	var out strings.Builder
+	for attempt := 0; ; attempt++ {
+		from := leader()
+		to := from%3 + 1
+		out.Reset()
+		err := transferLeader(ctx, &out, addrs, nil, to, 5*time.Second)
+		if err != nil && attempt < 5 {
+			continue // leadership moved on a loaded host between status and request
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), fmt.Sprintf("to node %d", to)) {
+			t.Fatalf("output: %q", out.String())
+		}
+		if g.nodes[to].n.Stats().LeaderTerms == 0 {
+			t.Fatalf("node %d never led after the transfer", to)
+		}
+		break
+	}
+	// Asking for the node that leads changes nothing (leadership may
+	// still move by itself on a loaded host: then ask again).
+	for attempt := 0; ; attempt++ {
+		var now rdma.NodeID
+		for _, a := range queryStatus(ctx, addrs, nil, time.Second) {
+			if a.err == nil && a.st.IsLeader {
+				now = a.st.ID
+			}
+		}
+		out.Reset()
+		err := transferLeader(ctx, &out, addrs, nil, now, time.Second)
+		if (err != nil || !strings.Contains(out.String(), "already leads")) && attempt < 5 {
+			continue
+		}
+		if err != nil || !strings.Contains(out.String(), "already leads") {
+			t.Fatalf("transfer to the leader %d: %v, %q", now, err, out.String())
+		}
+		return
+	}
+}

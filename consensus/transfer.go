@@ -1,0 +1,233 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
+
+// Leadership transfer (docs/membership.md, "Leadership transfer"). The
+// leader stops draining proposals, waits until the target acknowledged
+// every slot and the commit index covers them, then writes its own
+// proposal into the target's handover word. The target, seeing there the
+// proposal of the node that holds its log and that it promised, starts a
+// leader change at once, without waiting for the detector; its request
+// for permission reaches the old leader, whose grant makes it step down.
+// The detector still names the lowest-id healthy node, but leadership is
+// sticky: nobody contests a healthy holder that beats, so the target
+// keeps leading. Nothing acknowledged can be lost: the target's
+// recovery is the ordinary prepare.
+
+var (
+	// ErrTransferBusy: a leadership transfer is already under way here.
+	ErrTransferBusy = errors.New("consensus: a leadership transfer is already under way")
+	// ErrTransferTimeout: the target did not take over in time (it did
+	// not catch up, or its election failed); this replica leads on.
+	ErrTransferTimeout = errors.New("consensus: leadership transfer timed out")
+)
+
+// transferTimeoutStalls bounds a transfer, in stall bounds (stallNs).
+const transferTimeoutStalls = 4
+
+// xferResult is a transfer's outcome for TransferLeadership.
+type xferResult struct {
+	gen uint64
+	err error
+}
+
+// transfer is the leader's side of a transfer under way.
+type transfer struct {
+	active  bool
+	gen     uint64
+	to      rdma.NodeID
+	peer    int // peers index of the target
+	startAt int64
+	sentAt  int64 // handover word posted; 0 not yet
+}
+
+// StartTransfer asks this replica, which must lead, to hand leadership to
+// member to, without blocking. The outcome goes to the handler set with
+// SetTransferHandler from a later Step. For the driving goroutine (the
+// simulator); others use TransferLeadership.
+func (r *Replica) StartTransfer(to rdma.NodeID) error {
+	_, err := r.startTransfer(to)
+	return err
+}
+
+func (r *Replica) startTransfer(to rdma.NodeID) (uint64, error) {
+	if r.closing.Load() {
+		return 0, ErrClosed
+	}
+	if r.fencedA.Load() {
+		return 0, ErrFenced
+	}
+	if !r.isLeader.Load() {
+		l, ok := r.Leader()
+		return 0, &NotLeaderError{Leader: l, Known: ok}
+	}
+	m := -1
+	for i, id := range r.cfg.Members {
+		if id == to {
+			m = i
+		}
+	}
+	if m < 0 {
+		return 0, fmt.Errorf("%w: transfer target %d is not a member", ErrInvalidConfig, to)
+	}
+	gen := r.xferGen.Add(1)
+	if !r.xferReq.CompareAndSwap(0, gen<<8|uint64(m+1)) {
+		return 0, ErrTransferBusy
+	}
+	return gen, nil
+}
+
+// TransferLeadership hands leadership to member to and returns once to
+// holds this replica's log (it asked for write permission after this
+// replica stopped proposing with to caught up), or with the reason it did
+// not happen: a *NotLeaderError, ErrTransferBusy, ErrTransferTimeout,
+// ErrLeadershipLost (someone else took over), or ctx's error (the
+// transfer is abandoned, but a handover already sent may still make to
+// lead). Proposals made meanwhile wait and then fail with a
+// NotLeaderError naming to. Safe from any goroutine but the driver's.
+func (r *Replica) TransferLeadership(ctx context.Context, to rdma.NodeID) error {
+	if to == r.self {
+		if !r.isLeader.Load() {
+			l, ok := r.Leader()
+			return &NotLeaderError{Leader: l, Known: ok}
+		}
+		return nil
+	}
+	gen, err := r.startTransfer(to)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case res := <-r.xferDone:
+			if res.gen == gen {
+				return res.err
+			}
+		case <-ctx.Done():
+			r.xferAbort.Store(gen)
+			return ctx.Err()
+		}
+	}
+}
+
+// TransferHandler receives the outcome of a StartTransfer.
+type TransferHandler func(to rdma.NodeID, err error)
+
+// SetTransferHandler sets where StartTransfer outcomes go. Call before
+// stepping.
+func (r *Replica) SetTransferHandler(fn TransferHandler) { r.onTransfer = fn }
+
+// takeTransfer picks up a transfer request at the start of a Step.
+func (r *Replica) takeTransfer(now int64) {
+	if a := r.xferAbort.Swap(0); a != 0 && r.xfer.active && r.xfer.gen == a {
+		r.finishTransfer(context.Canceled)
+	}
+	req := r.xferReq.Swap(0)
+	if req == 0 {
+		return
+	}
+	gen, m := req>>8, int(req&0xff)-1
+	to := r.cfg.Members[m]
+	if r.role != roleLeader || r.fenced {
+		r.xfer = transfer{gen: gen, to: to}
+		r.finishTransfer(r.notLeader())
+		return
+	}
+	if r.xfer.active {
+		r.finishTransfer(ErrTransferBusy) // superseded
+	}
+	r.xfer = transfer{active: true, gen: gen, to: to, peer: -1, startAt: now}
+	if m == r.selfIdx {
+		r.finishTransfer(nil)
+		return
+	}
+	r.xfer.peer = r.byMem[m]
+}
+
+// finishTransfer reports the transfer's outcome and ends it.
+func (r *Replica) finishTransfer(err error) {
+	x := r.xfer
+	r.xfer = transfer{}
+	select {
+	case r.xferDone <- xferResult{gen: x.gen, err: err}:
+	default:
+		// A result nobody collected (an abandoned or a driver-side
+		// transfer) is replaced.
+		select {
+		case <-r.xferDone:
+		default:
+		}
+		r.xferDone <- xferResult{gen: x.gen, err: err}
+	}
+	if r.onTransfer != nil {
+		r.onTransfer(x.to, err)
+	}
+}
+
+// transferStep is the leader's transfer work; it reports whether
+// proposals must wait (a transfer is under way).
+func (r *Replica) transferStep(now int64) (hold bool, wake int64) {
+	if !r.xfer.active {
+		return false, 0
+	}
+	if now-r.xfer.startAt > transferTimeoutStalls*r.stallNs() {
+		r.finishTransfer(ErrTransferTimeout)
+		return false, 0
+	}
+	wake = r.xfer.startAt + transferTimeoutStalls*r.stallNs() + 1
+	p := &r.peers[r.xfer.peer]
+	if p.state != peerReplicating {
+		r.xfer.sentAt = 0 // the handover may be lost with the connection: send it again
+	}
+	if r.xfer.sentAt != 0 || p.state != peerReplicating || p.acked < r.next-1 || r.commit < r.next-1 {
+		return true, wake
+	}
+	// Caught up and nothing in flight: hand over.
+	st := r.lay.stage(p.member)
+	le.PutUint64(r.region[st+stageHandover:], sealWord(r.proposal))
+	if r.post(p, rdma.WorkRequest{ID: makeWRID(wrHandover, p.member, p.gen, 0), Op: rdma.OpWrite,
+		LocalOffset: st + stageHandover, RemoteOffset: r.lay.HandoverOffset, Length: 8}) {
+		r.xfer.sentAt = now
+	}
+	return true, wake
+}
+
+// stepDownTransfer ends a transfer when this leader steps down: done if
+// the target now holds its log, lost otherwise.
+func (r *Replica) stepDownTransfer() {
+	if !r.xfer.active {
+		return
+	}
+	if h, ok := r.perms.Holder(); ok && h == r.xfer.to {
+		r.finishTransfer(nil)
+		return
+	}
+	r.finishTransfer(ErrLeadershipLost)
+}
+
+// handoverStep is the target's side: a handover word holding the
+// proposal this replica promised, from the node that holds its log,
+// starts a leader change at once. It reports whether it started one.
+func (r *Replica) handoverStep(now int64, able bool) bool {
+	v, ok := openWord(le.Uint64(r.region[r.lay.HandoverOffset:]))
+	if !ok || v == 0 || v == r.handoverSeen {
+		return false
+	}
+	r.handoverSeen = v
+	mp, okMP := openWord(le.Uint64(r.region[hdrMinProposal:]))
+	holder, held := r.perms.Holder()
+	from := r.cfg.Members[int((v-1)%uint64(r.n))]
+	if !able || !okMP || mp != v || !held || holder != from || from == r.self {
+		return false
+	}
+	r.stats.TakeOvers++
+	r.takingOver = true
+	r.startElection(now, true)
+	return true
+}
