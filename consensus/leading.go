@@ -63,7 +63,9 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			p.since = now
 			r.postHeaderRead(p)
 		case peerHeaderWait:
-			if now-p.since > r.cfg.ElectionTimeoutNs {
+			// A descheduled follower's late header read is not a failed
+			// peer: wait as long as the detector would.
+			if now-p.since > r.stallNs() {
 				r.peerFailed(p)
 			}
 		case peerCatchingUp:
