@@ -30,11 +30,12 @@ func submitPut(c *cluster, id rdma.NodeID, key uint8, op, value uint64, withinNs
 // newer value, and the old leader is asked to read, under its lease
 // (LeaseRead) and through its driver (SubmitRead) both while still paused
 // and after it resumes. It must refuse or answer the newer value, never
-// the one it holds. With and without read leases, over many seeds.
+// the one it holds. With and without read leases, 100 seeds each by
+// default (-seeds for more).
 func TestStaleReadDeposedLeader(t *testing.T) {
 	for _, lease := range []int64{0, swarmLeaseNs} {
 		t.Run(map[bool]string{false: "index", true: "lease"}[lease > 0], func(t *testing.T) {
-			sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
+			sim.Seeds(t, seeds(100), func(t *testing.T, seed uint64) {
 				t.Parallel()
 				staleReadRun(t, seed, lease)
 			})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,11 +88,17 @@ func handoverGap(t *testing.T, seed uint64, crash bool) int64 {
 // than after a crash of the leader in the same runs (median), which
 // waits for the detector.
 func TestTransferLeadershipFasterThanFailover(t *testing.T) {
-	var xfer, crash []int64
+	var (
+		mu          sync.Mutex
+		xfer, crash []int64
+	)
 	t.Run("runs", func(t *testing.T) {
-		sim.Seeds(t, seeds(100), func(t *testing.T, seed uint64) {
-			xfer = append(xfer, handoverGap(t, seed, false))
-			crash = append(crash, handoverGap(t, seed, true))
+		sim.Seeds(t, seeds(50), func(t *testing.T, seed uint64) {
+			t.Parallel()
+			x, c := handoverGap(t, seed, false), handoverGap(t, seed, true)
+			mu.Lock()
+			xfer, crash = append(xfer, x), append(crash, c)
+			mu.Unlock()
 		})
 	})
 	if t.Failed() || len(xfer) == 0 {
