@@ -68,21 +68,32 @@ func (m *Monitor) Samples() []Sample {
 	return append([]Sample(nil), m.samples...)
 }
 
-// majorityLeader is the node a majority of all nodes name as leader and
-// that says it leads (0: none).
+// majorityLeader is the node that says it leads; when several do (an old
+// leader not yet aware), the one most nodes name; 0 when none does or the
+// claims tie.
 func majorityLeader(st map[int]Status, n int) int {
 	votes := map[int]int{}
 	for _, s := range st {
-		if s.LeaderKnown && !s.Fenced {
+		if s.LeaderKnown {
 			votes[s.Leader]++
 		}
 	}
-	for id, v := range votes {
-		if 2*v > n && st[id].IsLeader {
-			return id
+	best, bestVotes, tie := 0, -1, false
+	for id, s := range st {
+		if !s.IsLeader || s.Fenced {
+			continue
+		}
+		switch v := votes[id]; {
+		case v > bestVotes:
+			best, bestVotes, tie = id, v, false
+		case v == bestVotes:
+			tie = true
 		}
 	}
-	return 0
+	if tie {
+		return 0
+	}
+	return best
 }
 
 // WaitLeader waits until a majority names a leader that says it leads.
