@@ -116,7 +116,7 @@ demo: deps
 SEED ?= 0
 DURATION ?= 2m
 NODES ?= 3
-JEPSEN_TIMINGS ?= --read-interval 20ms --permission-timeout 1s
+JEPSEN_TIMINGS ?= --read-interval 50ms --permission-timeout 3s
 JEPSEN_OUT ?= $(BUILD)/jepsen/report
 JEPSEN_FLAGS ?=
 jepsen: deps
