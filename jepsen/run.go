@@ -109,7 +109,7 @@ func Run(ctx context.Context, c *Cluster, o RunOptions) (*Result, error) {
 		} else {
 			logf("step %d %s: %s (leader n%d)", i+1, s.Kind, ap.Desc, l)
 		}
-		sleep(s.Hold - time.Duration(time.Now().UnixNano()-ap.AtNs) + 0)
+		sleep(s.Hold - time.Duration(time.Now().UnixNano()-ap.AtNs))
 		if err := inj.Heal(ap); err != nil {
 			r.Err += " heal: " + err.Error()
 			logf("step %d heal: %v", i+1, err)

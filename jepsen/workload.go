@@ -113,9 +113,7 @@ func (w *Workload) client(ctx context.Context, k int) {
 		w.mu.Lock()
 		w.history = append(w.history, op)
 		w.mu.Unlock()
-		if !op.Acked && ctx.Err() == nil {
-			// Abandoned: its sequence number stays used, as a real client's would.
-			continue
-		}
+		// An abandoned order's sequence number stays used, as a real
+		// client's would.
 	}
 }
