@@ -68,7 +68,7 @@ var (
 	mAppliedIndex = desc("mu_applied_index", "Highest log index applied to the state machine.")
 
 	mWALDurable    = desc("mu_wal_durable_index", "Highest log index on stable storage.")
-	mLossEntries   = desc("mu_wal_loss_window_entries", "Entries appended to the write-ahead log but not yet durable: lost if this machine loses power now.")
+	mLossEntries   = desc("mu_wal_loss_window_entries", "Committed entries not yet durable in this node's write-ahead log (async mode): what it loses if it loses power now.")
 	mLossAge       = desc("mu_wal_loss_window_age_seconds", "Age of the oldest entry not yet durable (0 when none).")
 	counterMetrics = []struct {
 		d   *prometheus.Desc

@@ -413,7 +413,11 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 		return err
 	}
 	srv.metrics.Store(mc)
-	logger.Printf("replica running (%s driver, rejoining %v); clients at %s", cfg.PollMode, rejoining, self.ClientAddress)
+	voting := fmt.Sprintf("rejoining %v", nc.Rejoining)
+	if st != nil && rejoin != "yes" {
+		voting = "the journal in data_dir decides whether it votes"
+	}
+	logger.Printf("replica running (%s driver, %s); clients at %s", cfg.PollMode, voting, self.ClientAddress)
 	<-ctx.Done()
 	nd.stop()
 	logger.Printf("stopped")
