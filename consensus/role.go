@@ -73,7 +73,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	if held && holder != r.holderSeen {
 		r.holderSeen, r.holderAt = holder, now
 	}
-	active := now-max(r.seenBeatAt, r.holderAt) <= max(10*r.cfg.LeaderBeatNs, r.stallNs())
+	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
 	// A node granted this log moments ago is mid-election: it asked, so
 	// it was alive, and its grantors' permission switches (tens of µs per
 	// connection) can stall the heartbeats that would show it. Contesting
