@@ -1,5 +1,7 @@
 package consensus
 
+import "github.com/rdmaconsensus/mu/rdma"
+
 // degradeHold is how long a replica that failed to lead with a majority
 // stays degraded, so peers elect someone else instead of waiting on it.
 func (r *Replica) degradeHold() int64 { return 4 * r.cfg.ElectionTimeoutNs }
@@ -73,7 +75,20 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	if held && holder != r.holderSeen {
 		r.holderSeen, r.holderAt = holder, now
 	}
-	active := now-max(r.seenBeatAt, r.holderAt) <= 10*r.cfg.LeaderBeatNs
+	silentNs := now - max(r.seenBeatAt, r.holderAt)
+	active := silentNs <= 10*r.cfg.LeaderBeatNs
+	if !active && held && holder != r.self {
+		// Its leader beats stopped. If its heartbeat stopped with them,
+		// the whole process is stalled (descheduled on a loaded host, or
+		// dead): that is the detector's to judge, with its measured bound,
+		// not 10 beats'. If its heartbeat still moves, it runs and no
+		// longer leads (it stepped down): take over now.
+		if s, ok := r.det.(interface {
+			StaleNs(rdma.NodeID, int64) int64
+		}); ok {
+			active = 2*s.StaleNs(holder, now) >= silentNs
+		}
+	}
 	// A node granted this log moments ago is mid-election: it asked, so
 	// it was alive, and its grantors' permission switches (tens of µs per
 	// connection) can stall the heartbeats that would show it. Contesting

@@ -1,5 +1,7 @@
 package pullscore
 
+import "github.com/rdmaconsensus/mu/rdma"
+
 // With derived steps (Config.DownStep 0) a live peer's score is not a tally
 // of samples but its staleness: the time since its last fresh beat, on this
 // node's clock, less the time this node was itself descheduled (a Step more
@@ -72,4 +74,21 @@ func (d *Detector) unfresh(p *peer) {
 	if !p.score.Alive() && p.freshNs != 0 && p.regainedIn != d.stats.Samples-1 {
 		p.score.ObserveStep(false, 1, 1)
 	}
+}
+
+// StaleNs is how long peer id has gone without a fresh beat while this
+// node was looking (its own descheduled time left out): 0 for an unknown
+// id or before the peer's first beat. A caller tells a peer whose whole
+// process stalled (this grows) from one that runs but stopped some other
+// activity (this stays near a period).
+func (d *Detector) StaleNs(id rdma.NodeID, now int64) int64 {
+	for i := range d.peers {
+		if p := &d.peers[i]; p.id == id {
+			if p.freshNs == 0 {
+				return 0
+			}
+			return max(d.staleNs(p, now), 0)
+		}
+	}
+	return 0
 }
