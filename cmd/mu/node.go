@@ -26,6 +26,7 @@ import (
 	"github.com/rdmaconsensus/mu/hwmon"
 	"github.com/rdmaconsensus/mu/metrics"
 	"github.com/rdmaconsensus/mu/node"
+	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -351,7 +352,7 @@ func runNode(ctx context.Context, cfg Config, rejoin string, logger *log.Logger)
 	// must not turn a restart into a new member that votes with nothing.
 	rejoining := rejoin == "yes"
 	if rejoin == "auto" {
-		rejoining = autoRejoin(cfg, func() bool { return clusterHasCommitted(ctx, cfg, creds) })
+		rejoining = autoRejoin(cfg, func() bool { return clusterHasCommitted(ctx, cfg, creds, logger.Printf) })
 	}
 	srv.mu.Lock()
 	srv.rejoining = rejoining
@@ -431,22 +432,43 @@ func autoRejoin(cfg Config, peersCommitted func() bool) bool {
 }
 
 // clusterHasCommitted asks the peers whether the cluster has committed
-// anything: then this node restarts without its log.
-func clusterHasCommitted(ctx context.Context, cfg Config, creds *clustertls.Credentials) bool {
-	for _, p := range cfg.Peers {
-		if p.ID == cfg.ID {
-			continue
+// anything: then this node restarts without its log. Silence is not an
+// answer: it asks again until a majority (this node included) has
+// answered, so a restart whose config still says new, while its peers are
+// slow or cut off, never turns into an empty voter. At a new cluster's
+// first start the peers' client endpoints answer (nothing committed)
+// before their replicas start, so this does not wait on them.
+func clusterHasCommitted(ctx context.Context, cfg Config, creds *clustertls.Credentials, logf func(string, ...any)) bool {
+	need := quorum.Majority(len(cfg.Peers))
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		answered := 1 // this node: it has nothing
+		for _, p := range cfg.Peers {
+			if p.ID == cfg.ID {
+				continue
+			}
+			c := newNodeClientDial(p.ClientAddress, tlsDial(creds, p.ID))
+			qctx, cancel := context.WithTimeout(ctx, peerCallTimeout(cfg))
+			st, err := c.status(qctx)
+			cancel()
+			c.close()
+			if err != nil {
+				continue
+			}
+			if st.Commit > 0 || st.Applied > 0 {
+				return true
+			}
+			answered++
 		}
-		c := newNodeClientDial(p.ClientAddress, tlsDial(creds, p.ID))
-		qctx, cancel := context.WithTimeout(ctx, peerCallTimeout(cfg))
-		st, err := c.status(qctx)
-		cancel()
-		c.close()
-		if err == nil && (st.Commit > 0 || st.Applied > 0) {
-			return true
+		if answered >= need {
+			return false
+		}
+		logf("initial_cluster_state new: %d of %d members answered, waiting for %d before starting as a new member", answered, len(cfg.Peers), need)
+		select {
+		case <-ctx.Done():
+			return true // stopping: rejoining is the side that cannot lose anything
+		case <-time.After(wait):
 		}
 	}
-	return false
 }
 
 // askLowerPeersToRedial tells the lower-id peers, which dial this node,
