@@ -36,30 +36,9 @@ func newStatusCmd() *cobra.Command {
 		Short: "ask every node's client endpoint for its leader, scores, health, commit index and recent commit latency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if path == "" && len(addrs) == 0 {
-				return errors.New("give --config (the nodes' client_address values are used) or --addr")
-			}
-			var dial endpoint.DialFunc
-			if path != "" {
-				cfg, err := LoadConfig(path)
-				if err != nil {
-					return err
-				}
-				for _, p := range cfg.Peers {
-					addrs = append(addrs, p.ClientAddress)
-				}
-				creds, err := cfg.Credentials()
-				if err != nil {
-					return err
-				}
-				dial = tlsDial(creds, 0)
-			}
-			if ca != "" || cert != "" || key != "" {
-				creds, err := clustertls.LoadFiles(ca, cert, key)
-				if err != nil {
-					return err
-				}
-				dial = tlsDial(creds, 0)
+			addrs, dial, err := clientTargets(path, addrs, ca, cert, key)
+			if err != nil {
+				return err
 			}
 			if watch {
 				return watchStatus(cmd.Context(), cmd.OutOrStdout(), addrs, dial, timeout, interval)
@@ -273,4 +252,36 @@ func trimZeros(s string) string {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s
+}
+
+// clientTargets resolves the nodes a client command talks to and how it
+// dials them: the client_address of every member of --config (with the
+// config's credentials) or --addr, and --ca/--cert/--key when given.
+func clientTargets(path string, addrs []string, ca, cert, key string) ([]string, endpoint.DialFunc, error) {
+	if path == "" && len(addrs) == 0 {
+		return nil, nil, errors.New("give --config (the nodes' client_address values are used) or --addr")
+	}
+	var dial endpoint.DialFunc
+	if path != "" {
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range cfg.Peers {
+			addrs = append(addrs, p.ClientAddress)
+		}
+		creds, err := cfg.Credentials()
+		if err != nil {
+			return nil, nil, err
+		}
+		dial = tlsDial(creds, 0)
+	}
+	if ca != "" || cert != "" || key != "" {
+		creds, err := clustertls.LoadFiles(ca, cert, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		dial = tlsDial(creds, 0)
+	}
+	return addrs, dial, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rdmaconsensus/mu/clustertls"
 	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/endpoint"
 	"github.com/rdmaconsensus/mu/rdma"
@@ -77,30 +76,9 @@ func newTransferCmd() *cobra.Command {
 			if to == 0 {
 				return errors.New("give --to, the id of the node to lead")
 			}
-			if path == "" && len(addrs) == 0 {
-				return errors.New("give --config (the nodes' client_address values are used) or --addr")
-			}
-			var dial endpoint.DialFunc
-			if path != "" {
-				cfg, err := LoadConfig(path)
-				if err != nil {
-					return err
-				}
-				for _, p := range cfg.Peers {
-					addrs = append(addrs, p.ClientAddress)
-				}
-				creds, err := cfg.Credentials()
-				if err != nil {
-					return err
-				}
-				dial = tlsDial(creds, 0)
-			}
-			if ca != "" || cert != "" || key != "" {
-				creds, err := clustertls.LoadFiles(ca, cert, key)
-				if err != nil {
-					return err
-				}
-				dial = tlsDial(creds, 0)
+			addrs, dial, err := clientTargets(path, addrs, ca, cert, key)
+			if err != nil {
+				return err
 			}
 			return transferLeader(cmd.Context(), cmd.OutOrStdout(), addrs, dial, rdma.NodeID(to), timeout)
 		},
