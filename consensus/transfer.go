@@ -219,13 +219,22 @@ func (r *Replica) handoverStep(now int64, able bool) bool {
 	if !ok || v == 0 || v == r.handoverSeen {
 		return false
 	}
-	r.handoverSeen = v
 	mp, okMP := openWord(le.Uint64(r.region[hdrMinProposal:]))
 	holder, held := r.perms.Holder()
 	from := r.cfg.Members[int((v-1)%uint64(r.n))]
-	if !able || !okMP || mp != v || !held || holder != from || from == r.self {
+	if !okMP || mp != v || !held || holder != from || from == r.self {
+		r.handoverSeen = v // stale, or not from the leader this log follows
 		return false
 	}
+	if !able {
+		// Not able to lead at this moment (blind on a stalled host, or
+		// still behind): the handover stands while min_proposal and the
+		// holder are unchanged, so look again at the next Step. Marking
+		// it seen would drop it, and the leader's next handover under the
+		// same proposal too.
+		return false
+	}
+	r.handoverSeen = v
 	r.stats.TakeOvers++
 	r.takingOver = true
 	r.startElection(now, true)
