@@ -87,14 +87,7 @@ func (r *Replica) checkProposal(data []byte) error {
 	if max := r.cfg.MaxProposalBytes(); len(data) > max {
 		return fmt.Errorf("%w: %d bytes, MaxProposalBytes is %d", ErrTooLarge, len(data), max)
 	}
-	if r.fencedA.Load() {
-		return ErrFenced
-	}
-	if !r.isLeader.Load() {
-		l, ok := r.Leader()
-		return &NotLeaderError{Leader: l, Known: ok}
-	}
-	return nil
+	return r.servingErr()
 }
 
 // deliver reports a result for a drained cell and frees it as its protocol
@@ -136,4 +129,17 @@ func (r *Replica) rejectQueued() {
 		}
 		r.deliver(id, 0, err)
 	}
+}
+
+// servingErr is why this replica cannot take a client's proposal or read
+// now (fenced, or not the leader: naming the one it knows), or nil.
+func (r *Replica) servingErr() error {
+	if r.fencedA.Load() {
+		return ErrFenced
+	}
+	if !r.isLeader.Load() {
+		l, ok := r.Leader()
+		return &NotLeaderError{Leader: l, Known: ok}
+	}
+	return nil
 }

@@ -190,14 +190,7 @@ func (r *Replica) checkRead() error {
 	if r.closing.Load() {
 		return ErrClosed
 	}
-	if r.fencedA.Load() {
-		return ErrFenced
-	}
-	if !r.isLeader.Load() {
-		l, ok := r.Leader()
-		return &NotLeaderError{Leader: l, Known: ok}
-	}
-	return nil
+	return r.servingErr()
 }
 
 // deliverRead reports a read's outcome and frees its cell as its caller
