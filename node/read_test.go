@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/rdmaconsensus/mu/consensus"
 )
@@ -69,10 +70,15 @@ func TestTransferLeadership(t *testing.T) {
 		if err != nil {
 			t.Fatalf("transfer %d -> %d: %v", l.ID(), to.ID(), err)
 		}
-		c.leader(t) // some node commits again
+		// The old leader returns once the target holds its log; the
+		// target's election ends some Steps later.
+		for deadline := time.Now().Add(10 * time.Second); to.Stats().LeaderTerms == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		if to.Stats().LeaderTerms == 0 {
 			t.Fatalf("the target %d never led", to.ID())
 		}
+		c.leader(t) // some node commits again
 		return
 	}
 }
