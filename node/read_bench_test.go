@@ -24,7 +24,10 @@ func BenchmarkReads(b *testing.B) {
 	}{
 		{"lease", 20_000_000, func(ctx context.Context, n *Node) error { _, err := n.ReadIndex(ctx); return err }},
 		{"read-index", 0, func(ctx context.Context, n *Node) error { _, err := n.ReadIndex(ctx); return err }},
-		{"propose", 0, func(ctx context.Context, n *Node) error { _, _, err := n.Propose(ctx, make([]byte, 64), nil); return err }},
+		{"propose", 0, func(ctx context.Context, n *Node) error {
+			_, _, err := n.Propose(ctx, make([]byte, 64), nil)
+			return err
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ids := []rdma.NodeID{1, 2, 3}
