@@ -40,14 +40,7 @@ func TestClientEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.close()
-	ports, err := freePorts(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers strings.Builder
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, ports[2*i-2], ports[2*i-1])
-	}
+	peers := loopbackPeers(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tt := &tcpTarget{ids: g.ids, clients: map[rdma.NodeID]*nodeClient{}}
@@ -62,7 +55,7 @@ func TestClientEndpoint(t *testing.T) {
 	srvs := map[rdma.NodeID]*nodeServer{}
 	for _, id := range g.ids {
 		cfgPath := filepath.Join(dir, fmt.Sprintf("node%d.yaml", id))
-		text := fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  ca: ca.pem\n  cert: node%d.pem\n  key: node%d-key.pem\n", id, peers.String(), id, id)
+		text := fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  ca: ca.pem\n  cert: node%d.pem\n  key: node%d-key.pem\n", id, peers, id, id)
 		if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -174,15 +167,8 @@ func TestClientEndpoint(t *testing.T) {
 // client.max_connections and a silent connection past client.idle_timeout
 // are all turned away, before the replica is even running.
 func TestNodeEndpointAppliesConfigLimits(t *testing.T) {
-	ports, err := freePorts(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers strings.Builder
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, ports[2*i-2], ports[2*i-1])
-	}
-	cfg, err := ParseConfig(fmt.Appendf(nil, "id: 1\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\nclient:\n  max_connections: 2\n  idle_timeout: 200ms\n", peers.String()))
+	peers := loopbackPeers(t, 3)
+	cfg, err := ParseConfig(fmt.Appendf(nil, "id: 1\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\nclient:\n  max_connections: 2\n  idle_timeout: 200ms\n", peers))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,4 +232,19 @@ func testCerts(t *testing.T, n int, clients ...string) string {
 	dir := t.TempDir()
 	certsIn(t, dir, n, clients...)
 	return dir
+}
+
+// loopbackPeers is the peers section of a config for n nodes on free
+// loopback ports (a bootstrap and a client address each).
+func loopbackPeers(t *testing.T, n int) string {
+	t.Helper()
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, ports[2*i-2], ports[2*i-1])
+	}
+	return peers.String()
 }

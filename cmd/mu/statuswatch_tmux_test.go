@@ -202,14 +202,7 @@ func TestStatusWatchShowsLeaderChangeInTmux(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.close()
-	ports, err := freePorts(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers strings.Builder
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, ports[2*i-2], ports[2*i-1])
-	}
+	peers := loopbackPeers(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tt := &tcpTarget{ids: g.ids, clients: map[rdma.NodeID]*nodeClient{}}
@@ -217,7 +210,7 @@ func TestStatusWatchShowsLeaderChangeInTmux(t *testing.T) {
 	addrOf := map[rdma.NodeID]string{}
 	var addrs []string
 	for _, id := range g.ids {
-		cfg, err := ParseConfig([]byte(fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n", id, peers.String())))
+		cfg, err := ParseConfig([]byte(fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n", id, peers)))
 		if err != nil {
 			t.Fatal(err)
 		}

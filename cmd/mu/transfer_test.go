@@ -24,21 +24,14 @@ func TestTransferLeaderCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.close()
-	ports, err := freePorts(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers strings.Builder
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(&peers, "  - id: %d\n    address: 127.0.0.1:%d\n    client_address: 127.0.0.1:%d\n", i, ports[2*i-2], ports[2*i-1])
-	}
+	peers := loopbackPeers(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
 	var addrs []string
 	for _, id := range g.ids {
 		path := filepath.Join(dir, fmt.Sprintf("node%d.yaml", id))
-		text := fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n", id, peers.String())
+		text := fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n", id, peers)
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -80,8 +73,18 @@ func TestTransferLeaderCommand(t *testing.T) {
 		if !strings.Contains(out.String(), fmt.Sprintf("to node %d", to)) {
 			t.Fatalf("output: %q", out.String())
 		}
+		// The command returns once the target holds the log; its
+		// election ends some Steps later, and on a loaded host it can
+		// fail (its permission request unanswered in time): then the
+		// operator asks again.
+		for deadline := time.Now().Add(2 * time.Second); g.nodes[to].n.Stats().LeaderTerms == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if g.nodes[to].n.Stats().LeaderTerms == 0 && attempt < 5 {
+			continue
+		}
 		if g.nodes[to].n.Stats().LeaderTerms == 0 {
-			t.Fatalf("node %d never led after the transfer", to)
+			t.Fatalf("node %d never led after %d transfers", to, attempt+1)
 		}
 		break
 	}
