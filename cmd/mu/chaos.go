@@ -234,8 +234,10 @@ func (g *procGroup) waitCaughtUp(ctx context.Context, id rdma.NodeID, timeout ti
 	var last string
 	for time.Now().Before(deadline) {
 		if target == 0 {
+			// The leader's commit index; the node itself may be the one
+			// that leads again (the lowest id takes leadership back).
 			for _, o := range g.ids {
-				if st, err := g.status(ctx, o); err == nil && st.IsLeader && o != id {
+				if st, err := g.status(ctx, o); err == nil && st.IsLeader {
 					target = st.Commit
 				}
 			}
