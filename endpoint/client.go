@@ -62,14 +62,27 @@ func (c *Client) Addr() string { return c.addr }
 func (c *Client) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.drop()
-}
-
-func (c *Client) drop() {
 	if c.conn != nil {
-		c.conn.Close()
+		c.conn.Close() // between calls: a TLS close_notify is in order
 		c.conn = nil
 	}
+}
+
+// drop abandons the connection after a failure. A TLS connection is cut
+// below TLS, without close_notify: after a failed write the record layer
+// has counted a record the server never received whole, so an alert sent
+// now would carry the wrong sequence number, or land inside the cut
+// record, and the server would fail it as a bad record MAC.
+func (c *Client) drop() {
+	if c.conn == nil {
+		return
+	}
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		tc.NetConn().Close()
+	} else {
+		c.conn.Close()
+	}
+	c.conn = nil
 }
 
 // Call sends one request and reads the answer. A transport failure or a
@@ -78,6 +91,11 @@ func (c *Client) drop() {
 func (c *Client) Call(ctx context.Context, typ byte, body []byte) (byte, []byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A call that waited for the lock past its deadline sends nothing:
+	// a write bound to fail would cost the connection.
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	if c.conn == nil {
 		conn, err := c.dial(ctx, c.addr)
 		if err != nil {

@@ -158,10 +158,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeConn serves one connection until the client hangs up, breaks a
 // limit, or ctx ends; it closes conn. It does not count against MaxConns.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
-	defer conn.Close()
+	// The TCP connection itself is closed, at the end and on ctx end: the
+	// callback must not read conn, which becomes the TLS layer below
+	// while the callback may already run.
+	raw := conn
+	defer raw.Close()
 	// Close on ctx end interrupts a blocked read; stop() releases the
 	// callback when the connection ends first, so nothing is left waiting.
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	defer stop()
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
