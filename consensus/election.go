@@ -13,6 +13,12 @@ type election struct {
 	end      uint64 // first index past the recovered log (phLeaseWait)
 	cursor   uint64 // first index of the window being read
 	members  []bool // peers used for this recovery round (by member)
+	// tails: the rest of the window's long slots was asked for (postTails).
+	tails []bool
+	// early: a window at start was posted with the header read, in the
+	// peer's generation winGen (by member).
+	early  []bool
+	winGen []uint8
 	// wide: a recovery round of this election lacked votes on an index
 	// (a damaged copy abstained, its own among them): the next rounds
 	// wait a while for every granted voter, not just the first majority
@@ -44,6 +50,10 @@ func (r *Replica) startElection(now int64, fresh bool) {
 	r.resetPeers()
 	r.el.phase = phPermission
 	r.el.epoch = r.perms.Request(now)
+	if n := len(r.el.members); len(r.el.tails) != n {
+		r.el.tails, r.el.early, r.el.winGen = make([]bool, n), make([]bool, n), make([]uint8, n)
+	}
+	clear(r.el.early)
 	r.lastRequestAt = now
 	r.el.phaseAt = now
 	if fresh {
@@ -105,10 +115,22 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if r.wideWait(now, granted, r.alivePeers()) {
 			return min(wake, r.el.phaseAt+r.wideWaitNs())
 		}
+		// The first window is read with the header, not after the
+		// promise: a granted peer's log changes only by this candidate's
+		// writes until it grants another, after which the promise's write
+		// fails. So a window read before a promise that lands (same
+		// connection, same generation) holds what a read after it would
+		// (only such windows are used, see phWriteMin), and the prepare's
+		// two round trips overlap the read.
+		r.el.start = r.applied + 1
+		r.el.cursor = r.el.start
 		for i := range r.peers {
 			p := &r.peers[i]
 			if r.perms.GrantedBy(p.id, r.el.epoch) {
 				r.postHeaderRead(p)
+				g := p.gen
+				r.postWindow(p, r.el.start)
+				r.el.early[p.member], r.el.winGen[p.member] = p.gen == g, g
 			}
 		}
 		r.el.phase, r.el.phaseAt = phReadMin, now
@@ -172,25 +194,29 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		if r.wideWait(now, ok, voters) {
 			return min(wake, r.el.phaseAt+r.wideWaitNs())
 		}
-		// From the first index not applied here, not the first not known
-		// committed: a committed slot this replica never received whole
-		// would otherwise stay a hole in the new leader's own log.
-		r.el.start = r.applied + 1
-		r.el.cursor = r.el.start
+		// From the first index not applied here when the grants came
+		// (el.start), not the first not known committed: a committed slot
+		// this replica never received whole would otherwise stay a hole
+		// in the new leader's own log. An index applied since is decided,
+		// and recovering it again adopts the same value.
 		for i := range r.peers {
 			p := &r.peers[i]
 			r.el.members[p.member] = r.promised(p)
-			if r.el.members[p.member] {
+			if r.el.members[p.member] && !(r.el.early[p.member] && r.el.winGen[p.member] == p.gen) {
+				// Its first window was not read in the generation its
+				// promise landed in: read it now.
+				r.el.early[p.member] = false
 				r.postWindow(p, r.el.cursor)
 			}
 		}
 		r.el.phase, r.el.phaseAt = phRecover, now
 		r.el.preparedAt = now
+		return r.electionStep(now)
 	case phRecover:
 		ok := 0
 		for i := range r.peers {
 			p := &r.peers[i]
-			if r.el.members[p.member] && p.windowOK {
+			if r.el.members[p.member] && p.windowOK && !r.postTails(p) {
 				ok++
 			}
 		}

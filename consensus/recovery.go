@@ -1,6 +1,10 @@
 package consensus
 
-import "github.com/rdmaconsensus/mu/rdma"
+import (
+	"hash/crc32"
+
+	"github.com/rdmaconsensus/mu/rdma"
+)
 
 // windowSlots is how many slots one recovery round reads from each peer:
 // ReadWindowSlots, fewer if they exceed RecoveryReadBytes, at least one.
@@ -9,29 +13,76 @@ func (r *Replica) windowSlots() uint64 {
 	return min(w, uint64(r.cfg.ReadWindowSlots))
 }
 
-// postWindow reads windowSlots slots starting at index cursor from p, in
-// two reads when the window wraps around the ring.
+// windowPrefixBytes is how much of each slot a recovery round reads at
+// first: the header, and the whole slot when its payload is small. Slots
+// are sized for the largest payload while most hold far less; reading the
+// rest of a longer slot once its header gives the length (postTails) takes
+// a window of three 4 KiB slots from ~62 µs at rxe's 200 MiB/s to ~4 µs.
+const windowPrefixBytes = 256
+
+// postWindow reads windowSlots slots starting at index cursor from p, one
+// read of the first windowPrefixBytes of each slot (the ring's wrap needs
+// no special case).
 func (r *Replica) postWindow(p *peer, cursor uint64) {
 	w := r.windowSlots()
-	c := r.lay.LogSlots
 	stride := r.lay.SlotStrideBytes
-	pos := cursor % c
-	first := min(w, c-pos)
+	pre := min(windowPrefixBytes, stride)
 	local := r.lay.readWindow(p.member)
-	n := 1
-	if first < w {
-		n = 2
-	}
 	p.windowOK = false
-	p.windowParts = n
-	if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 0), Op: rdma.OpRead,
-		LocalOffset: local, RemoteOffset: r.lay.SlotOffset(cursor), Length: uint32(first * stride)}) {
-		return
+	p.windowParts = 0
+	r.el.tails[p.member] = false
+	for k := uint64(0); k < w; k++ {
+		if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, k), Op: rdma.OpRead,
+			LocalOffset: local + k*stride, RemoteOffset: r.lay.SlotOffset(cursor + k), Length: uint32(pre)}) {
+			return
+		}
+		p.windowParts++
 	}
-	if n == 2 {
-		r.post(p, rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, 1), Op: rdma.OpRead,
-			LocalOffset: local + first*stride, RemoteOffset: r.lay.LogOffset, Length: uint32((w - first) * stride)})
+}
+
+// postTails reads, once per window, the rest of every slot of p's window
+// whose whole header for its index gives a length past the prefix read. It
+// reports whether it posted any (the window is then incomplete again).
+// A slot whose header is not whole, or is of another index, is decided by
+// its header alone (decodeSlot).
+func (r *Replica) postTails(p *peer) bool {
+	if r.el.tails[p.member] {
+		return false
 	}
+	r.el.tails[p.member] = true
+	stride := r.lay.SlotStrideBytes
+	pre := min(windowPrefixBytes, stride)
+	local := r.lay.readWindow(p.member)
+	posted := false
+	for k := uint64(0); k < r.windowSlots(); k++ {
+		i := r.el.cursor + k
+		total := slotBytesFor(r.region[local+k*stride:local+(k+1)*stride], i, r.cfg.MaxPayloadBytes)
+		if total <= pre {
+			continue
+		}
+		if !posted {
+			p.windowOK = false
+			p.windowParts = 0
+			posted = true
+		}
+		if !r.post(p, rdma.WorkRequest{ID: makeWRID(wrWindowRead, p.member, p.gen, k), Op: rdma.OpRead,
+			LocalOffset: local + k*stride + pre, RemoteOffset: r.lay.SlotOffset(i) + pre, Length: uint32(total - pre)}) {
+			return true
+		}
+		p.windowParts++
+	}
+	return posted
+}
+
+// slotBytesFor is how many bytes the slot in buf occupies when its header
+// is whole and of index (0 otherwise: decodeSlot then needs the header only).
+func slotBytesFor(buf []byte, index uint64, maxPayload int) uint64 {
+	n := le.Uint32(buf[slotLenOff:])
+	if le.Uint64(buf[slotIndexOff:]) != index || int64(n) > int64(maxPayload) ||
+		crc32.Checksum(buf[:slotCheckOff], castagnoli) != le.Uint32(buf[slotCheckOff:]) {
+		return 0
+	}
+	return encodedSlotBytes(int(n))
 }
 
 // adoptWindow decides, for each index of the window just read, the value
