@@ -36,7 +36,7 @@ func (r *Replica) applyCommitted() (wake int64) {
 			// A checksum covers what the writer wrote, not that it framed
 			// it well: a slot whose batch framing is inconsistent came
 			// from a faulty peer and is treated as corruption, whole.
-			if !forEachCommand(v.payload, noCommand) {
+			if _, conf := decodeConf(v.payload); !conf && !forEachCommand(v.payload, noCommand) {
 				r.reportCorrupt(i)
 				return 0
 			}
@@ -92,6 +92,10 @@ func (r *Replica) applySlot(i uint64, payload []byte) {
 	// (proposeQueued drained them so); a slot written in an earlier term
 	// has none.
 	w, left := r.wHead, r.wLen
+	if v, ok := decodeConf(payload); ok {
+		r.applyConf(i, v)
+		payload = nil
+	}
 	forEachCommand(payload, func(cmd []byte) {
 		r.stats.Commands++
 		if r.ra == nil {
@@ -109,6 +113,8 @@ func (r *Replica) applySlot(i uint64, payload []byte) {
 	r.applied = i
 	r.behind = false
 	r.stats.Applied++
+	r.foldConf()
+	r.confApplied()
 	le.PutUint64(r.region[hdrFUO:], sealWord(i+1))
 	if r.cfg.OnCommit != nil {
 		r.cfg.OnCommit(Index(i))
@@ -139,7 +145,9 @@ func (r *Replica) checkSnapshot() {
 	if crc32.Checksum(data, castagnoli) != le.Uint32(h[snapCRCOff:]) {
 		return // still arriving, or torn: the leader retries
 	}
-	if err := r.sm.Restore(Index(idx), data); err != nil {
+	mem := r.mem
+	if err := r.sm.Restore(Index(idx), r.unwrapSnapshot(data)); err != nil {
+		r.mem = mem
 		return
 	}
 	le.PutUint32(h[snapCanaryOff:], 0)
@@ -151,6 +159,7 @@ func (r *Replica) checkSnapshot() {
 		r.commit = idx
 	}
 	r.scanPos = idx + 1
+	r.foldConf()
 	le.PutUint64(r.region[hdrFUO:], sealWord(idx+1))
 }
 

@@ -168,7 +168,7 @@ func (r *Replica) startSnapshot(p *peer) {
 		return
 	}
 	data, err := r.sm.Snapshot()
-	if err != nil || uint64(len(data)) > r.lay.SnapshotMaxBytes {
+	if err != nil || uint64(snapMemBytes+len(data)) > r.lay.SnapshotMaxBytes {
 		// The follower stays off the log; counted so an operator sees it
 		// (raise SnapshotMaxBytes or LogSlots).
 		r.stats.SnapshotFailures++
@@ -178,7 +178,12 @@ func (r *Replica) startSnapshot(p *peer) {
 	idx := r.applied
 	area := r.lay.SnapshotOffset
 	h := r.region[area : area+snapHeaderBytes]
-	copy(r.region[area+snapHeaderBytes:], data)
+	// The membership travels ahead of the state machine's bytes: the
+	// follower needs it to decide the indexes after the snapshot.
+	body := r.region[area+snapHeaderBytes : area+snapHeaderBytes+snapMemBytes+uint64(len(data))]
+	r.wrapSnapshot(body)
+	copy(body[snapMemBytes:], data)
+	data = body
 	le.PutUint64(h[snapIndexOff:], idx)
 	le.PutUint64(h[snapLenOff:], uint64(len(data)))
 	le.PutUint32(h[snapCRCOff:], crc32.Checksum(data, castagnoli))

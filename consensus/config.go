@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/rdmaconsensus/mu/hwmon/failslow"
 	"github.com/rdmaconsensus/mu/permissions"
@@ -15,9 +16,16 @@ type Index uint64
 
 // Config tunes a Replica. Start from DefaultConfig and set Members.
 type Config struct {
-	// Members are all replicas of the cluster, including this one. Between
-	// 3 and 15; ids unique.
+	// Members are all replicas that may ever take part, including this
+	// one: between 3 and 15, ids unique. Each has its connections, region
+	// slots and proposal numbers from the start; which of them vote is the
+	// configuration (Voters), changed online.
 	Members []rdma.NodeID
+	// Voters are the members that vote at start (empty: all of them).
+	// The others are learners: replicated to, never counted in a quorum,
+	// never leaders, until AddVoter promotes one (docs/membership.md).
+	// Every node of a group must start with the same Members and Voters.
+	Voters []rdma.NodeID
 	// LogSlots is the ring capacity. A follower that falls more than
 	// LogSlots behind the leader is restored from a snapshot.
 	LogSlots int
@@ -145,6 +153,10 @@ type Config struct {
 	OnLeaderChange func(LeaderChange)
 	OnCommit       func(Index)
 	OnCorruption   func(CorruptionReport)
+	// OnConfChange receives each configuration entry applied here (also
+	// when a journal is replayed): its index and the voters it names, in
+	// force from index+LogSlots on. Called from Step like the above.
+	OnConfChange func(index Index, voters []rdma.NodeID)
 	// OnWriteLatency receives the latency of every fast-path slot write
 	// (post to completion, on Step's clock) and OnProbeCommit that of every
 	// probe (write to commit), for metrics export. Called from Step like
@@ -221,6 +233,19 @@ func (c *Config) Validate() error {
 			if a == b {
 				return cfgErr("Members", "lists node %d twice", a)
 			}
+		}
+	}
+	for _, v := range c.Voters {
+		if !slices.Contains(c.Members, v) {
+			return cfgErr("Voters", "lists node %d, which is not in Members", v)
+		}
+	}
+	if nv := len(c.Voters); nv > 0 && nv < minVoters {
+		return cfgErr("Voters", "must list at least %d voters, got %d", minVoters, nv)
+	}
+	for i, a := range c.Voters {
+		if slices.Contains(c.Voters[i+1:], a) {
+			return cfgErr("Voters", "lists node %d twice", a)
 		}
 	}
 	switch {

@@ -103,13 +103,14 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 	wake = r.el.phaseAt + r.stallNs() + 1
 	switch r.el.phase {
 	case phPermission:
-		granted := 0
+		granted, gset := 0, r.selfBit()
 		for i := range r.peers {
 			if r.perms.GrantedBy(r.peers[i].id, r.el.epoch) {
 				granted++
+				gset |= r.peers[i].bit()
 			}
 		}
-		if granted+1 < r.q {
+		if !r.quorate(gset) {
 			return wake
 		}
 		if r.wideWait(now, granted, r.alivePeers()) {
@@ -136,12 +137,13 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.phase, r.el.phaseAt = phReadMin, now
 		r.el.grantedAt = now
 	case phReadMin:
-		ok := 0
+		ok, okSet := 0, r.selfBit()
 		maxSeen, _ := openWord(le.Uint64(r.region[hdrMinProposal:])) // damaged: the peers' promises decide
 		for i := range r.peers {
 			p := &r.peers[i]
 			if p.hdrOK && !p.rejoining {
 				ok++
+				okSet |= p.bit()
 				maxSeen = max(maxSeen, p.minProposal)
 			} else if !p.hdrOK && !p.headerInflight && p.headerAt < r.el.phaseAt &&
 				now-p.since >= r.retryNs() && r.perms.GrantedBy(p.id, r.el.epoch) {
@@ -153,7 +155,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 				r.postHeaderRead(p)
 			}
 		}
-		if ok+1 < r.q {
+		if !r.quorate(okSet) {
 			return wake
 		}
 		if r.wideWait(now, ok, r.grantedPeers()) {
@@ -176,13 +178,14 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		}
 		r.postPrepare(now)
 	case phWriteMin:
-		ok := 0
+		ok, okSet := 0, r.selfBit()
 		for i := range r.peers {
 			if r.promised(&r.peers[i]) {
 				ok++
+				okSet |= r.peers[i].bit()
 			}
 		}
-		if ok+1 < r.q {
+		if !r.quorate(okSet) {
 			return wake
 		}
 		voters := 0
@@ -213,14 +216,15 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 		r.el.preparedAt = now
 		return r.electionStep(now)
 	case phRecover:
-		ok := 0
+		ok, okSet := 0, r.selfBit()
 		for i := range r.peers {
 			p := &r.peers[i]
 			if r.el.members[p.member] && p.windowOK && !r.postTails(p) {
 				ok++
+				okSet |= p.bit()
 			}
 		}
-		if ok+1 < r.q {
+		if !r.quorate(okSet) {
 			return wake
 		}
 		in := 0

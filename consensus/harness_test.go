@@ -117,6 +117,8 @@ type cluster struct {
 	// onTransfer receives the outcome of a StartTransfer on node.
 	onTransfer func(node, to rdma.NodeID, err error)
 	onLeader   func(id rdma.NodeID)
+	// onConf receives the outcome of a StartConfChange on node.
+	onConf func(node rdma.NodeID, gen uint64, err error)
 	// onCorrupt is called when a replica reports corruption and fences.
 	onCorrupt func(id rdma.NodeID)
 
@@ -231,6 +233,10 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 			c.onCorrupt(id)
 		}
 	}
+	cfg.OnConfChange = func(index Index, voters []rdma.NodeID) {
+		// One value per index holds for configuration entries too.
+		c.recordApply(id, index, confRecord(voters))
+	}
 	sm := newKV(id, c.recordApply)
 	prev := c.sms[id]
 	c.sms[id] = sm
@@ -247,6 +253,11 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 	r.SetReadHandler(func(token uint64, index Index, err error) {
 		if c.onRead != nil {
 			c.onRead(id, token, index, err)
+		}
+	})
+	r.SetConfChangeHandler(func(gen uint64, err error) {
+		if c.onConf != nil {
+			c.onConf(id, gen, err)
 		}
 	})
 	r.SetTransferHandler(func(to rdma.NodeID, err error) {
@@ -277,6 +288,21 @@ func (c *cluster) recordApply(node rdma.NodeID, index Index, cmd []byte) {
 		return
 	}
 	c.applied[index] = append(seq, append([]byte(nil), cmd...))
+}
+
+// confRecord stands for a configuration entry in the harness's record of
+// what was applied at each index: no command has its first byte or its
+// op id (all ones).
+func confRecord(voters []rdma.NodeID) []byte {
+	b := make([]byte, 10, 10+len(voters))
+	b[0] = 0xcf
+	for i := 2; i < 10; i++ {
+		b[i] = 0xff
+	}
+	for _, v := range voters {
+		b = append(b, byte(v))
+	}
+	return b
 }
 
 func (s *kvSM) posAt(index Index) int {

@@ -1,7 +1,6 @@
 package consensus
 
 import (
-	"github.com/rdmaconsensus/mu/quorum"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -22,6 +21,7 @@ func (r *Replica) stepDown() {
 	if was {
 		r.stepDownTransfer()
 	}
+	r.finishConf(ErrLeadershipLost)
 	for r.wLen > 0 {
 		w := r.waiters[r.wHead]
 		r.wHead = (r.wHead + 1) % len(r.waiters)
@@ -41,7 +41,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 	if r.role != roleLeader {
 		return 0
 	}
-	live := 1
+	live := r.selfBit()
 	needGrant := false
 	for i := range r.peers {
 		p := &r.peers[i]
@@ -78,7 +78,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 			// it answers: a write to a cut-off peer neither completes nor
 			// fails until the transport timeout (0.5 s on rxe).
 			if now-p.headerAt <= r.stallNs() {
-				live++
+				live |= p.bit()
 			}
 			if !p.headerInflight && (now-p.headerAt >= r.cfg.HeaderPollNs || r.awaitsDurable(p)) {
 				r.postHeaderRead(p)
@@ -105,7 +105,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		r.startElection(now, true)
 		return r.electionStep(now)
 	}
-	if live < r.q {
+	if !r.quorate(live) {
 		if r.noQuorumSince == 0 {
 			r.noQuorumSince = now
 		} else if now-r.noQuorumSince > r.stallNs() {
@@ -122,6 +122,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		wake = minWake(wake, w)
 	} else {
 		r.proposeQueued()
+		r.confStep(now)
 		if w := r.probeStep(now); w != 0 {
 			wake = minWake(wake, w)
 		}
@@ -202,13 +203,13 @@ func (r *Replica) reclaimable(index uint64) bool {
 	// committed entry (in a log or in a state machine) could be on a
 	// minority, and a leader crash with its followers off the log would
 	// lose it.
-	have := 1
+	have := r.selfBit()
 	for i := range r.peers {
 		if r.peers[i].applied >= old {
-			have++
+			have |= r.peers[i].bit()
 		}
 	}
-	if have < r.q {
+	if !r.quorate(have) {
 		for i := range r.peers {
 			p := &r.peers[i]
 			if p.applied < old && p.state == peerReplicating && !p.headerInflight {
@@ -301,26 +302,25 @@ func (r *Replica) writeSlot(i uint64, n int) {
 // advanceCommit sets the commit index to the highest index that a
 // majority (counting this leader) has completed.
 func (r *Replica) advanceCommit() {
-	r.acks[0] = r.next - 1
+	// By member position: learners' entries are ignored by quorumIndex.
+	own := r.next - 1
 	sync := r.js != nil && r.js.sync
 	if sync {
 		// Sync mode: a replica counts only for what it holds durably.
-		r.acks[0] = min(r.acks[0], r.ownDurable())
+		own = min(own, r.ownDurable())
 	}
-	k := 1
+	r.acks[r.selfIdx] = own
 	for i := range r.peers {
 		p := &r.peers[i]
+		r.acks[p.member] = 0
 		if p.state == peerReplicating {
-			r.acks[k] = p.acked
+			r.acks[p.member] = p.acked
 			if sync {
-				r.acks[k] = min(p.acked, r.peerDurable(p))
+				r.acks[p.member] = min(p.acked, r.peerDurable(p))
 			}
-		} else {
-			r.acks[k] = 0
 		}
-		k++
 	}
-	if c := quorum.Index(r.acks[:k], r.q, r.scratch); c > r.commit {
+	if c := r.quorumIndex(r.acks); c > r.commit {
 		r.commit = c
 		r.commitAt = r.now
 		if r.probeIndex != 0 && c >= r.probeIndex {

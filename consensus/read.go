@@ -3,8 +3,6 @@ package consensus
 import (
 	"context"
 	"sync"
-
-	"github.com/rdmaconsensus/mu/quorum"
 )
 
 // Linearizable reads without a log entry (docs/reads.md). A read is
@@ -304,16 +302,16 @@ func (r *Replica) serveReads(now int64) {
 // confirmedSince reports whether a majority, counting this replica,
 // confirmed its leadership by operations issued at or after t.
 func (r *Replica) confirmedSince(t int64) bool {
-	n := 0
+	var have voterSet
 	if r.selfConfirmedAt >= t {
-		n++
+		have |= r.selfBit()
 	}
 	for i := range r.peers {
 		if r.peers[i].confirmedAt >= t {
-			n++
+			have |= r.peers[i].bit()
 		}
 	}
-	return n >= r.q
+	return r.quorate(have)
 }
 
 // requestConfirm reads the header of every follower that has not
@@ -338,11 +336,11 @@ func (r *Replica) renewLease() {
 	if r.cfg.ReadLeaseNs == 0 {
 		return
 	}
-	r.scratchLease[0] = uint64(max(r.selfConfirmedAt, 0))
+	r.scratchLease[r.selfIdx] = uint64(max(r.selfConfirmedAt, 0))
 	for i := range r.peers {
-		r.scratchLease[i+1] = uint64(max(r.peers[i].confirmedAt, 0))
+		r.scratchLease[r.peers[i].member] = uint64(max(r.peers[i].confirmedAt, 0))
 	}
-	s := int64(quorum.Index(r.scratchLease, r.q, r.scratch))
+	s := int64(r.quorumIndex(r.scratchLease))
 	if s <= 0 {
 		r.leaseUntil = 0
 	} else {

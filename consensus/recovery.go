@@ -105,14 +105,14 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 		var best []byte
 		var bestProp uint64
 		have, fromOwn := false, false
-		voters := 0
+		voters := voterSet(0) // who voted on index i: complete or provably empty
 		own, st := decodeSlot(r.slotBuf(i), i, maxP)
 		switch st {
 		case slotOK:
 			best, bestProp, have, fromOwn = own.payload, own.proposal, true, true
-			voters++
+			voters |= r.selfBit()
 		case slotEmpty:
-			voters++
+			voters |= r.selfBit()
 		case slotReplaced:
 			r.behind = true // a lap behind: see the peers' case below
 			return false, i, false
@@ -131,12 +131,12 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 			v, pst := decodeSlot(r.region[off:off+stride], i, maxP)
 			switch pst {
 			case slotOK:
-				voters++
+				voters |= p.bit()
 				if !have || v.proposal > bestProp {
 					best, bestProp, have, fromOwn = v.payload, v.proposal, true, false
 				}
 			case slotEmpty:
-				voters++
+				voters |= p.bit()
 			case slotReplaced:
 				// A majority member reused this position: the index was
 				// decided and reclaimed while this replica lagged by more
@@ -156,7 +156,7 @@ func (r *Replica) adoptWindow() (full bool, end uint64, abort bool) {
 				r.el.members[p.member] = false
 			}
 		}
-		if voters < r.q {
+		if !r.quorate(voters) {
 			// Too few votes on this index: start over (and so wait for
 			// a majority that can vote, or for a leader to repair it).
 			return false, i, true

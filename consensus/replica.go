@@ -3,6 +3,7 @@ package consensus
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -110,6 +111,17 @@ type Replica struct {
 	handoverSeen uint64 // last handover word acted on
 	takingOver   bool   // a candidate started by a handover
 
+	// membership (membership.go): the voters the committed prefix names,
+	// the leader's change under way, requests from callers
+	mem       membership
+	votersA   atomic.Uint32 // mem.latest(), for callers
+	votersSet bool          // the detector was told
+	conf      confChange
+	confReq   atomic.Uint64 // gen<<8 | 0x80 if add | member+1; 0 none
+	confGen   atomic.Uint64
+	confDone  chan confResult
+	onConf    ConfChangeHandler
+
 	ring      *submitRing
 	ra        ResultApplier // sm's result form, nil if it has none
 	raScratch []byte        // results of commands no proposer waits for here
@@ -204,6 +216,16 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 	r.ring = newSubmitRing(cfg.SubmitQueue, cfg.MaxProposalBytes())
 	r.reads = newReadRing(cfg.SubmitQueue)
 	r.xferDone = make(chan xferResult, 1)
+	r.confDone = make(chan confResult, 1)
+	r.mem.base = voterSet(1<<uint(r.n) - 1)
+	if len(cfg.Voters) > 0 {
+		r.mem.base = 0
+		for i, id := range cfg.Members {
+			if slices.Contains(cfg.Voters, id) {
+				r.mem.base |= 1 << uint(i)
+			}
+		}
+	}
 	r.pending = make([]int32, cfg.SubmitQueue)
 	r.scratchLease = make([]uint64, r.n)
 	r.ra, _ = sm.(ResultApplier)
@@ -245,6 +267,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		}
 	}
 	r.publishHeader()
+	r.publishVoters()
 	if r.rejoining {
 		r.setHealth(HealthDegraded)
 	}

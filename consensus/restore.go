@@ -117,7 +117,7 @@ func (r *Replica) restoreJournal() (voter, damaged bool, err error) {
 // Later slots stay in the log as accepted, for the next recovery to weigh.
 func (r *Replica) replay(rs *restored) error {
 	if rs.snapIdx > 0 {
-		if err := r.sm.Restore(Index(rs.snapIdx), rs.snapData); err != nil {
+		if err := r.sm.Restore(Index(rs.snapIdx), r.unwrapSnapshot(rs.snapData)); err != nil {
 			return fmt.Errorf("consensus: restore the journal's snapshot at %d: %w", rs.snapIdx, err)
 		}
 		r.applied = rs.snapIdx
@@ -130,6 +130,11 @@ func (r *Replica) replay(rs *restored) error {
 			break
 		}
 		payload := s[slotHeaderBytes : slotHeaderBytes+int(le.Uint32(s[slotLenOff:]))]
+		if v, ok := decodeConf(payload); ok {
+			r.applied = i
+			r.applyConf(i, v)
+			continue
+		}
 		if !forEachCommand(payload, noCommand) {
 			break // a faulty writer's framing: leave it to the leader
 		}
@@ -144,6 +149,7 @@ func (r *Replica) replay(rs *restored) error {
 		r.applied = i
 		r.stats.Applied++
 	}
+	r.foldConf()
 	r.commit = r.applied
 	r.scanPos = r.applied + 1
 	r.js.cursor = r.applied + 1

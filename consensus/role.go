@@ -21,6 +21,17 @@ func (r *Replica) stallNs() int64 {
 // hammered in a tight loop while the permission manager repairs it.
 func (r *Replica) retryNs() int64 { return r.cfg.HeaderPollNs }
 
+// aliveSet is this replica and the peers its detector sees alive.
+func (r *Replica) aliveSet() voterSet {
+	v := r.selfBit()
+	for i := range r.peers {
+		if r.det.Alive(r.peers[i].id) {
+			v |= r.peers[i].bit()
+		}
+	}
+	return v
+}
+
 func (r *Replica) alivePeers() int {
 	n := 0
 	for i := range r.peers {
@@ -44,7 +55,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	// failed to lead advertises itself degraded so peers prefer another.
 	// Not seeing a majority alive must last a while before it counts: a
 	// peer busy in a 540 us connection Reset misses a few heartbeats.
-	seesQuorum := r.alivePeers()+1 >= r.q
+	seesQuorum := r.quorate(r.aliveSet())
 	if seesQuorum {
 		r.blindSince = 0
 	} else if r.blindSince == 0 {
@@ -96,11 +107,13 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	fresh := now-r.holderAt <= r.stallNs()
 	incumbentOK := held && holder != r.self && active && (fresh || r.det.Alive(holder)) &&
 		r.det.PeerHealth(holder) == HealthHealthy
-	want := ok && ldr == r.self && able && !incumbentOK
+	// Only a voter of the newest configuration it knows stands; a leader
+	// removed by a change leads until the change is in force (base).
+	want := ok && ldr == r.self && able && !incumbentOK && r.isVoter()
 	if r.role == roleLeader {
 		// A leader stays while its writes reach a majority (leaderStep
 		// gives up otherwise) and nobody took its log (below).
-		want = able
+		want = able && r.mem.base.has(r.selfIdx)
 		// One the hardware arbiter degraded hands over as soon as the
 		// detector names a healthy live peer: stopping before that peer
 		// asks for permission leaves no write of it in flight for a
@@ -121,7 +134,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	}
 	switch r.role {
 	case roleFollower:
-		if r.handoverStep(now, able) {
+		if r.handoverStep(now, able && r.isVoter()) {
 			return r.electionStep(now)
 		}
 		if !want {

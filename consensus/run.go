@@ -132,6 +132,11 @@ func (r *Replica) stop(err error) {
 	} else if r.xfer.active {
 		r.finishTransfer(err)
 	}
+	r.finishConf(err)
+	if req := r.confReq.Swap(0); req != 0 {
+		r.conf = confChange{active: true, gen: req >> 8}
+		r.finishConf(err)
+	}
 	for r.wLen > 0 {
 		w := r.waiters[r.wHead]
 		r.wHead = (r.wHead + 1) % len(r.waiters)

@@ -15,6 +15,7 @@ type Stats struct {
 	SnapshotFailures  uint64 // snapshots that failed or exceeded SnapshotMaxBytes
 	ReclaimStalls     uint64 // Steps where the ring was full
 	CommitWords       uint64 // idle-leader commit words written
+	ConfChanges       uint64 // configuration entries applied
 	CommitGaps        uint64 // Steps where a committed slot had not arrived whole
 	DamagedSlots      uint64 // slots read in a recovery that were neither whole nor provably empty
 	Deposed           uint64 // times this leader stepped down on seeing a higher proposal

@@ -116,6 +116,10 @@ type swarm struct {
 	leaseReads, indexReads int
 	// transfers asked for and completed (the "transfer" kind)
 	transfers, transferred int
+	// members: the universe has learners and the "member" kind changes
+	// voters; changes asked for and in force
+	members             bool
+	confAsked, confDone int
 	// fail reports a violation seen while the run goes on (watch).
 	fail func(format string, args ...any)
 }
@@ -131,6 +135,12 @@ func newSwarm(t *testing.T, c *cluster) *swarm {
 			s.transferred++
 		}
 		s.faults = append(s.faults, fmt.Sprintf("%d transfer %d -> %d: %v", c.w.Now(), node, to, err))
+	}
+	c.onConf = func(node rdma.NodeID, gen uint64, err error) {
+		if err == nil {
+			s.confDone++
+		}
+		s.faults = append(s.faults, fmt.Sprintf("%d member change %d on %d: %v", c.w.Now(), gen, node, err))
 	}
 	return s
 }
@@ -319,6 +329,9 @@ func (s *swarm) injectFault(enabled []string) {
 			}
 		}
 		return
+	case "member":
+		s.changeMembers()
+		return
 	case "crash":
 		if s.crash(a, dur) {
 			s.faults = append(s.faults, fmt.Sprintf("%v for %d", sim.Fault{AtNs: now, Kind: sim.FaultCrash, A: a}, dur))
@@ -369,6 +382,33 @@ func (s *swarm) injectFault(enabled []string) {
 	})
 }
 
+// changeMembers asks the leader to promote a learner or demote a voter
+// (never below three voters).
+func (s *swarm) changeMembers() {
+	c, rng := s.c, s.rng
+	l, ok := c.leader()
+	if !ok {
+		return
+	}
+	r := c.reps[l]
+	voters := r.Voters()
+	var learners []rdma.NodeID
+	for _, id := range c.ids {
+		if !slices.Contains(voters, id) {
+			learners = append(learners, id)
+		}
+	}
+	add := len(learners) > 0 && (len(voters) <= minVoters || rng.IntN(2) == 0)
+	id := voters[rng.IntN(len(voters))]
+	if add {
+		id = learners[rng.IntN(len(learners))]
+	}
+	if _, err := r.StartConfChange(id, add); err == nil {
+		s.confAsked++
+		s.faults = append(s.faults, fmt.Sprintf("%d member add=%v %d on leader %d (voters %v)", c.w.Now(), add, id, l, voters))
+	}
+}
+
 // downs counts the replicas crashed, rejoining, fallen off the log
 // (waiting for a snapshot, they can neither vote nor lead), or whose
 // memory a fault damaged (they may fence): each is one of the f failures
@@ -389,7 +429,13 @@ func (s *swarm) downs() int {
 // that would take more than f replicas down.
 func (s *swarm) crash(id rdma.NodeID, dur int64) bool {
 	c, w := s.c, s.c.w
-	if s.calm || s.down[id] || s.downs() >= (len(c.ids)-1)/2 {
+	limit := (len(c.ids) - 1) / 2
+	if s.members {
+		// Voters are a subset that changes: one down at a time keeps a
+		// majority of any three or more voters, old and new.
+		limit = 1
+	}
+	if s.calm || s.down[id] || s.downs() >= limit {
 		return false
 	}
 	s.down[id] = true
@@ -430,7 +476,19 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 	// Half the runs give leaders a read lease; the others read by
 	// confirmation rounds only.
 	lease := rng.IntN(2) == 0
-	c := newCluster(t, seed, n, func(cfg *Config) {
+	// A third of the runs have one or two learners beside the n voters and
+	// change voters under the faults (a stream of its own, so the other
+	// runs stay as they were).
+	mrng := rand.New(rand.NewPCG(seed, 0x3e3b))
+	learners := 0
+	if mrng.IntN(3) == 0 {
+		learners = 1 + mrng.IntN(2)
+		enabled = append(enabled, "member")
+	}
+	c := newCluster(t, seed, n+learners, func(cfg *Config) {
+		if learners > 0 {
+			cfg.Voters = slices.Clone(cfg.Members[:n])
+		}
 		if big {
 			bigSlots(cfg)
 		}
@@ -443,10 +501,11 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 	})
 	s := newSwarm(t, c)
 	s.reads = true
+	s.members = learners > 0
 	if big {
 		s.pad = bigCommandPad
 	}
-	fail := s.failer(seed, fmt.Sprintf("n=%d big slots %v slow give-up %v lease %v faults enabled %v", n, big, slowGiveUp, lease, enabled))
+	fail := s.failer(seed, fmt.Sprintf("learners=%d n=%d big slots %v slow give-up %v lease %v faults enabled %v", learners, n, big, slowGiveUp, lease, enabled))
 	s.watch(fail)
 
 	// Warm-up: the first leader.
@@ -459,6 +518,9 @@ func runSwarm(t *testing.T, seed uint64, o swarmOpts) {
 	start := c.w.Now()
 	for c.w.Now() < start+o.faultNs {
 		s.injectFault(enabled)
+		if s.members && rng.IntN(2) == 0 {
+			s.changeMembers()
+		}
 		c.w.RunFor(int64(500_000 + rng.IntN(2_500_000)))
 	}
 	s.finish(seed, o.livenessNs, fail)
@@ -529,6 +591,11 @@ func (s *swarm) finish(seed uint64, livenessNs int64, fail func(format string, a
 	}
 	c.checkSafety()
 	for _, id := range c.ids {
+		if v, lv := c.reps[id].Voters(), c.reps[ldr].Voters(); !c.reps[id].Fenced() && !slices.Equal(v, lv) {
+			fail("node %d has voters %v, leader %d has %v", id, v, ldr, lv)
+		}
+	}
+	for _, id := range c.ids {
 		if !c.reps[id].Fenced() && fmt.Sprint(c.sms[id].data) != fmt.Sprint(c.sms[ldr].data) {
 			fail("node %d state %v differs from leader %d state %v", id, c.sms[id].data, ldr, c.sms[ldr].data)
 		}
@@ -547,7 +614,8 @@ func (s *swarm) finish(seed uint64, livenessNs int64, fail func(format string, a
 			fail("acknowledged op %d at index %d is not in the log", op.op, op.index)
 		}
 	}
-	s.t.Logf("reads: %d under the lease, %d confirmed (lease %d ns); transfers %d of %d", s.leaseReads, s.indexReads, s.c.cfg.ReadLeaseNs, s.transferred, s.transfers)
+	s.t.Logf("reads: %d under the lease, %d confirmed (lease %d ns); transfers %d of %d; membership changes %d of %d, voters %v",
+		s.leaseReads, s.indexReads, s.c.cfg.ReadLeaseNs, s.transferred, s.transfers, s.confDone, s.confAsked, c.reps[ldr].Voters())
 	checkLinearizable(s.t, seed, s.ops)
 }
 
