@@ -91,6 +91,9 @@ type peer struct {
 	// stalledNs at those times (see staleNs).
 	postNs, freshNs               int64
 	stalledAtPost, stalledAtFresh int64
+	// viewNs is when a push last brought the view and health: a read
+	// posted before then may carry older ones under the same counter.
+	viewNs int64
 	// failedAtNs is when it was last declared failed; regainedIn the
 	// sampling interval (Stats.Samples) in which it last regained a point.
 	failedAtNs    int64
@@ -156,7 +159,6 @@ type Detector struct {
 	hasLeader bool
 
 	states []NodeState // ChooseLeader's input, reused
-	voters uint64      // bit id set when id may lead and vote for a leader; 0 all
 	wr     [1]rdma.WorkRequest
 	stats  Stats
 }
@@ -392,6 +394,7 @@ func (d *Detector) takePush(p *peer, now int64) bool {
 	}
 	p.health = Health(w0 >> counterBits)
 	p.view = atomic.LoadUint64(word(d.region, p.inboxOffset+8))
+	p.viewNs = now
 	d.fresh(p, now, now, d.stalledNs)
 	return true
 }
@@ -509,17 +512,22 @@ func (d *Detector) OnCompletion(c rdma.Completion) {
 	d.ad.observeRTT(now - p.postNs)
 	w0 := atomic.LoadUint64(word(d.region, p.scratchOffset))
 	counter := w0 & counterMask
-	moved := d.advance(p, counter)
-	if moved {
+	advanced := d.advance(p, counter)
+	if advanced {
 		d.fresh(p, p.postNs, now, p.stalledAtPost)
 	}
 	// A push may have carried this beat first: the peer is fresh if
 	// anything showed it moving since this read was posted.
-	moved = moved || p.freshNs >= p.postNs
-	if moved || counter == p.lastCounter {
-		// Not a beat older than one a push brought: its view would undo
-		// a newer one (a peer that just suspected the leader would seem
-		// to see it again).
+	moved := advanced || p.freshNs >= p.postNs
+	if advanced || counter == p.lastCounter && p.postNs >= p.viewNs {
+		// Not a view older than one a push brought: it would undo a
+		// newer one (a peer that just suspected the leader would seem
+		// to see it again, and a candidate counting on that peer's
+		// view stepped down mid-election). The peer moves its counter
+		// at the start of its Step and publishes a changed view later
+		// in it, so a read served in between carries the counter of
+		// the push that follows with the view before it; a read posted
+		// after that push was taken was served after it.
 		p.health = Health(w0 >> counterBits)
 		p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
 	}
@@ -622,34 +630,15 @@ func (d *Detector) computeLeader() (rdma.NodeID, bool) {
 	for i := range d.peers {
 		p := &d.peers[i]
 		if !selfDone && d.self < p.id {
-			st = d.appendVoter(st, self)
+			st = append(st, self)
 			selfDone = true
 		}
-		st = d.appendVoter(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view})
+		st = append(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view})
 	}
 	if !selfDone {
-		st = d.appendVoter(st, self)
+		st = append(st, self)
 	}
 	return ChooseLeader(st)
-}
-
-// appendVoter appends s unless a voter set excludes it: a learner neither
-// leads nor counts toward anyone's majority.
-func (d *Detector) appendVoter(st []NodeState, s NodeState) []NodeState {
-	if d.voters != 0 && d.voters&(1<<s.ID) == 0 {
-		return st
-	}
-	return append(st, s)
-}
-
-// SetVoters restricts leader choice to the members whose bit (1<<id) is
-// set in ids, and counts only their views (0: every member). The
-// consensus core sets it from its configuration.
-func (d *Detector) SetVoters(ids uint64) {
-	if ids != d.voters {
-		d.voters = ids
-		d.update()
-	}
 }
 
 // NodeState is what a node knows about one cluster member (itself
