@@ -159,6 +159,7 @@ type Detector struct {
 	hasLeader bool
 
 	states []NodeState // ChooseLeader's input, reused
+	voters uint64      // bit id set when id may lead and vote for a leader; 0 all
 	wr     [1]rdma.WorkRequest
 	stats  Stats
 }
@@ -630,15 +631,34 @@ func (d *Detector) computeLeader() (rdma.NodeID, bool) {
 	for i := range d.peers {
 		p := &d.peers[i]
 		if !selfDone && d.self < p.id {
-			st = append(st, self)
+			st = d.appendVoter(st, self)
 			selfDone = true
 		}
-		st = append(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view})
+		st = d.appendVoter(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view})
 	}
 	if !selfDone {
-		st = append(st, self)
+		st = d.appendVoter(st, self)
 	}
 	return ChooseLeader(st)
+}
+
+// appendVoter appends s unless a voter set excludes it: a learner neither
+// leads nor counts toward anyone's majority.
+func (d *Detector) appendVoter(st []NodeState, s NodeState) []NodeState {
+	if d.voters != 0 && d.voters&(1<<s.ID) == 0 {
+		return st
+	}
+	return append(st, s)
+}
+
+// SetVoters restricts leader choice to the members whose bit (1<<id) is
+// set in ids, and counts only their views (0: every member). The
+// consensus core sets it from its configuration.
+func (d *Detector) SetVoters(ids uint64) {
+	if ids != d.voters {
+		d.voters = ids
+		d.update()
+	}
 }
 
 // NodeState is what a node knows about one cluster member (itself
