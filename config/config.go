@@ -47,8 +47,14 @@ func fieldErr(field, format string, args ...any) error {
 type Config struct {
 	ID        rdma.NodeID `yaml:"id"`         // this node; 1 or more
 	ClusterID uint64      `yaml:"cluster_id"` // required, not 0: peers in another cluster are refused
-	// Peers lists every member, this node included.
+	// Peers lists every member, this node included: the voters and the
+	// learners (spares that replicate and can be promoted online).
 	Peers []PeerConfig `yaml:"peers"`
+	// Voters are the ids of the peers that vote when the group is created
+	// (empty: every peer). The others start as learners; `mu member add`
+	// promotes one and `mu member remove` demotes a voter, while the group
+	// runs (docs/membership.md). Every node lists the same voters.
+	Voters []rdma.NodeID `yaml:"voters"`
 	// AllowEvenMembers accepts an even member count. An even group
 	// tolerates no more failures than the odd group one smaller, and a
 	// split in half leaves neither side a majority, so it is refused unless

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,6 +238,10 @@ func TestConfigRejects(t *testing.T) {
 		// Group size.
 		{"four nodes", base3, peers(4), "peers: 4 nodes tolerate no more failures than 3"},
 		{"six nodes", base3, peers(6), "peers: 6 nodes tolerate no more failures than 5, and an even split leaves no majority; use an odd count, or set allow_even_members: true"},
+		{"two voters", base3, peers(4) + "voters: [1, 2]\n", "voters: 2 voters; a group needs at least 3"},
+		{"voter not a peer", base3, peers(4) + "voters: [1, 2, 9]\n", "voters[2]: 9 is not among peers[*].id"},
+		{"voter twice", base3, peers(4) + "voters: [1, 2, 2]\n", "voters[2]: 2 is listed twice"},
+		{"four voters", base3, peers(5) + "voters: [1, 2, 3, 4]\n", "voters: 4 voters tolerate no more failures than 3"},
 
 		// Addresses after resolution.
 		{"localhost and 127.0.0.1", "    address: 127.0.0.1:7103", "    address: localhost:7101", "peers[2].address: localhost:7101 is also peers[0].address (both reach 127.0.0.1:7101)"},
@@ -308,6 +313,16 @@ func TestConfigWarnings(t *testing.T) {
 	w := c.Warnings()
 	if len(w) != 2 || !strings.Contains(w[0], "odd") || !strings.Contains(w[1], "INSECURE") {
 		t.Errorf("warnings for four insecure nodes: %v", w)
+	}
+	c, err = Parse([]byte(four + "voters: [1, 2, 3]\n"))
+	if err != nil {
+		t.Fatalf("four peers, three voters must be legal: %v", err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "INSECURE") {
+		t.Errorf("warnings for three voters and a learner: %v", w)
+	}
+	if cc := c.Consensus(); !slices.Equal(cc.Voters, []rdma.NodeID{1, 2, 3}) || len(cc.Members) != 4 {
+		t.Errorf("consensus members %v voters %v", cc.Members, cc.Voters)
 	}
 	slow := strings.Replace(baseConfig, "40us", "2ms\n  probe_interval: 10ms", 1)
 	c, err = Parse([]byte(slow))

@@ -57,6 +57,23 @@ func (c *Config) validateFile() error {
 	if n < MinClusterNodes || n > MaxClusterNodes {
 		return fail("peers", "%d nodes; a cluster has %d to %d (this node included)", n, MinClusterNodes, MaxClusterNodes)
 	}
+	if len(c.Voters) > 0 {
+		n = len(c.Voters)
+		if n < MinClusterNodes {
+			return fail("voters", "%d voters; a group needs at least %d", n, MinClusterNodes)
+		}
+		for i, v := range c.Voters {
+			if !slices.ContainsFunc(c.Peers, func(p PeerConfig) bool { return p.ID == v }) {
+				return fail(fmt.Sprintf("voters[%d]", i), "%d is not among peers[*].id", v)
+			}
+			if slices.Contains(c.Voters[:i], v) {
+				return fail(fmt.Sprintf("voters[%d]", i), "%d is listed twice", v)
+			}
+		}
+	}
+	if n%2 == 0 && !c.AllowEvenMembers && len(c.Voters) > 0 {
+		return fail("voters", "%d voters tolerate no more failures than %d, and an even split leaves no majority; use an odd count, or set allow_even_members: true", n, n-1)
+	}
 	if n%2 == 0 && !c.AllowEvenMembers {
 		return fail("peers", "%d nodes tolerate no more failures than %d, and an even split leaves no majority; use an odd count, or set allow_even_members: true", n, n-1)
 	}
@@ -371,6 +388,7 @@ func (c *Config) Consensus() consensus.Config {
 	for _, p := range c.Peers {
 		cc.Members = append(cc.Members, p.ID)
 	}
+	cc.Voters = slices.Clone(c.Voters)
 	read := int64(c.Timings.PullscoreReadInterval.D())
 	cc.PullScore.ReadIntervalNs = read
 	// The own counter must move at least twice per peer sample.
@@ -490,8 +508,11 @@ func derivedErr(component string, err error) error {
 // Warnings lists legal but doubtful choices.
 func (c *Config) Warnings() []string {
 	var w []string
-	if len(c.Peers)%2 == 0 {
+	if len(c.Voters) == 0 && len(c.Peers)%2 == 0 {
 		w = append(w, fmt.Sprintf("peers: %d nodes tolerate no more failures than %d; an odd count is recommended", len(c.Peers), len(c.Peers)-1))
+	}
+	if n := len(c.Voters); n%2 == 0 && n > 0 {
+		w = append(w, fmt.Sprintf("voters: %d voters tolerate no more failures than %d; an odd count is recommended", n, n-1))
 	}
 	if c.PollMode == PollSpin && c.Timings.PullscoreReadInterval.D() >= time.Millisecond {
 		w = append(w, "poll_mode: spin burns a core although timings.pullscore_read_interval is a millisecond or more; spin-yield is enough")

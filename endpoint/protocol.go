@@ -31,6 +31,9 @@ const (
 	// ReqTransfer asks the leader to hand leadership over. Body: u16 id
 	// of the target, then u64 milliseconds the node may take.
 	ReqTransfer byte = 6
+	// ReqMember asks the leader to change the voters. Body: u8 1 (add) or
+	// 2 (remove), u16 id of the member, u64 milliseconds the node may take.
+	ReqMember byte = 7
 
 	RespOK        byte = 0x81 // body: u64 index (propose), or JSON (status, log), or empty
 	RespNotLeader byte = 0x82 // body: u16 leader, u8 known, then the leader's client address
@@ -243,6 +246,23 @@ func DecodeTransfer(b []byte) (to rdma.NodeID, timeoutMs uint64, err error) {
 		return 0, 0, fmt.Errorf("%w: transfer body must be a 2-byte node id and an 8-byte timeout, got %d bytes", ErrBadFrame, len(b))
 	}
 	return rdma.NodeID(binary.LittleEndian.Uint16(b)), binary.LittleEndian.Uint64(b[2:]), nil
+}
+
+// EncodeMember is the body of ReqMember.
+func EncodeMember(add bool, id rdma.NodeID, timeoutMs uint64) []byte {
+	op := byte(2)
+	if add {
+		op = 1
+	}
+	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint16([]byte{op}, uint16(id)), timeoutMs)
+}
+
+// DecodeMember decodes the body of ReqMember.
+func DecodeMember(b []byte) (add bool, id rdma.NodeID, timeoutMs uint64, err error) {
+	if len(b) != 11 || b[0] != 1 && b[0] != 2 {
+		return false, 0, 0, fmt.Errorf("%w: member body must be an op (1 add, 2 remove), a 2-byte node id and an 8-byte timeout", ErrBadFrame)
+	}
+	return b[0] == 1, rdma.NodeID(binary.LittleEndian.Uint16(b[1:])), binary.LittleEndian.Uint64(b[3:]), nil
 }
 
 // DecodeRejoin decodes the body of ReqRejoin.

@@ -88,7 +88,7 @@ func relaxed() consensus.Config {
 }
 
 // startCluster runs n nodes in this process over rdma/inproc.
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t *testing.T, n int, mutate ...func(*Config)) *cluster {
 	t.Helper()
 	c := &cluster{nodes: map[rdma.NodeID]*Node{}, sms: map[rdma.NodeID]*kvSM{}}
 	for i := 1; i <= n; i++ {
@@ -117,6 +117,9 @@ func startCluster(t *testing.T, n int) *cluster {
 		cfg.Poll = PollIdleSleep
 		c.sms[id] = &kvSM{}
 		cfg.StateMachine = c.sms[id]
+		for _, m := range mutate {
+			m(&cfg)
+		}
 		cfg.OnEvent = func(e Event) {
 			c.evMu.Lock()
 			c.events = append(c.events, e)

@@ -24,7 +24,10 @@ type Status struct {
 	Commit      consensus.Index
 	Applied     consensus.Index
 	LeaderTerms uint64 // terms this node led
-	Health      string // what this node advertises: healthy, degraded, fenced
+	// Voters are the voting members in the newest configuration this node
+	// knows; the other members are learners.
+	Voters []rdma.NodeID
+	Health string // what this node advertises: healthy, degraded, fenced
 	Device      string // the GID in use
 	Uptime      time.Duration
 	Pid         int
@@ -105,6 +108,7 @@ func (n *Node) Status() Status {
 	st.IsLeader, st.Fenced = n.r.IsLeader(), n.r.Fenced()
 	st.Commit, st.Applied = n.r.CommitIndex(), n.r.AppliedIndex()
 	st.LeaderTerms = n.leaderTerms.Load()
+	st.Voters = n.r.Voters()
 	st.Replica = n.r.Stats()
 	st.EventsDropped = n.dropped.Load()
 	if st.IsLeader {

@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newHealthCmd(), newCheckConfigCmd(), newCertsCmd(), newDemoCmd(), newNodeCmd(), newStatusCmd(), newBenchCmd())
 	root.AddCommand(newTransferCmd())
+	root.AddCommand(newMemberCmd())
 	return root
 }
 

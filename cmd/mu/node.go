@@ -214,6 +214,8 @@ func (s *nodeServer) answer(ctx context.Context, typ byte, body, out []byte) (by
 		return endpoint.RespOK, append(out, b...)
 	case endpoint.ReqTransfer:
 		return s.answerTransfer(ctx, body, out)
+	case endpoint.ReqMember:
+		return s.answerMember(ctx, body, out)
 	case endpoint.ReqRejoin:
 		id, err := endpoint.DecodeRejoin(body)
 		if err != nil {
@@ -267,6 +269,7 @@ func (s *nodeServer) status() nodeStatus {
 	st.Device = ns.Device
 	st.Leader, st.LeaderKnown, st.IsLeader, st.Fenced = ns.Leader, ns.LeaderKnown, ns.IsLeader, ns.Fenced
 	st.Commit, st.Applied, st.LeaderTerms = ns.Commit, ns.Applied, ns.LeaderTerms
+	st.Voters = ns.Voters
 	st.FailSlow = failSlowFlags(ns.FailSlow)
 	p50, p99, n := s.commits.quantiles(time.Now())
 	st.CommitP50Ns, st.CommitP99Ns, st.CommitSamples = int64(p50), int64(p99), n

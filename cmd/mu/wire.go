@@ -40,8 +40,11 @@ type nodeStatus struct {
 	Device      string                 `json:"device"`
 	Rejoining   bool                   `json:"rejoining"`
 	LeaderTerms uint64                 `json:"leader_terms"`
-	UptimeNs    int64                  `json:"uptime_ns"`
-	Pid         int                    `json:"pid"`
+	// Voters are the voting members in the newest configuration this
+	// node knows; the other peers are learners.
+	Voters   []rdma.NodeID `json:"voters"`
+	UptimeNs int64         `json:"uptime_ns"`
+	Pid      int           `json:"pid"`
 	// Conns is each peer's connection state per plane and the access it
 	// grants, for diagnosis.
 	Conns map[rdma.NodeID]string `json:"conns"`
