@@ -172,5 +172,6 @@ func (r *Replica) publishHeader() {
 	if r.rejoining {
 		flags = flagRejoining
 	}
+	flags |= r.restoredFlags()
 	le.PutUint64(r.region[hdrFlags:], sealWord(flags))
 }

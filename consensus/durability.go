@@ -16,8 +16,11 @@ const (
 	// Storage in the background; commit does not wait for the disk. What a
 	// total failure would lose is reported live (Stats.LossWindowEntries,
 	// Stats.LossWindowNs). A replica restarted from its journal restores
-	// its state machine and log from it but rejoins (it cannot prove it
-	// held what a majority in memory counted on).
+	// its state machine and log from it; it votes with them only in an
+	// election every member takes part in (it cannot prove it held what
+	// a majority in memory counted on), so after a total failure the
+	// group elects once every member runs again and loses at most the
+	// reported window.
 	DurabilityAsync
 	// DurabilitySync counts a replica toward an entry's commit majority
 	// only once the replica holds the entry durably in its journal: every
@@ -72,6 +75,23 @@ type Storage interface {
 	Append(rec []byte) (seq uint64, err error)
 	// Durable is the highest sequence number known durable.
 	Durable() (seq uint64, err error)
+}
+
+// Compacter is a Storage that can replace the records up to one of them
+// with a snapshot of any size (WALStorage): a replica then journals its
+// own state now and then and the journal stops growing. Load passes the
+// snapshot first, as one record, then the records after it.
+type Compacter interface {
+	// CompactDue reports whether enough has been appended since the last
+	// snapshot to take another. Called on the driving goroutine; must not
+	// wait for the disk.
+	CompactDue() bool
+	// Compact writes parts, in order, as the snapshot that stands for
+	// records 1..seq, once seq is durable, and then drops those records.
+	// It runs on a goroutine of its own and may take as long as the disk
+	// needs; the next Compact is called only after it returned. An error
+	// is final, as Append's.
+	Compact(seq uint64, parts [][]byte) error
 }
 
 // ErrStorage is wrapped by the error of a replica that fenced itself

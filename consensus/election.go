@@ -155,7 +155,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 				r.postHeaderRead(p)
 			}
 		}
-		if !r.quorate(okSet) {
+		if !r.quorate(okSet) || r.restoredHold(ok) {
 			return wake
 		}
 		if r.wideWait(now, ok, r.grantedPeers()) {
@@ -185,7 +185,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 				okSet |= r.peers[i].bit()
 			}
 		}
-		if !r.quorate(okSet) {
+		if !r.quorate(okSet) || r.restoredHold(ok) {
 			return wake
 		}
 		voters := 0
@@ -224,7 +224,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 				okSet |= p.bit()
 			}
 		}
-		if !r.quorate(okSet) {
+		if !r.quorate(okSet) || r.restoredHold(ok) {
 			return wake
 		}
 		in := 0

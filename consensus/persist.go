@@ -14,12 +14,22 @@ import (
 //	voter     4: from here on the journal holds all this replica counted
 //	          for (written at the creation of a cluster, and after a
 //	          rejoining replica's catch-up has been journaled)
+//	compact   5, then u64 applied index, u64 highest proposal, u8 voter,
+//	          u32 slot count, each slot as u32 length and its bytes, then
+//	          the snapshot at the applied index (membership, then the state
+//	          machine's bytes, as a catch-up snapshot carries them): stands
+//	          for every record before it (Compacter)
 const (
 	recSlot     = 1
 	recPromise  = 2
 	recSnapshot = 3
 	recVoter    = 4
+	recCompact  = 5
 )
+
+// compactRetryNs spaces a replica's attempts to compact while its ring
+// differs from its journal (slots landed and not yet journaled).
+const compactRetryNs = 1_000_000
 
 // journal is a replica's persistence state (async and sync modes).
 //
@@ -66,10 +76,17 @@ type journal struct {
 	buf   []byte   // one record
 	order []uint64 // rescan scratch
 
-	voter     bool // a voter record is in the journal
-	lossSince int64
-	records   uint64
-	err       atomic.Pointer[error]
+	voter     bool     // a voter record is in the journal
+	restored  bool     // async restart, not yet caught up (restore.go)
+	peerFlags []uint64 // async: each member's header flags last read
+
+	compacting   atomic.Bool // a Compact runs
+	compactErr   atomic.Pointer[error]
+	compactTryAt int64  // no attempt before (Step's clock)
+	compactedAt  uint64 // applied index of the last snapshot taken
+	lossSince    int64
+	records      uint64
+	err          atomic.Pointer[error]
 }
 
 type jmark struct{ seq, p uint64 }
@@ -185,12 +202,88 @@ func (r *Replica) journalStep() {
 	if j.under != 0 {
 		r.journalForward()
 	}
-	if !j.voter && !r.rejoining && !j.rescan {
+	r.endRestored()
+	if !j.voter && !r.rejoining && !j.restored && !j.rescan {
 		// After the records of its catch-up: durable in order, the
 		// voter record proves them durable too.
 		r.journalVoter()
 	}
 	r.publishPersisted()
+	r.maybeCompact()
+}
+
+// maybeCompact hands the storage a snapshot of this replica's journal
+// when it asks for one: the state machine at the applied index and every
+// slot of the ring as journaled (what a recovery reads from this replica,
+// so it must survive the records it replaces), with the promise and the
+// voter record. Taken on the driving goroutine only while the ring holds
+// what the journal holds; written by the storage on its own goroutine.
+func (r *Replica) maybeCompact() {
+	j := r.js
+	c, ok := j.st.(Compacter)
+	if !ok {
+		return
+	}
+	if e := j.compactErr.Load(); e != nil {
+		r.storageFailed("compact", *e)
+		return
+	}
+	if j.compacting.Load() || j.under == 0 || j.rescan || r.applied <= j.compactedAt ||
+		r.now < j.compactTryAt || !c.CompactDue() {
+		return
+	}
+	j.compactTryAt = r.now + compactRetryNs
+	n := r.lay.LogSlots
+	stride := r.lay.SlotStrideBytes
+	head := make([]byte, 0, 22+n*(4+stride))
+	head = append(head, recCompact)
+	head = le.AppendUint64(head, r.applied)
+	maxProp := j.mpSeen
+	var voter byte
+	if j.voter {
+		voter = 1
+	}
+	head = le.AppendUint64(head, 0) // highest proposal, below
+	head = append(head, voter)
+	countOff := len(head)
+	head = le.AppendUint32(head, 0)
+	count := uint32(0)
+	for pos := uint64(0); pos < n; pos++ {
+		if j.jIdx[pos] == 0 {
+			continue
+		}
+		off := r.lay.LogOffset + pos*stride
+		at := len(head) + 4
+		head = le.AppendUint32(head, 0)
+		head = append(head, r.region[off:off+stride]...)
+		cp := head[at:]
+		v, st := decodeSlot(cp, j.jIdx[pos], r.cfg.MaxPayloadBytes)
+		if st != slotOK || !j.matches(pos, j.jIdx[pos], v.proposal, slotCRC(cp, v)) {
+			return // landed since it was journaled: the journal is behind
+		}
+		head = head[:at+int(v.bytes)]
+		le.PutUint32(head[at-4:], uint32(v.bytes))
+		maxProp = max(maxProp, v.proposal)
+		count++
+	}
+	le.PutUint64(head[9:], maxProp)
+	le.PutUint32(head[countOff:], count)
+	data, err := r.sm.Snapshot()
+	if err != nil {
+		return // the state machine cannot now; the journal keeps growing
+	}
+	// The membership travels with the state, as in a catch-up snapshot.
+	mem := make([]byte, snapMemBytes)
+	r.wrapSnapshot(mem)
+	seq := j.lastSeq
+	j.compactedAt = r.applied
+	j.compacting.Store(true)
+	go func() {
+		defer j.compacting.Store(false)
+		if err := c.Compact(seq, [][]byte{head, mem, data}); err != nil {
+			j.compactErr.Store(&err)
+		}
+	}()
 }
 
 // journalVoter records that this replica may vote after a restart.

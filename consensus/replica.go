@@ -246,25 +246,7 @@ func NewWithSeams(f rdma.Fabric, sm StateMachine, det Detector, perms Permission
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case damaged:
-			r.rejoining = true // it cannot prove what it accepted
-		case !voter && r.js.records == 0 && cfg.NewCluster:
-			// A member of a cluster being created: nothing to forget.
-			r.journalVoter()
-		case !voter:
-			// An empty data directory without the new-cluster flag (a
-			// lost disk, a new machine), or a journal that never caught
-			// up: it may have counted for what it does not hold.
-			r.rejoining = true
-		case cfg.Durability == DurabilityAsync:
-			// Its peers may have counted in memory what it never
-			// persisted: its log proves too little to vote on.
-			r.rejoining = true
-		}
-		if r.rejoining {
-			r.js.voter = false
-		}
+		r.admitJournal(voter, damaged)
 	}
 	r.publishHeader()
 	r.publishVoters()

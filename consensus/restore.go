@@ -38,6 +38,55 @@ func (r *Replica) restoreJournal() (voter, damaged bool, err error) {
 	j := r.js
 	rs := restored{latest: map[uint64][]byte{}}
 	stride := r.lay.SlotStrideBytes
+	// loadSlot puts a journaled slot into its ring position, as the write
+	// it records did: the ring ends as the journal last saw it.
+	loadSlot := func(s []byte) error {
+		if uint64(len(s)) < encodedSlotBytes(0) || uint64(len(s)) > stride {
+			return &recordError{rs.records, fmt.Sprintf("slot of %d bytes", len(s))}
+		}
+		idx := le.Uint64(s[slotIndexOff:])
+		if idx == 0 {
+			return &recordError{rs.records, "slot of index 0"}
+		}
+		buf := r.slotBuf(idx)
+		clear(buf)
+		copy(buf, s)
+		v, st := decodeSlot(buf, idx, r.cfg.MaxPayloadBytes)
+		if st != slotOK || v.bytes != uint64(len(s)) {
+			return &recordError{rs.records, fmt.Sprintf("slot %d is %v", idx, st)}
+		}
+		rs.latest[idx] = append([]byte(nil), s...)
+		rs.maxProp = max(rs.maxProp, v.proposal, le.Uint64(s[slotProposalOff:]))
+		rs.maxHint = max(rs.maxHint, v.hint)
+		pos := idx % r.lay.LogSlots
+		j.jIdx[pos], j.jProp[pos], j.jCRC[pos] = idx, v.proposal, slotCRC(buf, v)
+		return nil
+	}
+	// loadCompact reads a compaction's snapshot (persist.go, recCompact).
+	loadCompact := func(b []byte) error {
+		if len(b) < 22 {
+			return &recordError{rs.records, "short compaction"}
+		}
+		applied, prop, voter, count := le.Uint64(b[1:]), le.Uint64(b[9:]), b[17] == 1, le.Uint32(b[18:])
+		p := b[22:]
+		for k := uint32(0); k < count; k++ {
+			if len(p) < 4 || uint64(len(p)-4) < uint64(le.Uint32(p)) {
+				return &recordError{rs.records, "compaction's slots cut short"}
+			}
+			n := le.Uint32(p)
+			if err := loadSlot(p[4 : 4+n]); err != nil {
+				return err
+			}
+			p = p[4+n:]
+		}
+		if applied >= rs.snapIdx {
+			rs.snapIdx, rs.snapData = applied, append([]byte(nil), p...)
+		}
+		rs.maxProp = max(rs.maxProp, prop)
+		rs.voter = rs.voter || voter
+		j.compactedAt = applied
+		return nil
+	}
 	err = j.st.Load(func(b []byte) error {
 		rs.records++
 		if len(b) == 0 {
@@ -45,28 +94,9 @@ func (r *Replica) restoreJournal() (voter, damaged bool, err error) {
 		}
 		switch b[0] {
 		case recSlot:
-			s := b[1:]
-			if uint64(len(s)) < encodedSlotBytes(0) || uint64(len(s)) > stride {
-				return &recordError{rs.records, fmt.Sprintf("slot of %d bytes", len(s))}
-			}
-			idx := le.Uint64(s[slotIndexOff:])
-			if idx == 0 {
-				return &recordError{rs.records, "slot of index 0"}
-			}
-			// Into the ring position, as the write it records did: the
-			// ring ends as the journal last saw it.
-			buf := r.slotBuf(idx)
-			clear(buf)
-			copy(buf, s)
-			v, st := decodeSlot(buf, idx, r.cfg.MaxPayloadBytes)
-			if st != slotOK || v.bytes != uint64(len(s)) {
-				return &recordError{rs.records, fmt.Sprintf("slot %d is %v", idx, st)}
-			}
-			rs.latest[idx] = append([]byte(nil), s...)
-			rs.maxProp = max(rs.maxProp, v.proposal, le.Uint64(s[slotProposalOff:]))
-			rs.maxHint = max(rs.maxHint, v.hint)
-			pos := idx % r.lay.LogSlots
-			j.jIdx[pos], j.jProp[pos], j.jCRC[pos] = idx, v.proposal, slotCRC(buf, v)
+			return loadSlot(b[1:])
+		case recCompact:
+			return loadCompact(b)
 		case recPromise:
 			if len(b) != 9 {
 				return &recordError{rs.records, "short promise"}
@@ -160,4 +190,131 @@ func (r *Replica) replay(rs *restored) error {
 	r.js.rescan = true
 	le.PutUint64(r.region[hdrMinProposal:], sealWord(rs.maxProp))
 	return nil
+}
+
+// Header flags of a replica restarted in async mode, beside flagRejoining
+// (which it also publishes, so a candidate of the running group does not
+// count it):
+//
+//	flagRestored  restarted in async mode and not yet caught up by a
+//	              leader: nothing it accepted in its last run survives
+//	              but what its journal holds
+//	flagJournal   with flagRestored: its journal was intact, and it votes
+//	              with it in an election every member takes part in
+const (
+	flagRestored = 2
+	flagJournal  = 4
+)
+
+// admitJournal decides, after the journal was loaded, whether this
+// replica votes (docs/durability.md, "Restart").
+func (r *Replica) admitJournal(voter, damaged bool) {
+	j := r.js
+	if r.cfg.Durability == DurabilityAsync {
+		r.admitAsync(damaged)
+		return
+	}
+	switch {
+	case damaged:
+		r.rejoining = true // it cannot prove what it accepted
+	case !voter && j.records == 0 && r.cfg.NewCluster:
+		// A member of a cluster being created: nothing to forget.
+		r.journalVoter()
+	case !voter:
+		// An empty data directory without the new-cluster flag (a lost
+		// disk, a new machine), or a journal that never caught up: it
+		// may have counted for what it does not hold.
+		r.rejoining = true
+	}
+	if r.rejoining {
+		j.voter = false
+	}
+}
+
+// admitAsync: in async mode its peers committed on memory
+// acknowledgements it may never have journaled, so a restarted replica
+// never votes beside replicas that kept their memory. It is restored: it
+// votes with its journal only in an election that every member takes
+// part in (restoredHold), which weighs every member's journal and every
+// survivor's memory, so what such an election loses is only what no
+// replica kept: the entries no journal had made durable, the reported
+// window. An empty or damaged journal holds nothing to vote with: the
+// replica is restored but rejoining, and such an election goes on
+// without its vote once it shows it applied nothing.
+func (r *Replica) admitAsync(damaged bool) {
+	j := r.js
+	j.peerFlags = make([]uint64, r.n)
+	if !damaged && j.records == 0 && r.cfg.NewCluster {
+		r.journalVoter()
+		return
+	}
+	j.restored = true
+	j.voter = false
+	if damaged || j.records == 0 {
+		r.rejoining = true
+	}
+}
+
+// restoredFlags are the header flags of a restored replica.
+func (r *Replica) restoredFlags() uint64 {
+	if r.js == nil || !r.js.restored {
+		return 0
+	}
+	if r.rejoining {
+		return flagRejoining | flagRestored
+	}
+	return flagRejoining | flagRestored | flagJournal
+}
+
+// notePeerFlags records p's header flags; a restored replica counts a
+// restored peer that holds its journal as a voter (restoredHold then asks
+// for every member).
+func (r *Replica) notePeerFlags(p *peer, flags uint64, ok bool) {
+	j := r.js
+	if j == nil || j.peerFlags == nil {
+		return
+	}
+	if !ok {
+		flags = flagRejoining
+	}
+	j.peerFlags[p.member] = flags
+	if j.restored && !r.rejoining && flags&(flagRestored|flagJournal) == flagRestored|flagJournal {
+		p.rejoining = false
+	}
+}
+
+// restoredHold reports whether a restored candidate's election phase,
+// with have peers counted, must wait: it goes on only with every member,
+// each either counted or restored without a journal and having applied
+// nothing. A restored replica's log may lack what a survivor or another
+// restored replica holds, and those replayed into their state machines
+// what their journals proved committed: a recovery that left any of them
+// out could choose another value at such an index.
+func (r *Replica) restoredHold(have int) bool {
+	j := r.js
+	if j == nil || !j.restored {
+		return false
+	}
+	for i := range r.peers {
+		p := &r.peers[i]
+		if f := j.peerFlags[p.member]; p.hdrOK && f&(flagRejoining|flagRestored|flagJournal) == flagRejoining|flagRestored && p.applied == 0 {
+			have++
+		}
+	}
+	return have < len(r.peers)
+}
+
+// endRestored: a leader caught this replica up, or it leads; from now on
+// it is a plain voter (its log is the group's again).
+func (r *Replica) endRestored() {
+	j := r.js
+	if j == nil || !j.restored {
+		return
+	}
+	cu, ok := openWord(le.Uint64(r.region[hdrCaughtUp:]))
+	if r.role != roleLeader && (!ok || cu == 0) {
+		return
+	}
+	j.restored = false
+	r.publishHeader()
 }

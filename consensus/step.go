@@ -161,6 +161,7 @@ func (r *Replica) dispatch(c rdma.Completion) {
 			p.appliedAt = r.now
 		}
 		p.rejoining = !okFlags || flags&flagRejoining != 0
+		r.notePeerFlags(p, flags, okFlags)
 		p.durable, p.durUnder = 0, 0
 		if d, ok := openWord(le.Uint64(h[hdrPersisted:])); ok {
 			if u, ok := openWord(le.Uint64(h[hdrPersistedUnder:])); ok {

@@ -1,9 +1,13 @@
 package consensus
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"github.com/rdmaconsensus/mu/wal"
 )
@@ -18,9 +22,25 @@ import (
 // a hole, a record that no longer verifies) is reported damaged; Reset
 // then moves it aside, as <dir>.damaged.N, for inspection, and starts an
 // empty one.
+//
+// It is a Compacter: once CompactBytes of records were appended since the
+// last snapshot (and at least twice the last snapshot's size), the
+// replica hands it a snapshot of its journal, which it streams into a
+// wal snapshot file, and the segments it covers are deleted
+// (docs/durability.md, "Compaction").
 type WALStorage struct {
+	// CompactBytes is how many bytes of records are appended between
+	// snapshots: 0 is two segments, a negative value never compacts.
+	// Set it before Load.
+	CompactBytes int64
+
 	opts wal.Options
 	w    *wal.WAL
+
+	cmu       sync.Mutex    // held by a Compact, and by Close
+	since     atomic.Int64  // record bytes appended since the last snapshot
+	snapBytes atomic.Int64  // size of the last snapshot
+	snaps     atomic.Uint64 // snapshots written
 }
 
 // NewWALStorage checks opts and returns the storage; the directory is
@@ -44,13 +64,15 @@ func (e *walDamage) JournalDamaged() bool { return true }
 
 func damage(err error) error {
 	var ce *wal.CorruptionError
-	if errors.As(err, &ce) {
+	var se *wal.SnapshotCorruptError
+	if errors.As(err, &ce) || errors.As(err, &se) {
 		return &walDamage{err}
 	}
 	return err
 }
 
-// Load opens the directory and replays its records.
+// Load opens the directory and replays its records: the latest snapshot
+// first, as one record, then the records after it.
 func (s *WALStorage) Load(fn func(rec []byte) error) error {
 	if s.w != nil {
 		return errors.New("consensus: WALStorage loaded twice")
@@ -60,8 +82,92 @@ func (s *WALStorage) Load(fn func(rec []byte) error) error {
 		return damage(err)
 	}
 	s.w = w
-	return damage(w.Replay(w.FirstIndex(), func(_ uint64, rec []byte) error { return fn(rec) }))
+	from := w.FirstIndex()
+	idx, path, ok, err := wal.LatestSnapshot(s.opts.Dir)
+	if err != nil {
+		return err
+	}
+	if ok {
+		rd, err := wal.OpenSnapshot(path)
+		if err != nil {
+			return damage(err)
+		}
+		rec, err := io.ReadAll(rd) // the crc is checked at the end
+		rd.Close()
+		if err != nil {
+			return damage(err)
+		}
+		s.snapBytes.Store(int64(len(rec)))
+		if err := fn(rec); err != nil {
+			return err
+		}
+		from = idx + 1
+	}
+	return damage(w.Replay(from, func(_ uint64, rec []byte) error {
+		s.since.Add(int64(len(rec)) + wal.HeaderBytes)
+		return fn(rec)
+	}))
 }
+
+// CompactDue reports whether CompactBytes, and twice the last snapshot's
+// size, were appended since the last snapshot.
+func (s *WALStorage) CompactDue() bool {
+	limit := s.CompactBytes
+	if limit < 0 || s.w == nil {
+		return false
+	}
+	if limit == 0 {
+		limit = 2 * s.segmentBytes()
+	}
+	return s.since.Load() >= max(limit, 2*s.snapBytes.Load())
+}
+
+func (s *WALStorage) segmentBytes() int64 {
+	if s.opts.SegmentBytes > 0 {
+		return s.opts.SegmentBytes
+	}
+	return wal.DefaultSegmentBytes
+}
+
+// Compact waits until record seq is durable, streams parts into the
+// snapshot file that stands for records 1..seq, commits it, and deletes
+// the segments and older snapshots it covers.
+func (s *WALStorage) Compact(seq uint64, parts [][]byte) error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.w == nil {
+		return errors.New("consensus: WALStorage closed")
+	}
+	since := s.since.Load()
+	if err := s.w.WaitDurable(context.Background(), seq); err != nil {
+		return err
+	}
+	sw, err := wal.CreateSnapshot(s.opts.Dir, seq)
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, p := range parts {
+		if _, err := sw.Write(p); err != nil {
+			sw.Abort()
+			return err
+		}
+		n += int64(len(p))
+	}
+	if _, err := sw.Commit(); err != nil {
+		return err
+	}
+	if err := s.w.Compact(seq); err != nil {
+		return err
+	}
+	s.since.Add(-since)
+	s.snapBytes.Store(n)
+	s.snaps.Add(1)
+	return nil
+}
+
+// Snapshots is how many snapshots Compact wrote since Load.
+func (s *WALStorage) Snapshots() uint64 { return s.snaps.Load() }
 
 // Reset moves the directory aside and opens an empty one.
 func (s *WALStorage) Reset() error {
@@ -95,6 +201,7 @@ func (s *WALStorage) Append(rec []byte) (uint64, error) {
 		return 0, errors.New("consensus: WALStorage used before Load")
 	}
 	idx := s.w.NextIndex()
+	s.since.Add(int64(len(rec)) + wal.HeaderBytes)
 	err := s.w.Append(idx, rec)
 	if errors.Is(err, wal.ErrBacklogFull) {
 		if err = s.w.Sync(); err == nil {
@@ -123,8 +230,11 @@ func (s *WALStorage) LossWindow() wal.LossWindow {
 	return s.w.LossWindow()
 }
 
-// Close flushes and closes the WAL; call it after the replica's Close.
+// Close waits for a Compact under way, then flushes and closes the WAL;
+// call it after the replica's Close.
 func (s *WALStorage) Close() error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	if s.w == nil {
 		return nil
 	}

@@ -41,8 +41,8 @@ type restartOptions struct {
 	// acknowledgement and every node converged; in the other modes, the
 	// wait for the restarted replicas to run.
 	recoverWait time.Duration
-	// leaderGrace is how long memory and async modes look for a leader
-	// after the restart (none is expected: every replica rejoins).
+	// leaderGrace is how long memory mode looks for a leader after the
+	// restart (none is expected: every replica rejoins).
 	leaderGrace time.Duration
 	keepData    bool
 	// onRun reports each run as it ends (may be nil).
@@ -217,9 +217,12 @@ func (rg *restartGroup) run(ctx context.Context, o restartOptions, run, k int, j
 	}
 	var logs map[rdma.NodeID]nodeLog
 	var err error
-	if o.durability == "sync" {
+	switch o.durability {
+	case "sync":
 		logs, err = rg.recoverSync(ctx, o, t0, &r)
-	} else {
+	case "async":
+		logs, err = rg.recoverAsync(ctx, o, t0, &r)
+	default:
 		logs, err = rg.recoverWithoutVote(ctx, o, t0, &r)
 	}
 	if err != nil {
@@ -288,9 +291,33 @@ func (rg *restartGroup) recoverSync(ctx context.Context, o restartOptions, t0 ti
 	return logs, nil
 }
 
-// recoverWithoutVote is memory and async modes after a total failure:
-// every replica rejoins (none can prove it held what a majority counted
-// on), so none is expected to lead. It reads what each restored.
+// recoverAsync is async mode after a total failure: every replica votes
+// with its journal in an election all take part in, so a leader is
+// expected; it acknowledges one new order (the time to recover) and every
+// node applies up to it. Acknowledged orders above the journals' reach
+// (the loss window) may be gone, and their indexes hold other orders.
+func (rg *restartGroup) recoverAsync(ctx context.Context, o restartOptions, t0 time.Time, r *restartRun) (map[rdma.NodeID]nodeLog, error) {
+	g := rg.g
+	if err := g.waitLeader(ctx, o.recoverWait); err != nil {
+		return nil, fmt.Errorf("after the restart: %w", err)
+	}
+	r.Led, r.LeaderNs = true, int64(time.Since(t0))
+	pctx, cancel := context.WithTimeout(ctx, o.recoverWait)
+	a, err := newClient(g).submit(pctx, rg.gen.Next(nil))
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("the first order after the restart: %w", err)
+	}
+	r.RecoverNs = a.AtNs - t0.UnixNano()
+	rg.acks = append(rg.acks, a)
+	cctx, cancel := context.WithTimeout(ctx, o.recoverWait)
+	defer cancel()
+	return converged(cctx, g, g.ids, a.Index)
+}
+
+// recoverWithoutVote is memory mode after a total failure: every replica
+// comes back empty and rejoins, so none is expected to lead. It reads
+// what each restored.
 func (rg *restartGroup) recoverWithoutVote(ctx context.Context, o restartOptions, t0 time.Time, r *restartRun) (map[rdma.NodeID]nodeLog, error) {
 	g := rg.g
 	deadline := time.Now().Add(o.recoverWait)
@@ -546,7 +573,7 @@ func writeRestartRun(w io.Writer, o restartOptions, r restartRun) {
 	case r.Led:
 		fmt.Fprintf(w, "a leader %s after the restart", secs(r.LeaderNs))
 	default:
-		fmt.Fprintf(w, "no leader within %v of the replicas running again (in %s mode every replica rejoins after a total failure)", o.leaderGrace, o.durability)
+		fmt.Fprintf(w, "no leader within %v of the replicas running again (in %s mode every replica rejoins empty after a total failure)", o.leaderGrace, o.durability)
 	}
 	fmt.Fprintf(w, "; lost %d", r.Lost)
 	if r.Lost > 0 {
@@ -609,11 +636,14 @@ existing cluster. In sync mode a leader must be elected and acknowledge a
 new order (the time to recover), every node must then hold every
 acknowledged order at its index, taking effect exactly once, with identical
 logs and books; the group goes on to the next run and everything it ever
-acknowledged is checked again. In memory and async modes every replica
-rejoins after a total failure, so no leader is expected: what each restored
-is read and an order counts as lost when no node holds it; the next run
-starts a new group. The last line is "lost X of N acknowledged"; the exit
-status is non-zero on any loss in sync mode.`,
+acknowledged is checked again. Async mode recovers the same way, except
+that the acknowledged orders no journal had made durable (the reported loss
+window) may be lost: each is counted, with how long before the kill it was
+acknowledged. In memory mode every replica rejoins empty after a total
+failure, so no leader is expected: what each restored is read and an order
+counts as lost when no node holds it; the next run starts a new group. The
+last line is "lost X of N acknowledged"; the exit status is non-zero on any
+loss in sync mode.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.runs < 1 {
@@ -641,7 +671,7 @@ status is non-zero on any loss in sync mode.`,
 	f.IntVar(&o.maxOrders, "orders-max", 200, "most orders acknowledged in a run before the kill")
 	f.DurationVar(&o.killJitter, "kill-jitter", 5*time.Millisecond, "a random further pause before the kill, with the stream running")
 	f.DurationVar(&o.recoverWait, "recover-timeout", 3*time.Minute, "bound on a restart's recovery")
-	f.DurationVar(&o.leaderGrace, "leader-grace", 10*time.Second, "memory and async: how long to look for a leader after the restart")
+	f.DurationVar(&o.leaderGrace, "leader-grace", 10*time.Second, "memory: how long to look for a leader after the restart")
 	f.BoolVar(&o.keepData, "keep-data", false, "keep the data directories")
 	f.StringVar(&drive, "drive", PollIdleSleep, "nodes' poll_mode")
 	f.StringVar(&device, "device", "", "RDMA device (default: the first)")
