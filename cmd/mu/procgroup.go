@@ -40,6 +40,9 @@ type procGroupOptions struct {
 	// dataRoot holds the nodes' data directories; "" means the group's
 	// temporary directory.
 	dataRoot string
+	// voters are the initial voters (empty: all n); the others start as
+	// learners.
+	voters []rdma.NodeID
 }
 
 // procGroup is a replica group of `mu node` processes, each with a config
@@ -156,6 +159,9 @@ func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, err
 		text := fmt.Sprintf("id: %d\ncluster_id: 0x6d75\npeers:\n%srdma:\n  device: %s\n  port: %d\n  gid_index: %d\n%s%spoll_mode: %s\nlog_size_bytes: %d\n",
 			id, peers.String(), gid.Device, gid.Port, gid.Index, read, security, opts.drive, 16<<20)
 		text += g.durabilityConfig(id)
+		if len(opts.voters) > 0 {
+			text += fmt.Sprintf("voters: %v\n", strings.ReplaceAll(fmt.Sprint(opts.voters), " ", ", "))
+		}
 		cfg, err := ParseConfig([]byte(text))
 		if err != nil {
 			return nil, fmt.Errorf("generated config for node %d: %w", id, err)

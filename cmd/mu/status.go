@@ -159,6 +159,8 @@ func role(st nodeStatus) string {
 		return "fenced"
 	case st.IsLeader:
 		return "leader"
+	case len(st.Voters) > 0 && !slices.Contains(st.Voters, st.ID):
+		return "learner"
 	case st.Rejoining:
 		return "follower (rejoined)"
 	}
@@ -213,8 +215,14 @@ func groupSummary(answers []statusAnswer) string {
 			slow = strings.Join(ids, ",")
 		}
 	}
-	return fmt.Sprintf("group: %d of %d nodes answer  leader %s  commit %d  %s  fail-slow followers: %s",
-		up, len(answers), leader, commit, lat, slow)
+	voters := ""
+	if self != nil && len(self.Voters) > 0 && len(self.Voters) < up {
+		// Only when some answering node is a learner: the usual group
+		// is all voters.
+		voters = fmt.Sprintf("  voters %s", strings.Trim(fmt.Sprint(self.Voters), "[]"))
+	}
+	return fmt.Sprintf("group: %d of %d nodes answer  leader %s  commit %d  %s  fail-slow followers: %s%s",
+		up, len(answers), leader, commit, lat, slow, voters)
 }
 
 // latencyPair is a node's recent commit p50/p99, or "-" when it took no
