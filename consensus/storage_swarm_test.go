@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/rdmaconsensus/mu/rdma"
@@ -138,12 +139,14 @@ func (s *storageSwarm) operatorFrees(a rdma.NodeID) {
 // power once more, and the cluster must recover with every acknowledged
 // operation.
 func runStorageSwarm(t *testing.T, seed uint64, faultNs, livenessNs int64) {
-	runStorageSwarmMode(t, seed, DurabilitySync, storageFaults, faultNs, livenessNs)
+	runStorageSwarmMode(t, seed, DurabilitySync, storageFaults, 0, faultNs, livenessNs)
 }
 
 // runStorageSwarmMode is runStorageSwarm in mode with faults drawn from
-// kinds.
-func runStorageSwarmMode(t *testing.T, seed uint64, mode Durability, kinds []string, faultNs, livenessNs int64) {
+// kinds; with compactBytes > 0 each replica compacts its journal every
+// compactBytes appended (compactingDisk). It returns the compactions and
+// the restarts from a snapshot.
+func runStorageSwarmMode(t *testing.T, seed uint64, mode Durability, kinds []string, compactBytes int, faultNs, livenessNs int64) (compactions, snapLoads int) {
 	rng := rand.New(rand.NewPCG(seed, 0xd15c))
 	n := 3
 	if rng.IntN(3) == 0 {
@@ -163,7 +166,22 @@ func runStorageSwarmMode(t *testing.T, seed uint64, mode Durability, kinds []str
 		// A virtio disk behind a hypervisor: about 0.7 ms a flush.
 		dc.Sync = sim.Latency{BaseNs: 500_000, JitterNs: 400_000, TailProb: 0.02, TailMeanNs: 5_000_000}
 	}
-	d := newDurableCluster(t, seed, n, mode, dc, nil)
+	var d *durableCluster
+	if compactBytes > 0 {
+		cds := map[rdma.NodeID]*compactingDisk{}
+		defer func() {
+			for _, c := range cds {
+				compactions += c.compactions
+				snapLoads += c.loadsFromSnp
+			}
+		}()
+		d = newDurableClusterWith(t, seed, n, mode, nil, func(d *durableCluster, w *sim.World, id rdma.NodeID) {
+			d.disks[id] = sim.NewDisk(w, id, dc)
+			cds[id] = &compactingDisk{Disk: d.disks[id], everyBytes: compactBytes}
+		}, func(id rdma.NodeID) Storage { return cds[id] })
+	} else {
+		d = newDurableCluster(t, seed, n, mode, dc, nil)
+	}
 	s := &storageSwarm{swarm: newSwarm(t, d.cluster), d: d, fenced: map[rdma.NodeID]bool{}, capByte: dc.CapacityBytes}
 	fail := s.failer(seed, fmt.Sprintf("%v mode, n=%d disk flush %v faults enabled %v", mode, n, dc.Sync, enabled))
 	s.watch(fail)
@@ -191,6 +209,7 @@ func runStorageSwarmMode(t *testing.T, seed uint64, mode Durability, kinds []str
 	if missing, _ := d.ackedMissing(s.ops); len(missing) > 0 {
 		fail("lost %d of %d acknowledged: %v", len(missing), acked, missing[:min(5, len(missing))])
 	}
+	return
 }
 
 // TestStorageSwarm1000Seeds: 1000 seeded runs of 3 or 5 replicas in sync
@@ -223,6 +242,29 @@ var asyncStorageFaults = slices.DeleteFunc(slices.Clone(storageFaults), func(k s
 func TestAsyncStorageSwarm(t *testing.T) {
 	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
 		t.Parallel()
-		runStorageSwarmMode(t, seed, DurabilityAsync, asyncStorageFaults, 5_000_000, 60_000_000)
+		runStorageSwarmMode(t, seed, DurabilityAsync, asyncStorageFaults, 0, 5_000_000, 60_000_000)
+	})
+}
+
+// TestStorageSwarmCompacting: the sync-mode durable swarm with every
+// replica compacting its journal every 4 KB of records (a snapshot of its
+// state machine and ring, committed once the records it replaces are
+// durable), so restarts after crashes and power losses start from a
+// snapshot and its tail. Nothing acknowledged may be lost.
+func TestStorageSwarmCompacting(t *testing.T) {
+	var mu sync.Mutex
+	var runs, compactions, snapLoads int
+	t.Cleanup(func() {
+		t.Logf("%d seeds: %d compactions, %d restarts from a snapshot", runs, compactions, snapLoads)
+		if runs >= 100 && (compactions == 0 || snapLoads == 0) && !t.Failed() {
+			t.Errorf("%d compactions, %d restarts from a snapshot: the swarm did not exercise them", compactions, snapLoads)
+		}
+	})
+	sim.Seeds(t, seeds(200), func(t *testing.T, seed uint64) {
+		t.Parallel()
+		c, l := runStorageSwarmMode(t, seed, DurabilitySync, storageFaults, 4096, 5_000_000, 60_000_000)
+		mu.Lock()
+		runs, compactions, snapLoads = runs+1, compactions+c, snapLoads+l
+		mu.Unlock()
 	})
 }

@@ -1,9 +1,7 @@
 package consensus
 
 import (
-	"encoding/binary"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -267,20 +265,7 @@ func TestWALStorageCompactionRestart(t *testing.T) {
 	}
 	// Inside the snapshots: the state equals the commands applied, in
 	// index order, up to the replica's applied index.
-	for _, id := range d.ids {
-		sm := d.sms[id]
-		want := map[uint8]uint64{}
-		for i := Index(1); i <= sm.last; i++ {
-			for _, cmd := range d.applied[i] {
-				if cmd[0] == 1 {
-					want[cmd[1]] = binary.LittleEndian.Uint64(cmd[10:])
-				}
-			}
-		}
-		if !maps.Equal(want, sm.data) {
-			t.Fatalf("node %d at %d (snapshot at %d): state %v, the commands applied give %v", id, sm.last, sm.base, sm.data, want)
-		}
-	}
+	d.checkStates(t)
 	t.Logf("lost 0 of %d acknowledged (%d checked above the snapshots)", ackedCount(s.ops), checked)
 	for _, id := range d.ids {
 		d.reps[id].Close()
