@@ -15,20 +15,31 @@ import (
 // proposal of the node that holds its log and that it promised, starts a
 // leader change at once, without waiting for the detector; its request
 // for permission reaches the old leader, whose grant makes it step down.
-// The detector still names the lowest-id healthy node, but leadership is
-// sticky: nobody contests a healthy holder that beats, so the target
-// keeps leading. Nothing acknowledged can be lost: the target's
-// recovery is the ordinary prepare.
+// The transfer ends when the target leads: the old leader, now a
+// follower, waits for the target's first leader beat and meanwhile does
+// not contest the target's election (which it would once the grant is
+// older than a stall bound, on a loaded host); if it leads again before
+// the target does, it hands over again. The detector still names the
+// lowest-id healthy node, but leadership is sticky: nobody contests a
+// healthy holder that beats, so the target keeps leading. Nothing
+// acknowledged can be lost: the target's recovery is the ordinary
+// prepare, and who stands for election decides liveness only.
 
 var (
 	// ErrTransferBusy: a leadership transfer is already under way here.
 	ErrTransferBusy = errors.New("consensus: a leadership transfer is already under way")
-	// ErrTransferTimeout: the target did not take over in time (it did
-	// not catch up, or its election failed); this replica leads on.
+	// ErrTransferTimeout: the target did not lead in time (it did not
+	// catch up, or its elections failed). This replica leads on if it
+	// led when the time ran out; a target that holds the log may still
+	// finish its election.
 	ErrTransferTimeout = errors.New("consensus: leadership transfer timed out")
 )
 
-// transferTimeoutStalls bounds a transfer, in stall bounds (stallNs).
+// transferTimeoutStalls bounds, in stall bounds (stallNs), each of a
+// transfer's two parts: catching the target up and handing over (while
+// proposals wait), then, from the first handover, the target's election,
+// which gives up after three (electionStep), and perhaps another
+// handover.
 const transferTimeoutStalls = 4
 
 // xferResult is a transfer's outcome for TransferLeadership.
@@ -45,6 +56,21 @@ type transfer struct {
 	peer    int // peers index of the target
 	startAt int64
 	sentAt  int64 // handover word posted; 0 not yet
+	// handed: this replica stepped down with the target holding its
+	// log, and waits for the target to lead (takeoverStep); beat0 is its
+	// leader-beat word then.
+	handed   bool
+	beat0    uint64
+	handedAt int64 // the first handover took effect; 0 not yet
+}
+
+// xferDeadline is when the transfer under way times out.
+func (r *Replica) xferDeadline() int64 {
+	from := r.xfer.startAt
+	if r.xfer.handedAt != 0 {
+		from = r.xfer.handedAt
+	}
+	return from + transferTimeoutStalls*r.stallNs()
 }
 
 // StartTransfer asks this replica, which must lead, to hand leadership to
@@ -76,6 +102,9 @@ func (r *Replica) startTransfer(to rdma.NodeID) (uint64, error) {
 	if m < 0 {
 		return 0, fmt.Errorf("%w: transfer target %d is not a member", ErrInvalidConfig, to)
 	}
+	if !voterSet(r.votersA.Load()).has(m) {
+		return 0, fmt.Errorf("%w: transfer target %d is a learner, which never leads", ErrInvalidConfig, to)
+	}
 	gen := r.xferGen.Add(1)
 	if !r.xferReq.CompareAndSwap(0, gen<<8|uint64(m+1)) {
 		return 0, ErrTransferBusy
@@ -84,12 +113,12 @@ func (r *Replica) startTransfer(to rdma.NodeID) (uint64, error) {
 }
 
 // TransferLeadership hands leadership to member to and returns once to
-// holds this replica's log (it asked for write permission after this
-// replica stopped proposing with to caught up), or with the reason it did
+// leads (it took this replica's log after this replica stopped proposing
+// with to caught up, and its election ended), or with the reason it did
 // not happen: a *NotLeaderError, ErrTransferBusy, ErrTransferTimeout,
-// ErrLeadershipLost (someone else took over), or ctx's error (the
-// transfer is abandoned, but a handover already sent may still make to
-// lead). Proposals made meanwhile wait and then fail with a
+// ErrLeadershipLost (another node took over), ErrFenced, or ctx's error
+// (the transfer is abandoned, but a handover already sent may still make
+// to lead). Proposals made meanwhile wait and then fail with a
 // NotLeaderError naming to. Safe from any goroutine but the driver's.
 func (r *Replica) TransferLeadership(ctx context.Context, to rdma.NodeID) error {
 	if to == r.self {
@@ -123,11 +152,13 @@ type TransferHandler func(to rdma.NodeID, err error)
 // stepping.
 func (r *Replica) SetTransferHandler(fn TransferHandler) { r.onTransfer = fn }
 
-// takeTransfer picks up a transfer request at the start of a Step.
+// takeTransfer picks up a transfer request at the start of a Step, and
+// follows a handed-over transfer to its end.
 func (r *Replica) takeTransfer(now int64) {
 	if a := r.xferAbort.Swap(0); a != 0 && r.xfer.active && r.xfer.gen == a {
 		r.finishTransfer(context.Canceled)
 	}
+	r.takeoverStep(now)
 	req := r.xferReq.Swap(0)
 	if req == 0 {
 		return
@@ -145,6 +176,10 @@ func (r *Replica) takeTransfer(now int64) {
 	r.xfer = transfer{active: true, gen: gen, to: to, peer: -1, startAt: now}
 	if m == r.selfIdx {
 		r.finishTransfer(nil)
+		return
+	}
+	if !r.mem.latest().has(m) {
+		r.finishTransfer(fmt.Errorf("%w: transfer target %d is a learner, which never leads", ErrInvalidConfig, to))
 		return
 	}
 	r.xfer.peer = r.byMem[m]
@@ -176,11 +211,17 @@ func (r *Replica) transferStep(now int64) (hold bool, wake int64) {
 	if !r.xfer.active {
 		return false, 0
 	}
-	if now-r.xfer.startAt > transferTimeoutStalls*r.stallNs() {
+	if now > r.xferDeadline() {
 		r.finishTransfer(ErrTransferTimeout)
 		return false, 0
 	}
-	wake = r.xfer.startAt + transferTimeoutStalls*r.stallNs() + 1
+	wake = r.xferDeadline() + 1
+	if r.xfer.handed {
+		// Leading again before the target did (its election failed and
+		// this replica won the next one): hand over again under the new
+		// proposal.
+		r.xfer.handed, r.xfer.sentAt = false, 0
+	}
 	p := &r.peers[r.xfer.peer]
 	if p.state != peerReplicating {
 		r.xfer.sentAt = 0 // the handover may be lost with the connection: send it again
@@ -198,17 +239,60 @@ func (r *Replica) transferStep(now int64) (hold bool, wake int64) {
 	return true, wake
 }
 
-// stepDownTransfer ends a transfer when this leader steps down: done if
-// the target now holds its log, lost otherwise.
+// stepDownTransfer follows a transfer when this leader steps down: if the
+// target now holds its log, the transfer waits for it to lead
+// (takeoverStep); otherwise it is lost.
 func (r *Replica) stepDownTransfer() {
 	if !r.xfer.active {
 		return
 	}
 	if h, ok := r.perms.Holder(); ok && h == r.xfer.to {
-		r.finishTransfer(nil)
+		r.xfer.handed = true
+		r.xfer.beat0 = le.Uint64(r.region[hdrLeaderBeat:])
+		if r.xfer.handedAt == 0 {
+			r.xfer.handedAt = r.now
+		}
 		return
 	}
-	r.finishTransfer(ErrLeadershipLost)
+	r.finishTransfer(r.lostTransfer())
+}
+
+// lostTransfer is the outcome of a transfer whose target did not get to
+// lead because another node took this replica's log.
+func (r *Replica) lostTransfer() error {
+	if h, ok := r.perms.Holder(); ok && h != r.self {
+		return fmt.Errorf("%w: node %d took over before %d led", ErrLeadershipLost, h, r.xfer.to)
+	}
+	return fmt.Errorf("%w: %d did not lead", ErrLeadershipLost, r.xfer.to)
+}
+
+// takeoverStep is the old leader's side once the target holds its log:
+// the transfer succeeds at the target's first leader beat (only the
+// holder of this log can write it, and only a leader beats), and fails
+// if another node takes the log, or at the transfer's deadline. Until
+// then this replica treats the target as just granted, so it does not
+// contest the target's election when it takes longer than a stall bound
+// (stepRole's fresh holder): while the target is alive and healthy. A
+// target that gave up advertises itself degraded; then this replica may
+// lead again, and hands over again (transferStep).
+func (r *Replica) takeoverStep(now int64) {
+	x := &r.xfer
+	if !x.active || !x.handed || r.role == roleLeader {
+		return
+	}
+	holder, held := r.perms.Holder()
+	switch {
+	case r.fenced:
+		r.finishTransfer(ErrFenced)
+	case held && holder == x.to && le.Uint64(r.region[hdrLeaderBeat:]) != x.beat0:
+		r.finishTransfer(nil)
+	case now > r.xferDeadline():
+		r.finishTransfer(ErrTransferTimeout)
+	case r.role == roleFollower && (!held || holder != x.to):
+		r.finishTransfer(r.lostTransfer())
+	case r.role == roleFollower && r.det.Alive(x.to) && r.det.PeerHealth(x.to) == HealthHealthy:
+		r.holderAt = now
+	}
 }
 
 // handoverStep is the target's side: a handover word holding the
