@@ -81,5 +81,9 @@ func FuzzDecodeAnswer(f *testing.F) {
 		if id, err := DecodeRejoin(body); err == nil && !bytes.Equal(EncodeRejoin(id), body) {
 			t.Fatalf("rejoin body re-encodes differently")
 		}
+		terr := DecodeTransferAnswer(typ, body)
+		if (terr == nil) != (typ == RespOK) || errors.As(terr, &nle) && typ != RespNotLeader {
+			t.Fatalf("transfer answer %#x %x decoded to %v", typ, body, terr)
+		}
 	})
 }

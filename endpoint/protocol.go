@@ -232,6 +232,23 @@ func DecodeBodyAnswer(t byte, b []byte) ([]byte, error) {
 	return nil, decodeError(t, b)
 }
 
+// DecodeTransferAnswer decodes the answer to ReqTransfer: nil once the
+// target leads, or *consensus.NotLeaderError (the node asked does not
+// lead), or *RemoteError.
+func DecodeTransferAnswer(t byte, b []byte) error {
+	switch t {
+	case RespOK:
+		return nil
+	case RespNotLeader:
+		nl, err := DecodeNotLeader(b)
+		if err != nil {
+			return err
+		}
+		return nl.Err()
+	}
+	return decodeError(t, b)
+}
+
 // EncodeRejoin is the body of ReqRejoin.
 func EncodeRejoin(id rdma.NodeID) []byte { return binary.LittleEndian.AppendUint16(nil, uint16(id)) }
 

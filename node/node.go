@@ -265,7 +265,7 @@ func (n *Node) Read(ctx context.Context, fn func()) error {
 // TransferLeadership hands leadership to member to: this node, which must
 // lead, stops taking proposals, waits until to holds every entry, and
 // tells it to take over at once instead of waiting for the failure
-// detector. It returns once to holds this node's log, or why not
+// detector. It returns once to leads, or why not
 // (consensus.TransferLeadership). Proposals made meanwhile fail with a
 // *consensus.NotLeaderError naming to.
 func (n *Node) TransferLeadership(ctx context.Context, to rdma.NodeID) error {

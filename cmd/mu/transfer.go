@@ -46,18 +46,22 @@ func (s *nodeServer) answerTransfer(ctx context.Context, body, out []byte) (byte
 		return endpoint.ErrorAnswer(out, endpoint.CodeTimeout, err.Error())
 	case errors.Is(err, consensus.ErrTransferBusy):
 		return endpoint.ErrorAnswer(out, endpoint.CodeBusy, err.Error())
+	case errors.Is(err, consensus.ErrLeadershipLost):
+		// Another node took over before the target led: ask whoever leads.
+		return endpoint.ErrorAnswer(out, endpoint.CodeUnknownOutcome, err.Error())
 	}
 	return endpoint.ErrorAnswer(out, endpoint.CodeOther, err.Error())
 }
 
-// transfer asks the node at c, which should lead, to hand over to to.
+// transfer asks the node at c, which should lead, to hand over to to; it
+// returns once to leads, or a *consensus.NotLeaderError when c does not
+// lead.
 func (c *nodeClient) transfer(ctx context.Context, to rdma.NodeID, timeout time.Duration) error {
 	t, b, err := c.call(ctx, endpoint.ReqTransfer, endpoint.EncodeTransfer(to, uint64(timeout/time.Millisecond)))
 	if err != nil {
 		return err
 	}
-	_, err = endpoint.DecodeBodyAnswer(t, b)
-	return err
+	return endpoint.DecodeTransferAnswer(t, b)
 }
 
 func newTransferCmd() *cobra.Command {
@@ -94,31 +98,45 @@ func newTransferCmd() *cobra.Command {
 }
 
 // transferLeader finds the leader among addrs (their status), asks it to
-// hand over to to, and reports how long it took.
+// hand over to to, and reports how long it took once to leads. A node
+// that no longer leads when asked (leadership moved after the status)
+// names the leader, which is asked in turn.
 func transferLeader(ctx context.Context, w interface{ Write([]byte) (int, error) }, addrs []string, dial endpoint.DialFunc, to rdma.NodeID, timeout time.Duration) error {
 	answers := queryStatus(ctx, addrs, dial, time.Second)
 	leader := ""
 	var from rdma.NodeID
+	byID := map[rdma.NodeID]string{}
 	for _, a := range answers {
-		if a.err == nil && a.st.IsLeader {
-			leader, from = a.addr, a.st.ID
+		if a.err == nil {
+			byID[a.st.ID] = a.addr
+			if a.st.IsLeader {
+				leader, from = a.addr, a.st.ID
+			}
 		}
 	}
 	if leader == "" {
 		return errors.New("no node says it leads; try again")
 	}
-	if from == to {
-		fmt.Fprintf(w, "node %d already leads\n", to)
-		return nil
-	}
-	cl := newNodeClientDial(leader, dial)
-	defer cl.close()
 	tctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := cl.transfer(tctx, to, timeout); err != nil {
-		return fmt.Errorf("transfer %d -> %d: %w", from, to, err)
+	for hops := 0; ; hops++ {
+		if from == to {
+			fmt.Fprintf(w, "node %d already leads\n", to)
+			return nil
+		}
+		cl := newNodeClientDial(leader, dial)
+		err := cl.transfer(tctx, to, timeout)
+		cl.close()
+		var nl *consensus.NotLeaderError
+		if errors.As(err, &nl) && nl.Known && byID[nl.Leader] != "" && hops < 2 {
+			leader, from = byID[nl.Leader], nl.Leader
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("transfer %d -> %d: %w", from, to, err)
+		}
+		fmt.Fprintf(w, "leadership moved from node %d to node %d in %v\n", from, to, time.Since(start).Round(time.Microsecond))
+		return nil
 	}
-	fmt.Fprintf(w, "leadership moved from node %d to node %d in %v\n", from, to, time.Since(start).Round(time.Microsecond))
-	return nil
 }

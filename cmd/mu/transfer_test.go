@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdmaconsensus/mu/consensus"
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
@@ -64,27 +66,24 @@ func TestTransferLeaderCommand(t *testing.T) {
 		to := from%3 + 1
 		out.Reset()
 		err := transferLeader(ctx, &out, addrs, nil, to, 5*time.Second)
-		if err != nil && attempt < 5 {
-			continue // leadership moved on a loaded host between status and request
+		if errors.Is(err, consensus.ErrLeadershipLost) && attempt < 5 {
+			// A third member contested the target's election on a loaded
+			// host (it knows nothing of the transfer): ask whoever leads.
+			continue
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out.String(), fmt.Sprintf("to node %d", to)) {
+		if !strings.Contains(out.String(), fmt.Sprintf("to node %d", to)) && !strings.Contains(out.String(), fmt.Sprintf("node %d already leads", to)) {
 			t.Fatalf("output: %q", out.String())
 		}
-		// The command returns once the target holds the log; its
-		// election ends some Steps later, and on a loaded host it can
-		// fail (its permission request unanswered in time): then the
-		// operator asks again.
-		for deadline := time.Now().Add(2 * time.Second); g.nodes[to].n.Stats().LeaderTerms == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		if g.nodes[to].n.Stats().LeaderTerms == 0 && attempt < 5 {
-			continue
+		// The command returned once the target led; its counters are
+		// published at the end of its Step.
+		for deadline := time.Now().Add(time.Second); g.nodes[to].n.Stats().LeaderTerms == 0 && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Microsecond)
 		}
 		if g.nodes[to].n.Stats().LeaderTerms == 0 {
-			t.Fatalf("node %d never led after %d transfers", to, attempt+1)
+			t.Fatalf("the transfer to node %d returned but it never led", to)
 		}
 		break
 	}
