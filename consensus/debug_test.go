@@ -12,6 +12,7 @@ func (r *Replica) debugString() string {
 		s += fmt.Sprintf("  peer %d state %d acked %d sent %d applied %d granted %v gen %d revoked %d conn %v\n", p.id, p.state, p.acked, p.sent, p.applied, r.perms.GrantedBy(p.id, r.el.epoch), p.gen, p.revokedEpoch, p.conn.State())
 	}
 	s += fmt.Sprintf("  noQuorumSince %d degradeUntil %d det leader %v lastRequestAt %d now %d\n", r.noQuorumSince, r.degradeUntil, fmt.Sprint(r.det.Leader()), r.lastRequestAt, r.now)
+	s += fmt.Sprintf("  voters: base %v pending %v at %d; el phase %d\n", r.votersOf(r.mem.base), r.votersOf(r.mem.pending), r.mem.pendingIdx, r.el.phase)
 	for _, p := range r.peers {
 		s += fmt.Sprintf("  alive %d: %v health %v since %d granted %v\n", p.id, r.det.Alive(p.id), r.det.PeerHealth(p.id), p.since, r.granted(&p))
 	}

@@ -163,6 +163,11 @@ func (r *Replica) publishVoters() {
 		return
 	}
 	r.votersSet = true
+	if d, ok := r.det.(interface{ SetStandby(on bool) }); ok {
+		// Peers that have not applied the change yet would otherwise
+		// still name a removed voter, which no longer stands.
+		d.SetStandby(!v.has(r.selfIdx))
+	}
 	if d, ok := r.det.(interface{ SetVoters(ids uint64) }); ok {
 		var ids uint64
 		for m, id := range r.cfg.Members {
@@ -207,7 +212,9 @@ func (r *Replica) unwrapSnapshot(data []byte) []byte {
 
 // Errors of a membership change.
 var (
-	// ErrConfChangeBusy: another change is under way or not yet in force.
+	// ErrConfChangeBusy: another change is under way, or the previous one
+	// did not come into force within 200 election timeouts, or a
+	// leadership transfer is under way.
 	ErrConfChangeBusy = errors.New("consensus: a membership change is already under way")
 	// ErrNotCaughtUp: the member to promote did not catch up in time.
 	ErrNotCaughtUp = errors.New("consensus: the member did not catch up in time")
@@ -362,30 +369,50 @@ func (r *Replica) takeConf(now int64) {
 		r.finishConf(r.notLeader())
 		return
 	}
-	if r.mem.pendingIdx != 0 || r.xfer.active {
+	if r.xfer.active {
 		r.finishConf(ErrConfChangeBusy)
-		return
 	}
-	v := r.mem.base
-	if add {
-		v |= 1 << uint(m)
-	} else {
-		v &^= 1 << uint(m)
-	}
-	if v == r.mem.base || v.size() < minVoters {
-		r.finishConf(fmt.Errorf("%w: voters would be %d", ErrInvalidConfig, v.size()))
-		return
-	}
-	r.conf.voters = v
 }
 
-// confStep is the leader's part of a change: wait for a learner to catch
-// up, write the entry, then pad the log until the change is in force. It
-// reports whether it wrote.
+// confVoters is the voter set the change under way writes, once the
+// previous change is in force.
+func (r *Replica) confVoters() (voterSet, error) {
+	c := &r.conf
+	v := r.mem.base
+	if c.add {
+		v |= 1 << uint(c.member)
+	} else {
+		v &^= 1 << uint(c.member)
+	}
+	if v == r.mem.base || v.size() < minVoters {
+		return 0, fmt.Errorf("%w: voters would be %v", ErrInvalidConfig, r.votersOf(v))
+	}
+	return v, nil
+}
+
+// confStep is the leader's part of a change: wait for the previous change
+// to be in force and for a learner to catch up, write the entry, then pad
+// the log until the change is in force.
 func (r *Replica) confStep(now int64) {
 	r.takeConf(now)
 	c := &r.conf
 	if c.active && c.index == 0 {
+		if r.mem.pendingIdx != 0 {
+			// The previous change (another leader's, or an earlier one
+			// of this term) is not in force yet: the padding below
+			// brings it there shortly.
+			if now-c.startAt > confWaitElections*r.cfg.ElectionTimeoutNs {
+				r.finishConf(ErrConfChangeBusy)
+				return
+			}
+		} else if v, err := r.confVoters(); err != nil {
+			r.finishConf(err)
+			return
+		} else {
+			c.voters = v
+		}
+	}
+	if c.active && c.index == 0 && c.voters != 0 {
 		if c.add {
 			p := &r.peers[r.byMem[c.member]]
 			if p.state != peerReplicating || p.acked+uint64(r.cfg.MaxInflightSlots) < r.commit {

@@ -108,12 +108,13 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	incumbentOK := held && holder != r.self && active && (fresh || r.det.Alive(holder)) &&
 		r.det.PeerHealth(holder) == HealthHealthy
 	// Only a voter of the newest configuration it knows stands; a leader
-	// removed by a change leads until the change is in force (base).
+	// removed by a change leads until the change is in force (base), one
+	// added leads as soon as it is added.
 	want := ok && ldr == r.self && able && !incumbentOK && r.isVoter()
 	if r.role == roleLeader {
 		// A leader stays while its writes reach a majority (leaderStep
 		// gives up otherwise) and nobody took its log (below).
-		want = able && r.mem.base.has(r.selfIdx)
+		want = able && (r.mem.base.has(r.selfIdx) || r.isVoter())
 		// One the hardware arbiter degraded hands over as soon as the
 		// detector names a healthy live peer: stopping before that peer
 		// asks for permission leaves no write of it in flight for a

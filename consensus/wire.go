@@ -70,6 +70,7 @@ func (a *detectorAdapter) Leader() (rdma.NodeID, bool)    { return a.d.Leader() 
 func (a *detectorAdapter) Alive(id rdma.NodeID) bool      { return a.d.Alive(id) }
 func (a *detectorAdapter) FailBoundNs() int64             { return a.d.FailBoundNs() }
 func (a *detectorAdapter) SetVoters(ids uint64)           { a.d.SetVoters(ids) }
+func (a *detectorAdapter) SetStandby(on bool)             { a.d.SetStandby(on) }
 func (a *detectorAdapter) StaleNs(id rdma.NodeID, now int64) int64 {
 	return a.d.StaleNs(id, now)
 }

@@ -76,6 +76,7 @@ type peer struct {
 	// lastCounter is the counter seen by the last successful read.
 	lastCounter uint64
 	health      Health
+	standby     bool // advertised: does not stand for leader
 	// view is the peer's last read alive bitmap.
 	view uint64
 	// inflight: a read is outstanding; missed: it has already been
@@ -158,10 +159,11 @@ type Detector struct {
 	leader    rdma.NodeID
 	hasLeader bool
 
-	states []NodeState // ChooseLeader's input, reused
-	voters uint64      // bit id set when id may lead and vote for a leader; 0 all
-	wr     [1]rdma.WorkRequest
-	stats  Stats
+	states  []NodeState // ChooseLeader's input, reused
+	voters  uint64      // bit id set when id may lead and vote for a leader; 0 all
+	standby bool        // this node does not stand for leader (SetStandby)
+	wr      [1]rdma.WorkRequest
+	stats   Stats
 }
 
 // NewDetector returns a detector for self watching peers. hbOffset and
@@ -318,7 +320,21 @@ func (d *Detector) Step(now int64) (nextWakeNs int64) {
 }
 
 func (d *Detector) heartbeat() uint64 {
-	return uint64(d.health)<<counterBits | d.counter&counterMask
+	h := uint64(d.health)
+	if d.standby {
+		h |= standbyBit
+	}
+	return h<<counterBits | d.counter&counterMask
+}
+
+// standbyBit, in the heartbeat's health byte, says the node does not
+// stand for leader (a learner, or a voter whose removal it applied).
+const standbyBit = 0x80
+
+// takeHealth reads the health byte of a heartbeat word into p.
+func takeHealth(p *peer, w0 uint64) {
+	b := w0 >> counterBits
+	p.health, p.standby = Health(b&^standbyBit), b&standbyBit != 0
 }
 
 func (d *Detector) sample(now int64) {
@@ -393,7 +409,7 @@ func (d *Detector) takePush(p *peer, now int64) bool {
 	if !d.advance(p, counter) {
 		return false
 	}
-	p.health = Health(w0 >> counterBits)
+	takeHealth(p, w0)
 	p.view = atomic.LoadUint64(word(d.region, p.inboxOffset+8))
 	p.viewNs = now
 	d.fresh(p, now, now, d.stalledNs)
@@ -529,7 +545,7 @@ func (d *Detector) OnCompletion(c rdma.Completion) {
 		// in it, so a read served in between carries the counter of
 		// the push that follows with the view before it; a read posted
 		// after that push was taken was served after it.
-		p.health = Health(w0 >> counterBits)
+		takeHealth(p, w0)
 		p.view = atomic.LoadUint64(word(d.region, p.scratchOffset+8))
 	}
 	if scored {
@@ -626,7 +642,7 @@ func (d *Detector) computeLeader() (rdma.NodeID, bool) {
 	st := d.states[:0]
 	// The own view is always current, so self is Seen even when fenced
 	// (Health keeps a fenced self from being chosen).
-	self := NodeState{ID: d.self, Health: d.health, Seen: true, View: own}
+	self := NodeState{ID: d.self, Health: d.health, Seen: true, View: own, Standby: d.standby}
 	selfDone := false
 	for i := range d.peers {
 		p := &d.peers[i]
@@ -634,7 +650,7 @@ func (d *Detector) computeLeader() (rdma.NodeID, bool) {
 			st = d.appendVoter(st, self)
 			selfDone = true
 		}
-		st = d.appendVoter(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view})
+		st = d.appendVoter(st, NodeState{ID: p.id, Health: p.health, Seen: p.score.Alive(), View: p.view, Standby: p.standby})
 	}
 	if !selfDone {
 		st = d.appendVoter(st, self)
@@ -649,6 +665,18 @@ func (d *Detector) appendVoter(st []NodeState, s NodeState) []NodeState {
 		return st
 	}
 	return append(st, s)
+}
+
+// SetStandby makes this node advertise that it does not stand for leader,
+// so peers whose voter set is older than its own do not wait for it.
+func (d *Detector) SetStandby(on bool) {
+	if on != d.standby {
+		d.standby = on
+		if d.health != Fenced {
+			atomic.StoreUint64(d.word, d.heartbeat())
+		}
+		d.update()
+	}
 }
 
 // SetVoters restricts leader choice to the members whose bit (1<<id) is
@@ -673,6 +701,9 @@ type NodeState struct {
 	// and not fenced); used only when Seen, for a view not seen fresh
 	// cannot be trusted.
 	View uint64
+	// Standby: it does not stand for leader (it applied its own removal
+	// from the voters, which this node may not know yet); it still votes.
+	Standby bool
 }
 
 // ChooseLeader picks the leader from the states of every member (sorted by
@@ -680,8 +711,8 @@ type NodeState struct {
 // the members vote for it: each Seen member whose View contains X votes,
 // and X votes for itself when it is not Seen (its view cannot be read, but
 // a live node always sees itself). The leader is the lowest supported
-// Healthy member, else the lowest supported Degraded one; Fenced members
-// never lead.
+// Healthy member, else the lowest supported Degraded one; Fenced and
+// Standby members never lead.
 //
 // Counting others' views instead of the local verdict alone is what makes
 // nodes agree under partial connectivity: with A–B cut and both reaching
@@ -692,7 +723,7 @@ func ChooseLeader(states []NodeState) (rdma.NodeID, bool) {
 	majority := quorum.Majority(len(states))
 	degraded, degradedOK := rdma.NodeID(0), false
 	for _, x := range states {
-		if x.Health == Fenced || x.Health == Degraded && degradedOK {
+		if x.Health == Fenced || x.Standby || x.Health == Degraded && degradedOK {
 			continue
 		}
 		bit := uint64(1) << x.ID

@@ -40,6 +40,8 @@ func TestChooseLeader(t *testing.T) {
 			{ID: 1, Health: Degraded, Seen: true, View: all3}, {ID: 2, Health: Degraded, Seen: true, View: all3}, {ID: 3, Seen: true, View: all3}}, 3, true},
 		{"fenced never leads", []NodeState{
 			{ID: 1, Health: Fenced, Seen: true, View: bits(2, 3)}, {ID: 2, Health: Fenced, Seen: true, View: bits(1, 3)}, {ID: 3, Seen: true, View: bits(1, 2, 3)}}, 3, true},
+		{"standby 1 never leads but its view counts", []NodeState{
+			{ID: 1, Standby: true, Seen: true, View: all3}, {ID: 2, Seen: true, View: bits(1, 3)}, {ID: 3, Seen: true, View: all3}}, 2, true},
 		{"fenced self still votes", []NodeState{
 			{ID: 1, Health: Fenced, Seen: true, View: bits(2)}, {ID: 2}, {ID: 3}}, 2, true},
 		{"stale view of an unseen node is ignored", []NodeState{
@@ -56,5 +58,24 @@ func TestChooseLeader(t *testing.T) {
 		if got != tt.want || ok != tt.wantOK {
 			t.Errorf("%s: got %d %v, want %d %v", tt.name, got, ok, tt.want, tt.wantOK)
 		}
+	}
+}
+
+// The standby flag travels in the heartbeat's health byte beside the
+// health, and decodes back without disturbing either.
+func TestStandbyInHeartbeat(t *testing.T) {
+	d := &Detector{health: Degraded, standby: true, counter: 9}
+	p := &peer{}
+	takeHealth(p, d.heartbeat())
+	if p.health != Degraded || !p.standby {
+		t.Fatalf("decoded health %v standby %v", p.health, p.standby)
+	}
+	d.standby = false
+	takeHealth(p, d.heartbeat())
+	if p.health != Degraded || p.standby {
+		t.Fatalf("decoded health %v standby %v", p.health, p.standby)
+	}
+	if d.heartbeat()&counterMask != 9 {
+		t.Fatalf("counter lost: %x", d.heartbeat())
 	}
 }
