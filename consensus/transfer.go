@@ -35,12 +35,15 @@ var (
 	ErrTransferTimeout = errors.New("consensus: leadership transfer timed out")
 )
 
-// transferTimeoutStalls bounds, in stall bounds (stallNs), each of a
-// transfer's two parts: catching the target up and handing over (while
-// proposals wait), then, from the first handover, the target's election,
-// which gives up after three (electionStep), and perhaps another
-// handover.
-const transferTimeoutStalls = 4
+// A transfer's two parts are bounded in stall bounds (stallNs): catching
+// the target up and handing over, while proposals wait; then, from the
+// first handover, the target's election, which gives up after three
+// (electionStep), perhaps another handover and election, and the first
+// beat reaching this replica.
+const (
+	transferCatchUpStalls  = 4
+	transferTakeoverStalls = 8
+)
 
 // xferResult is a transfer's outcome for TransferLeadership.
 type xferResult struct {
@@ -62,15 +65,32 @@ type transfer struct {
 	handed   bool
 	beat0    uint64
 	handedAt int64 // the first handover took effect; 0 not yet
+	// retryAt: this replica led again after a handover, and hands over
+	// again; 0 not
+	retryAt int64
 }
 
 // xferDeadline is when the transfer under way times out.
 func (r *Replica) xferDeadline() int64 {
-	from := r.xfer.startAt
-	if r.xfer.handedAt != 0 {
-		from = r.xfer.handedAt
+	x := &r.xfer
+	if x.handedAt == 0 {
+		return x.startAt + transferCatchUpStalls*r.stallNs()
 	}
-	return from + transferTimeoutStalls*r.stallNs()
+	d := x.handedAt + transferTakeoverStalls*r.stallNs()
+	if x.retryAt != 0 && !x.handed {
+		// Handing over again holds proposals: no longer than the first
+		// catch-up may.
+		d = min(d, x.retryAt+transferCatchUpStalls*r.stallNs())
+	}
+	return d
+}
+
+// xferTimeout is the outcome of a transfer past its deadline.
+func (r *Replica) xferTimeout() error {
+	if r.xfer.handedAt != 0 {
+		return fmt.Errorf("%w: %d held the log but did not lead within %d stall bounds", ErrTransferTimeout, r.xfer.to, transferTakeoverStalls)
+	}
+	return fmt.Errorf("%w: %d not caught up and handed over within %d stall bounds", ErrTransferTimeout, r.xfer.to, transferCatchUpStalls)
 }
 
 // StartTransfer asks this replica, which must lead, to hand leadership to
@@ -212,15 +232,21 @@ func (r *Replica) transferStep(now int64) (hold bool, wake int64) {
 		return false, 0
 	}
 	if now > r.xferDeadline() {
-		r.finishTransfer(ErrTransferTimeout)
+		r.finishTransfer(r.xferTimeout())
 		return false, 0
 	}
 	wake = r.xferDeadline() + 1
 	if r.xfer.handed {
 		// Leading again before the target did (its election failed and
 		// this replica won the next one): hand over again under the new
-		// proposal.
-		r.xfer.handed, r.xfer.sentAt = false, 0
+		// proposal, unless the target can no longer lead (fenced, or not
+		// seen alive).
+		if !r.det.Alive(r.xfer.to) || r.det.PeerHealth(r.xfer.to) == HealthFenced {
+			r.finishTransfer(fmt.Errorf("%w: %d held the log but cannot lead now", ErrTransferTimeout, r.xfer.to))
+			return false, 0
+		}
+		r.xfer.handed, r.xfer.sentAt, r.xfer.retryAt = false, 0, now
+		wake = r.xferDeadline() + 1
 	}
 	p := &r.peers[r.xfer.peer]
 	if p.state != peerReplicating {
@@ -269,7 +295,9 @@ func (r *Replica) lostTransfer() error {
 // takeoverStep is the old leader's side once the target holds its log:
 // the transfer succeeds at the target's first leader beat (only the
 // holder of this log can write it, and only a leader beats), and fails
-// if another node takes the log, or at the transfer's deadline. Until
+// if a third node takes the log, or at the transfer's deadline (while
+// this replica stands again itself, or then steps down with nobody else
+// holding its log, it waits on: it may lead and hand over again). Until
 // then this replica treats the target as just granted, so it does not
 // contest the target's election when it takes longer than a stall bound
 // (stepRole's fresh holder): while the target is alive and healthy. A
@@ -287,10 +315,10 @@ func (r *Replica) takeoverStep(now int64) {
 	case held && holder == x.to && le.Uint64(r.region[hdrLeaderBeat:]) != x.beat0:
 		r.finishTransfer(nil)
 	case now > r.xferDeadline():
-		r.finishTransfer(ErrTransferTimeout)
-	case r.role == roleFollower && (!held || holder != x.to):
+		r.finishTransfer(r.xferTimeout())
+	case held && holder != x.to && holder != r.self:
 		r.finishTransfer(r.lostTransfer())
-	case r.role == roleFollower && r.det.Alive(x.to) && r.det.PeerHealth(x.to) == HealthHealthy:
+	case r.role == roleFollower && held && holder == x.to && r.det.Alive(x.to) && r.det.PeerHealth(x.to) == HealthHealthy:
 		r.holderAt = now
 	}
 }

@@ -126,33 +126,48 @@ func TestTransferLeadershipFasterThanFailover(t *testing.T) {
 func TestTransferLeadershipAPI(t *testing.T) {
 	reps, stop := inprocCluster(t)
 	defer stop()
-	var leader *Replica
-	deadline := time.Now().Add(10 * time.Second)
-	for leader == nil && time.Now().Before(deadline) {
-		for _, r := range reps {
-			if r.IsLeader() {
-				leader = r
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if leader == nil {
-		t.Fatal("no leader")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := leader.TransferLeadership(ctx, leader.Self()); err != nil {
-		t.Fatalf("transfer to itself: %v", err)
-	}
-	if err := leader.TransferLeadership(ctx, 99); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("transfer to a non-member: %v", err)
-	}
-	var to *Replica
-	for _, r := range reps {
-		if r != leader {
-			to = r
-			if err := r.TransferLeadership(ctx, leader.Self()); !errors.Is(err, ErrNotLeader) {
-				t.Fatalf("transfer from a follower: %v, want ErrNotLeader", err)
+	// A leader that commits (leadership may still move at boot on a
+	// loaded host: then a "follower" asked below leads by then, and the
+	// checks start again).
+	var leader, to *Replica
+	for attempt := 0; leader == nil; attempt++ {
+		for _, r := range reps {
+			if r.IsLeader() {
+				if _, err := r.Propose(ctx, []byte("before")); err == nil {
+					leader = r
+					break
+				}
+			}
+		}
+		if leader == nil {
+			if ctx.Err() != nil {
+				t.Fatal("no leader")
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err := leader.TransferLeadership(ctx, leader.Self()); errors.Is(err, ErrNotLeader) && attempt < 10 {
+			leader = nil
+			continue
+		} else if err != nil {
+			t.Fatalf("transfer to itself: %v", err)
+		}
+		if err := leader.TransferLeadership(ctx, 99); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("transfer to a non-member: %v", err)
+		}
+		for _, r := range reps {
+			if r != leader && leader != nil {
+				to = r
+				err := r.TransferLeadership(ctx, leader.Self())
+				if err == nil && attempt < 10 {
+					leader = nil // r led by then, and handed it back
+					continue
+				}
+				if !errors.Is(err, ErrNotLeader) {
+					t.Fatalf("transfer from a follower: %v, want ErrNotLeader", err)
+				}
 			}
 		}
 	}
@@ -168,7 +183,9 @@ func TestTransferLeadershipAPI(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if (!errors.Is(err, ErrLeadershipLost) && !errors.Is(err, ErrNotLeader)) || attempt == 4 {
+		// ErrTransferTimeout: on a loaded host the target may not be
+		// caught up in four stall bounds (or not lead in eight).
+		if (!errors.Is(err, ErrLeadershipLost) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTransferTimeout)) || attempt == 4 {
 			t.Fatalf("transfer %d -> %d (attempt %d): %v", from.Self(), to.Self(), attempt+1, err)
 		}
 		from = nil
