@@ -143,7 +143,7 @@ var headerWords = []word{
 // f replicas are damaged, crashed or rejoining at once.
 func (s *swarm) flipWord() string {
 	c, w, rng := s.c, s.c.w, s.rng
-	f := (len(c.ids) - 1) / 2
+	f := s.budget()
 	var victims []rdma.NodeID
 	for _, id := range c.ids {
 		r := c.reps[id]

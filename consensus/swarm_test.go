@@ -425,17 +425,21 @@ func (s *swarm) downs() int {
 	return k
 }
 
-// crash crashes id (its memory is lost) and restarts it dur later, unless
-// that would take more than f replicas down.
-func (s *swarm) crash(id rdma.NodeID, dur int64) bool {
-	c, w := s.c, s.c.w
-	limit := (len(c.ids) - 1) / 2
+// budget is how many replicas may be down, damaged or behind at once: f
+// of the group, and one when voters are a changing subset of it (one keeps
+// a majority of any three or more voters, old and new).
+func (s *swarm) budget() int {
 	if s.members {
-		// Voters are a subset that changes: one down at a time keeps a
-		// majority of any three or more voters, old and new.
-		limit = 1
+		return 1
 	}
-	if s.calm || s.down[id] || s.downs() >= limit {
+	return (len(s.c.ids) - 1) / 2
+}
+
+// crash crashes id (its memory is lost) and restarts it dur later, unless
+// that would take more than the budget down.
+func (s *swarm) crash(id rdma.NodeID, dur int64) bool {
+	w := s.c.w
+	if s.calm || s.down[id] || s.downs() >= s.budget() {
 		return false
 	}
 	s.down[id] = true
