@@ -239,10 +239,11 @@ func (r *Replica) transferStep(now int64) (hold bool, wake int64) {
 	if r.xfer.handed {
 		// Leading again before the target did (its election failed and
 		// this replica won the next one): hand over again under the new
-		// proposal, unless the target can no longer lead (fenced, or not
-		// seen alive).
-		if !r.det.Alive(r.xfer.to) || r.det.PeerHealth(r.xfer.to) == HealthFenced {
-			r.finishTransfer(fmt.Errorf("%w: %d held the log but cannot lead now", ErrTransferTimeout, r.xfer.to))
+		// proposal, unless the target fenced itself. A target not seen
+		// alive is tried again: on a loaded host that passes, and the
+		// hold on proposals is bounded (xferDeadline).
+		if r.det.PeerHealth(r.xfer.to) == HealthFenced {
+			r.finishTransfer(fmt.Errorf("%w: %d held the log but fenced itself", ErrTransferTimeout, r.xfer.to))
 			return false, 0
 		}
 		r.xfer.handed, r.xfer.sentAt, r.xfer.retryAt = false, 0, now
