@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 
 	"github.com/rdmaconsensus/mu/rdma"
 )
@@ -280,24 +281,9 @@ func (r *Replica) changeVoters(ctx context.Context, id rdma.NodeID, add bool) er
 // outcome goes to the handler set with SetConfChangeHandler (and to
 // AddVoter's waiter) from a later Step.
 func (r *Replica) StartConfChange(id rdma.NodeID, add bool) (uint64, error) {
-	if r.closing.Load() {
-		return 0, ErrClosed
-	}
-	if r.fencedA.Load() {
-		return 0, ErrFenced
-	}
-	if !r.isLeader.Load() {
-		l, ok := r.Leader()
-		return 0, &NotLeaderError{Leader: l, Known: ok}
-	}
-	m := -1
-	for i, mid := range r.cfg.Members {
-		if mid == id {
-			m = i
-		}
-	}
-	if m < 0 {
-		return 0, fmt.Errorf("%w: node %d is not in Members", ErrInvalidConfig, id)
+	m, err := r.leaderRequest(id, "node")
+	if err != nil {
+		return 0, err
 	}
 	v := voterSet(r.votersA.Load())
 	switch {
@@ -317,6 +303,26 @@ func (r *Replica) StartConfChange(id rdma.NodeID, add bool) (uint64, error) {
 		return 0, ErrConfChangeBusy
 	}
 	return gen, nil
+}
+
+// leaderRequest is the check every request to the leader starts with:
+// open, not fenced, leading, and id (what names it) a member. It returns
+// id's member index.
+func (r *Replica) leaderRequest(id rdma.NodeID, what string) (int, error) {
+	if r.closing.Load() {
+		return 0, ErrClosed
+	}
+	if r.fencedA.Load() {
+		return 0, ErrFenced
+	}
+	if !r.isLeader.Load() {
+		l, ok := r.Leader()
+		return 0, &NotLeaderError{Leader: l, Known: ok}
+	}
+	if m := slices.Index(r.cfg.Members, id); m >= 0 {
+		return m, nil
+	}
+	return 0, fmt.Errorf("%w: %s %d is not in Members", ErrInvalidConfig, what, id)
 }
 
 // minVoters keeps a group able to lose one voter.

@@ -103,24 +103,9 @@ func (r *Replica) StartTransfer(to rdma.NodeID) error {
 }
 
 func (r *Replica) startTransfer(to rdma.NodeID) (uint64, error) {
-	if r.closing.Load() {
-		return 0, ErrClosed
-	}
-	if r.fencedA.Load() {
-		return 0, ErrFenced
-	}
-	if !r.isLeader.Load() {
-		l, ok := r.Leader()
-		return 0, &NotLeaderError{Leader: l, Known: ok}
-	}
-	m := -1
-	for i, id := range r.cfg.Members {
-		if id == to {
-			m = i
-		}
-	}
-	if m < 0 {
-		return 0, fmt.Errorf("%w: transfer target %d is not a member", ErrInvalidConfig, to)
+	m, err := r.leaderRequest(to, "transfer target")
+	if err != nil {
+		return 0, err
 	}
 	if !voterSet(r.votersA.Load()).has(m) {
 		return 0, fmt.Errorf("%w: transfer target %d is a learner, which never leads", ErrInvalidConfig, to)

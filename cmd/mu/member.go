@@ -37,22 +37,7 @@ func (s *nodeServer) answerMember(ctx context.Context, body, out []byte) (byte, 
 	} else {
 		err = nd.n.RemoveVoter(mctx, id)
 	}
-	var nl *consensus.NotLeaderError
-	switch {
-	case err == nil:
-		return endpoint.RespOK, out
-	case errors.As(err, &nl):
-		addr := ""
-		if p, ok := s.cfg.Peer(nl.Leader); ok && nl.Known {
-			addr = p.ClientAddress
-		}
-		return endpoint.NotLeaderAnswer(out, nl.Leader, nl.Known, addr)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, consensus.ErrNotCaughtUp):
-		return endpoint.ErrorAnswer(out, endpoint.CodeTimeout, err.Error())
-	case errors.Is(err, consensus.ErrConfChangeBusy):
-		return endpoint.ErrorAnswer(out, endpoint.CodeBusy, err.Error())
-	}
-	return endpoint.ErrorAnswer(out, endpoint.CodeOther, err.Error())
+	return s.answerLeaderOp(out, err, consensus.ErrNotCaughtUp, consensus.ErrConfChangeBusy)
 }
 
 func newMemberCmd() *cobra.Command {

@@ -32,6 +32,14 @@ func (s *nodeServer) answerTransfer(ctx context.Context, body, out []byte) (byte
 	tctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err = nd.n.TransferLeadership(tctx, to)
+	return s.answerLeaderOp(out, err, consensus.ErrTransferTimeout, consensus.ErrTransferBusy)
+}
+
+// answerLeaderOp answers a request the leader carries out (a transfer, a
+// membership change) that ended with err; timeout and busy are the
+// operation's own errors for running out of time and for one already
+// under way.
+func (s *nodeServer) answerLeaderOp(out []byte, err, timeout, busy error) (byte, []byte) {
 	var nl *consensus.NotLeaderError
 	switch {
 	case err == nil:
@@ -42,12 +50,13 @@ func (s *nodeServer) answerTransfer(ctx context.Context, body, out []byte) (byte
 			addr = p.ClientAddress
 		}
 		return endpoint.NotLeaderAnswer(out, nl.Leader, nl.Known, addr)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, consensus.ErrTransferTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, timeout):
 		return endpoint.ErrorAnswer(out, endpoint.CodeTimeout, err.Error())
-	case errors.Is(err, consensus.ErrTransferBusy):
+	case errors.Is(err, busy):
 		return endpoint.ErrorAnswer(out, endpoint.CodeBusy, err.Error())
 	case errors.Is(err, consensus.ErrLeadershipLost):
-		// Another node took over before the target led: ask whoever leads.
+		// Another node took over first; the outcome is the new leader's
+		// to tell: ask whoever leads.
 		return endpoint.ErrorAnswer(out, endpoint.CodeUnknownOutcome, err.Error())
 	}
 	return endpoint.ErrorAnswer(out, endpoint.CodeOther, err.Error())

@@ -4,11 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,29 +21,9 @@ func TestTransferLeaderCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.close()
-	peers := loopbackPeers(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	var addrs []string
-	for _, id := range g.ids {
-		path := filepath.Join(dir, fmt.Sprintf("node%d.yaml", id))
-		text := fmt.Sprintf("id: %d\ncluster_id: 1\npeers:\n%srdma:\n  interface: lo\nsecurity:\n  insecure: true\n", id, peers)
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := LoadConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &nodeServer{cfg: cfg, self: cfg.Self(), logger: log.New(io.Discard, "", 0), started: time.Now(), ctx: ctx, nd: g.nodes[id]}
-		ln, err := net.Listen("tcp", cfg.Self().ClientAddress)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.serve(ln)
-		addrs = append(addrs, cfg.Self().ClientAddress)
-	}
+	addrs := serveGroup(t, ctx, g, "")
 	leader := func() rdma.NodeID {
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			for _, id := range g.ids {
