@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,8 @@ type procGroupOptions struct {
 	// voters are the initial voters (empty: all n); the others start as
 	// learners.
 	voters []rdma.NodeID
+	// logBytes is the replicated log's size (0: 16 MiB).
+	logBytes uint64
 }
 
 // procGroup is a replica group of `mu node` processes, each with a config
@@ -157,7 +160,7 @@ func startProcGroup(ctx context.Context, opts procGroupOptions) (*procGroup, err
 		cert, key := clustertls.Files(certs, clustertls.NodeIdentity(id))
 		security := fmt.Sprintf("security:\n  ca: %s\n  cert: %s\n  key: %s\n", filepath.Join(certs, clustertls.CAFile), cert, key)
 		text := fmt.Sprintf("id: %d\ncluster_id: 0x6d75\npeers:\n%srdma:\n  device: %s\n  port: %d\n  gid_index: %d\n%s%spoll_mode: %s\nlog_size_bytes: %d\n",
-			id, peers.String(), gid.Device, gid.Port, gid.Index, read, security, opts.drive, 16<<20)
+			id, peers.String(), gid.Device, gid.Port, gid.Index, read, security, opts.drive, cmp.Or(opts.logBytes, 16<<20))
 		text += g.durabilityConfig(id)
 		if len(opts.voters) > 0 {
 			text += fmt.Sprintf("voters: %v\n", strings.ReplaceAll(fmt.Sprint(opts.voters), " ", ", "))
