@@ -26,13 +26,13 @@ type Status struct {
 	LeaderTerms uint64 // terms this node led
 	// Voters are the voting members in the newest configuration this node
 	// knows; the other members are learners.
-	Voters []rdma.NodeID
-	Health string // what this node advertises: healthy, degraded, fenced
-	Device      string // the GID in use
-	Uptime      time.Duration
-	Pid         int
-	Peers       []PeerStatus
-	Detector    pullscore.Stats
+	Voters   []rdma.NodeID
+	Health   string // what this node advertises: healthy, degraded, fenced
+	Device   string // the GID in use
+	Uptime   time.Duration
+	Pid      int
+	Peers    []PeerStatus
+	Detector pullscore.Stats
 	// DetectorPeriod is the detector's current read period and
 	// DetectorFailBound the silence after which it suspects a peer (both
 	// adapt to the link).
