@@ -55,6 +55,7 @@ func FuzzDecodeAnswer(f *testing.F) {
 	f.Add(RespOK, []byte(`{"id":1}`))
 	f.Add(byte(0x7f), []byte{})
 	f.Add(RespNotLeader, []byte{1, 0, 2})
+	f.Add(RespOK, EncodeMember(true, 4, 60_000))
 	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
 		idx, err := DecodeProposeAnswer(typ, body)
 		if err == nil {
@@ -80,6 +81,9 @@ func FuzzDecodeAnswer(f *testing.F) {
 		}
 		if id, err := DecodeRejoin(body); err == nil && !bytes.Equal(EncodeRejoin(id), body) {
 			t.Fatalf("rejoin body re-encodes differently")
+		}
+		if add, id, ms, err := DecodeMember(body); err == nil && !bytes.Equal(EncodeMember(add, id, ms), body) {
+			t.Fatalf("member body %x re-encodes differently", body)
 		}
 		terr := DecodeTransferAnswer(typ, body)
 		if (terr == nil) != (typ == RespOK) || errors.As(terr, &nle) && typ != RespNotLeader {
