@@ -419,6 +419,11 @@ func (r *Replica) confStep(now int64) {
 		}
 	}
 	if c.active && c.index == 0 && c.voters != 0 {
+		if c.add && c.member == r.selfIdx {
+			// A leader about to step down, removed by the previous change.
+			r.finishConf(fmt.Errorf("%w: node %d leads and cannot add itself", ErrInvalidConfig, r.self))
+			return
+		}
 		if c.add {
 			p := &r.peers[r.byMem[c.member]]
 			if p.state != peerReplicating || p.acked+uint64(r.cfg.MaxInflightSlots) < r.commit {
