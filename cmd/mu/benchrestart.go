@@ -255,23 +255,32 @@ func (rg *restartGroup) run(ctx context.Context, o restartOptions, run, k int, j
 	return r
 }
 
+// firstOrder waits for a leader after the restart and has it acknowledge
+// one new order: the times to lead and to recover go into r.
+func (rg *restartGroup) firstOrder(ctx context.Context, o restartOptions, t0 time.Time, r *restartRun) (ack, error) {
+	if err := rg.g.waitLeader(ctx, o.recoverWait); err != nil {
+		return ack{}, fmt.Errorf("after the restart: %w", err)
+	}
+	r.Led, r.LeaderNs = true, int64(time.Since(t0))
+	pctx, cancel := context.WithTimeout(ctx, o.recoverWait)
+	a, err := newClient(rg.g).submit(pctx, rg.gen.Next(nil))
+	cancel()
+	if err != nil {
+		return ack{}, fmt.Errorf("the first order after the restart: %w", err)
+	}
+	r.RecoverNs = a.AtNs - t0.UnixNano()
+	rg.acks = append(rg.acks, a)
+	return a, nil
+}
+
 // recoverSync waits for a leader, has it acknowledge one new order (the
 // time to recover) and waits for every node to apply everything
 // acknowledged.
 func (rg *restartGroup) recoverSync(ctx context.Context, o restartOptions, t0 time.Time, r *restartRun) (map[rdma.NodeID]nodeLog, error) {
 	g := rg.g
-	if err := g.waitLeader(ctx, o.recoverWait); err != nil {
-		return nil, fmt.Errorf("after the restart: %w", err)
+	if _, err := rg.firstOrder(ctx, o, t0, r); err != nil {
+		return nil, err
 	}
-	r.Led, r.LeaderNs = true, int64(time.Since(t0))
-	pctx, cancel := context.WithTimeout(ctx, o.recoverWait)
-	a, err := newClient(g).submit(pctx, rg.gen.Next(nil))
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("the first order after the restart: %w", err)
-	}
-	r.RecoverNs = a.AtNs - t0.UnixNano()
-	rg.acks = append(rg.acks, a)
 	var top consensus.Index
 	for _, a := range rg.acks {
 		top = max(top, a.Index)
@@ -298,18 +307,10 @@ func (rg *restartGroup) recoverSync(ctx context.Context, o restartOptions, t0 ti
 // (the loss window) may be gone, and their indexes hold other orders.
 func (rg *restartGroup) recoverAsync(ctx context.Context, o restartOptions, t0 time.Time, r *restartRun) (map[rdma.NodeID]nodeLog, error) {
 	g := rg.g
-	if err := g.waitLeader(ctx, o.recoverWait); err != nil {
-		return nil, fmt.Errorf("after the restart: %w", err)
-	}
-	r.Led, r.LeaderNs = true, int64(time.Since(t0))
-	pctx, cancel := context.WithTimeout(ctx, o.recoverWait)
-	a, err := newClient(g).submit(pctx, rg.gen.Next(nil))
-	cancel()
+	a, err := rg.firstOrder(ctx, o, t0, r)
 	if err != nil {
-		return nil, fmt.Errorf("the first order after the restart: %w", err)
+		return nil, err
 	}
-	r.RecoverNs = a.AtNs - t0.UnixNano()
-	rg.acks = append(rg.acks, a)
 	cctx, cancel := context.WithTimeout(ctx, o.recoverWait)
 	defer cancel()
 	return converged(cctx, g, g.ids, a.Index)
