@@ -106,7 +106,7 @@ func changeMember(ctx context.Context, w io.Writer, addrs []string, dial endpoin
 		}
 	}
 	if leader == "" {
-		return errors.New("no node says it leads; try again")
+		return errNoLeader
 	}
 	cl := newNodeClientDial(leader, dial)
 	defer cl.close()

@@ -13,6 +13,9 @@ import (
 	"github.com/rdmaconsensus/mu/rdma"
 )
 
+// errNoLeader: no node answering says it leads (leadership is moving).
+var errNoLeader = errors.New("no node says it leads; try again")
+
 // maxTransferTimeout bounds how long a node lets one transfer request run.
 const maxTransferTimeout = time.Minute
 
@@ -124,7 +127,7 @@ func transferLeader(ctx context.Context, w interface{ Write([]byte) (int, error)
 		}
 	}
 	if leader == "" {
-		return errors.New("no node says it leads; try again")
+		return errNoLeader
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
 	defer cancel()
