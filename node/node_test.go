@@ -209,8 +209,10 @@ func TestProposeReturnsTheStateMachinesResult(t *testing.T) {
 				tm.LeadingAt.After(tm.FirstCommitAt) || tm.StartedAt.IsZero() {
 				t.Errorf("term steps out of order: %+v", tm)
 			}
-			if terms := l.Terms(); len(terms) == 0 || terms[len(terms)-1] != tm {
-				t.Errorf("Terms() = %+v, want it to end with %+v", terms, tm)
+			// It may have led again since, on a loaded host: the term is
+			// in the history, not necessarily last.
+			if terms := l.Terms(); !slices.Contains(terms, tm) {
+				t.Errorf("Terms() = %+v, want it to hold %+v", terms, tm)
 			}
 			break
 		}
