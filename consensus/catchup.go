@@ -17,7 +17,7 @@ func (r *Replica) onLeaderHeader(p *peer) {
 		// A candidate with a higher proposal prepared on this follower:
 		// this leader is deposed, whatever its detector still says.
 		r.stats.Deposed++
-		r.stepDown()
+		r.stepDown(StepDownDeposed)
 		return
 	}
 	switch p.state {

@@ -177,6 +177,8 @@ type LeaderChange struct {
 	// permission, the prepare (read and write min_proposal), and the
 	// recovery reads and adoption of undecided slots.
 	PermissionNs, PrepareNs, RecoveryNs int64
+	// Reason says why it stopped leading (when not Leader).
+	Reason StepDownReason
 }
 
 // CorruptionReport describes a committed slot whose checksum failed.

@@ -65,7 +65,7 @@ func (r *Replica) startElection(now int64, fresh bool) {
 // giveUp ends a leadership attempt that cannot reach a majority.
 func (r *Replica) giveUp(now int64) {
 	r.degradeUntil = now + r.degradeHold()
-	r.stepDown()
+	r.stepDown(StepDownNoQuorum)
 	r.setHealth(HealthDegraded)
 }
 
@@ -246,7 +246,7 @@ func (r *Replica) electionStep(now int64) (wake int64) {
 			return wake
 		}
 		if r.behind {
-			r.stepDown()
+			r.stepDown(StepDownUnable)
 			return 0
 		}
 		if !full {

@@ -128,6 +128,8 @@ type cluster struct {
 	leaderLog   []string
 	terms       int
 	corruptions map[rdma.NodeID]int
+	// stepDowns: each node's reasons for stopping leading, in order.
+	stepDowns map[rdma.NodeID][]StepDownReason
 }
 
 // debugLeaderChanges adds each deposed leader's state to the leader log.
@@ -213,8 +215,17 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 				c.onLeader(id)
 			}
 		}
-		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d",
-			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex))
+		if !ch.Leader {
+			if c.stepDowns == nil {
+				c.stepDowns = map[rdma.NodeID][]StepDownReason{}
+			}
+			c.stepDowns[id] = append(c.stepDowns[id], ch.Reason)
+			if ch.Reason == StepDownNone {
+				c.violations = append(c.violations, fmt.Sprintf("%d: node %d stopped leading with no reason", ch.AtNs, id))
+			}
+		}
+		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d reason=%v",
+			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex, ch.Reason))
 		if debugLeaderChanges && !ch.Leader {
 			c.leaderLog = append(c.leaderLog, c.reps[id].debugString())
 		}

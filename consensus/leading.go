@@ -6,7 +6,8 @@ import (
 
 // stepDown leaves the leader or candidate role: the permission request is
 // abandoned and every waiting proposal fails with ErrLeadershipLost.
-func (r *Replica) stepDown() {
+// why is reported to OnLeaderChange when a leader steps down.
+func (r *Replica) stepDown(why StepDownReason) {
 	was := r.role == roleLeader
 	if r.role != roleFollower {
 		r.perms.Abandon()
@@ -30,7 +31,7 @@ func (r *Replica) stepDown() {
 	}
 	r.scanPos = r.applied + 1
 	if was && r.cfg.OnLeaderChange != nil {
-		r.cfg.OnLeaderChange(LeaderChange{Leader: false, AtNs: r.now})
+		r.cfg.OnLeaderChange(LeaderChange{Leader: false, AtNs: r.now, Reason: why})
 	}
 }
 
@@ -101,7 +102,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		// write. Asking it again means taking the permission back from
 		// whoever holds it now, which is only safe with a fresh prepare:
 		// run a whole leader change.
-		r.stepDown()
+		r.stepDown(StepDownRegrant)
 		r.startElection(now, true)
 		return r.electionStep(now)
 	}

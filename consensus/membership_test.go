@@ -226,6 +226,9 @@ func TestRemoveLeader(t *testing.T) {
 		}
 		c.w.RunFor(10_000_000)
 		s.finish(seed, 60_000_000, fail)
+		if sd := c.stepDowns[l]; len(sd) == 0 || sd[len(sd)-1] != StepDownRemoved {
+			fail("removed leader %d: step-down reasons %v, want the last %v", l, sd, StepDownRemoved)
+		}
 		for _, id := range c.ids {
 			if slices.Contains(c.reps[id].Voters(), l) {
 				fail("node %d still counts removed node %d as a voter", id, l)

@@ -309,7 +309,7 @@ func (r *Replica) fence() {
 	r.fencedA.Store(true)
 	r.setHealth(HealthFenced)
 	if r.role != roleFollower {
-		r.stepDown()
+		r.stepDown(StepDownFenced)
 	}
 }
 

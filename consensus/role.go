@@ -129,7 +129,7 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		// does whatever this node's role) hands it this log: a leader or
 		// candidate that no longer holds its own log must stop at once.
 		if h, hok := r.perms.Holder(); hok && h != r.self {
-			r.stepDown()
+			r.stepDown(StepDownLogTaken)
 			return 0
 		}
 	}
@@ -152,13 +152,19 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 		return r.electionStep(now)
 	case roleCandidate:
 		if !want && !r.takingOver {
-			r.stepDown()
+			r.stepDown(StepDownNone) // a candidate: not reported
 			return 0
 		}
 		return r.electionStep(now)
 	default:
 		if !want {
-			r.stepDown()
+			why := StepDownHandover
+			if !able {
+				why = StepDownUnable
+			} else if !r.mem.base.has(r.selfIdx) && !r.isVoter() {
+				why = StepDownRemoved
+			}
+			r.stepDown(why)
 			return 0
 		}
 		return r.leaderStep(now)

@@ -21,6 +21,8 @@ type LeaderChange struct {
 	// Term is the leader change's timeline (when Leader): its steps from
 	// the start of the change; FirstCommitAt is still zero.
 	Term Term
+	// Reason says why it stopped leading (when not Leader).
+	Reason consensus.StepDownReason
 }
 
 // FirstCommit: the leader committed its first entry of a term. Term is

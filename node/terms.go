@@ -31,8 +31,8 @@ func (n *Node) onLeaderChange(c consensus.LeaderChange) {
 	at := n.wall(c.AtNs)
 	if !c.Leader {
 		n.firstCommitDue.Store(false)
-		n.log.Info("stopped leading")
-		n.emit(&LeaderChange{ID: n.cfg.ID, Leader: false, At: at})
+		n.log.Info("stopped leading", "reason", c.Reason.String())
+		n.emit(&LeaderChange{ID: n.cfg.ID, Leader: false, At: at, Reason: c.Reason})
 		return
 	}
 	t := Term{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,7 @@ func TestVMReplaceVoterUnderOrders(t *testing.T) {
 	}
 	defer g.close()
 	defer func() {
+		t.Log(leaderSummary(logDir, g.ids))
 		if t.Failed() {
 			for _, id := range g.ids {
 				b, _ := os.ReadFile(filepath.Join(logDir, fmt.Sprintf("node%d.log", id)))
@@ -170,4 +172,26 @@ func TestVMReplaceVoterUnderOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d acknowledged orders, every one applied on nodes %v with identical logs", len(acked), survivors)
+}
+
+// leaderSummary counts, from the nodes' logs, the terms each node led and
+// why each ended.
+func leaderSummary(logDir string, ids []rdma.NodeID) string {
+	var b strings.Builder
+	b.WriteString("leader changes:")
+	for _, id := range ids {
+		text, _ := os.ReadFile(filepath.Join(logDir, fmt.Sprintf("node%d.log", id)))
+		led, why := 0, map[string]int{}
+		for _, line := range strings.Split(string(text), "\n") {
+			switch {
+			case strings.Contains(line, "msg=leading "):
+				led++
+			case strings.Contains(line, `msg="stopped leading"`):
+				_, r, _ := strings.Cut(line, "reason=")
+				why[strings.Fields(r + " ?")[0]]++
+			}
+		}
+		fmt.Fprintf(&b, " node %d led %d terms, stepped down %v;", id, led, why)
+	}
+	return b.String()
 }
