@@ -179,6 +179,8 @@ type LeaderChange struct {
 	PermissionNs, PrepareNs, RecoveryNs int64
 	// Reason says why it stopped leading (when not Leader).
 	Reason StepDownReason
+	// TookOver says why it started the change it won (when Leader).
+	TookOver TakeoverReason
 }
 
 // CorruptionReport describes a committed slot whose checksum failed.

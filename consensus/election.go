@@ -5,6 +5,7 @@ import "github.com/rdmaconsensus/mu/rdma"
 // election is the progress of a leader change.
 type election struct {
 	phase    uint8
+	cause    TakeoverReason // why this change started (reported when won)
 	epoch    uint64
 	phaseAt  int64
 	startAt  int64

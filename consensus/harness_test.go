@@ -211,6 +211,9 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 	cfg.OnLeaderChange = func(ch LeaderChange) {
 		if ch.Leader {
 			c.terms++
+			if ch.TookOver == TakeoverNone {
+				c.violations = append(c.violations, fmt.Sprintf("%d: node %d leads with no cause", ch.AtNs, id))
+			}
 			if c.onLeader != nil {
 				c.onLeader(id)
 			}
@@ -224,8 +227,8 @@ func (c *cluster) install(id rdma.NodeID, cfg Config) {
 				c.violations = append(c.violations, fmt.Sprintf("%d: node %d stopped leading with no reason", ch.AtNs, id))
 			}
 		}
-		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d reason=%v",
-			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex, ch.Reason))
+		c.leaderLog = append(c.leaderLog, fmt.Sprintf("%d: node %d leader=%v proposal=%d first=%d reason=%v took_over=%v",
+			ch.AtNs, id, ch.Leader, ch.Proposal, ch.FirstIndex, ch.Reason, ch.TookOver))
 		if debugLeaderChanges && !ch.Leader {
 			c.leaderLog = append(c.leaderLog, c.reps[id].debugString())
 		}

@@ -104,6 +104,7 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		// run a whole leader change.
 		r.stepDown(StepDownRegrant)
 		r.startElection(now, true)
+		r.el.cause = TakeoverRegrant
 		return r.electionStep(now)
 	}
 	if !r.quorate(live) {
@@ -157,10 +158,12 @@ func (r *Replica) leaderStep(now int64) (wake int64) {
 		}
 	}
 	// Beat: tells followers this leader is alive and leading, so they
-	// keep deferring to it (sticky leadership).
+	// keep deferring to it (sticky leadership). A follower being caught
+	// up gets beats too: a catch-up on a slow host outlasts the ten beats
+	// after which a silent holder is contested.
 	for i := range r.peers {
 		p := &r.peers[i]
-		if p.state != peerReplicating || p.beatPending > 0 {
+		if p.state == peerIdle || p.beatPending > 0 {
 			continue
 		}
 		if due := p.beatAt + r.cfg.LeaderBeatNs; now < due {

@@ -222,6 +222,7 @@ func (r *Replica) enterLeading(now int64, end uint64) {
 		r.cfg.OnLeaderChange(LeaderChange{Leader: true, Proposal: r.proposal, FirstIndex: Index(end), AtNs: now,
 			PermissionNs: r.el.grantedAt - r.el.startAt,
 			PrepareNs:    r.el.preparedAt - r.el.grantedAt,
-			RecoveryNs:   now - r.el.preparedAt})
+			RecoveryNs:   now - r.el.preparedAt,
+			TookOver:     r.el.cause})
 	}
 }

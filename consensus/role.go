@@ -149,6 +149,16 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 			return r.wantSince + r.cfg.LeaderStableNs
 		}
 		r.startElection(now, true)
+		switch {
+		case !held || holder == r.self:
+			r.el.cause = TakeoverVacant
+		case !fresh && !r.det.Alive(holder):
+			r.el.cause = TakeoverHolderFailed
+		case r.det.PeerHealth(holder) != HealthHealthy:
+			r.el.cause = TakeoverHolderDegraded
+		default:
+			r.el.cause = TakeoverHolderSilent
+		}
 		return r.electionStep(now)
 	case roleCandidate:
 		if !want && !r.takingOver {

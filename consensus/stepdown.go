@@ -1,5 +1,8 @@
 package consensus
 
+// This file names why leadership moves: why a leader stopped leading and
+// why a follower contested the node holding its log.
+
 // StepDownReason says why a leader stopped leading (LeaderChange.Reason),
 // so an operator reading a log of leader changes can tell a deposed
 // leader from one whose writes stopped reaching a majority.
@@ -33,6 +36,36 @@ var stepDownNames = [...]string{"none", "deposed", "no-quorum", "log-taken", "re
 func (s StepDownReason) String() string {
 	if int(s) < len(stepDownNames) {
 		return stepDownNames[s]
+	}
+	return "unknown"
+}
+
+// TakeoverReason says why a replica started the leader change it won
+// (LeaderChange.TookOver): what it saw of the node holding its log.
+type TakeoverReason uint8
+
+const (
+	TakeoverNone TakeoverReason = iota
+	// TakeoverVacant: no other node held its log (boot, or it led last).
+	TakeoverVacant
+	// TakeoverHolderFailed: the detector judged the holder failed.
+	TakeoverHolderFailed
+	// TakeoverHolderDegraded: the holder advertised itself not healthy.
+	TakeoverHolderDegraded
+	// TakeoverHolderSilent: the holder's heartbeat moved but its leader
+	// beats stopped: it no longer leads.
+	TakeoverHolderSilent
+	// TakeoverTransfer: the leader handed leadership to it.
+	TakeoverTransfer
+	// TakeoverRegrant: it led, and led again to take back a peer's log.
+	TakeoverRegrant
+)
+
+var takeoverNames = [...]string{"none", "vacant", "holder-failed", "holder-degraded", "holder-silent", "transfer", "regrant"}
+
+func (s TakeoverReason) String() string {
+	if int(s) < len(takeoverNames) {
+		return takeoverNames[s]
 	}
 	return "unknown"
 }

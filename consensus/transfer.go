@@ -336,5 +336,6 @@ func (r *Replica) handoverStep(now int64, able bool) bool {
 	r.stats.TakeOvers++
 	r.takingOver = true
 	r.startElection(now, true)
+	r.el.cause = TakeoverTransfer
 	return true
 }

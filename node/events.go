@@ -23,6 +23,8 @@ type LeaderChange struct {
 	Term Term
 	// Reason says why it stopped leading (when not Leader).
 	Reason consensus.StepDownReason
+	// TookOver says why it started the change it won (when Leader).
+	TookOver consensus.TakeoverReason
 }
 
 // FirstCommit: the leader committed its first entry of a term. Term is

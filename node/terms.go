@@ -51,9 +51,9 @@ func (n *Node) onLeaderChange(c consensus.LeaderChange) {
 	n.termsMu.Unlock()
 	n.leaderTerms.Add(1)
 	n.firstCommitDue.Store(true)
-	n.log.Info("leading", "proposal", c.Proposal, "first_index", c.FirstIndex,
+	n.log.Info("leading", "took_over", c.TookOver.String(), "proposal", c.Proposal, "first_index", c.FirstIndex,
 		"permission", time.Duration(c.PermissionNs), "prepare", time.Duration(c.PrepareNs), "recovery", time.Duration(c.RecoveryNs))
-	n.emit(&LeaderChange{ID: n.cfg.ID, Leader: true, At: at, Term: t})
+	n.emit(&LeaderChange{ID: n.cfg.ID, Leader: true, At: at, Term: t, TookOver: c.TookOver})
 }
 
 // onCommit runs on the driver for every commit: one atomic load unless a

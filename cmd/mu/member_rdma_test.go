@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ func TestVMReplaceVoterUnderOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logDir := t.TempDir()
+	logDir := cmp.Or(os.Getenv("MU_TEST_LOG_DIR"), t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), envDuration(t, "MU_TEST_TIMEOUT", 15*time.Minute))
 	defer cancel()
 	g, err := startProcGroup(ctx, procGroupOptions{
@@ -174,24 +175,27 @@ func TestVMReplaceVoterUnderOrders(t *testing.T) {
 	t.Logf("%d acknowledged orders, every one applied on nodes %v with identical logs", len(acked), survivors)
 }
 
-// leaderSummary counts, from the nodes' logs, the terms each node led and
-// why each ended.
+// leaderSummary counts, from the nodes' logs, the terms each node led,
+// why it contested each and why each ended.
 func leaderSummary(logDir string, ids []rdma.NodeID) string {
 	var b strings.Builder
 	b.WriteString("leader changes:")
 	for _, id := range ids {
 		text, _ := os.ReadFile(filepath.Join(logDir, fmt.Sprintf("node%d.log", id)))
-		led, why := 0, map[string]int{}
+		took, why := map[string]int{}, map[string]int{}
+		field := func(line, key string) string {
+			_, v, _ := strings.Cut(line, key+"=")
+			return strings.Fields(v + " ?")[0]
+		}
 		for _, line := range strings.Split(string(text), "\n") {
 			switch {
 			case strings.Contains(line, "msg=leading "):
-				led++
+				took[field(line, "took_over")]++
 			case strings.Contains(line, `msg="stopped leading"`):
-				_, r, _ := strings.Cut(line, "reason=")
-				why[strings.Fields(r + " ?")[0]]++
+				why[field(line, "reason")]++
 			}
 		}
-		fmt.Fprintf(&b, " node %d led %d terms, stepped down %v;", id, led, why)
+		fmt.Fprintf(&b, " node %d took over %v, stepped down %v;", id, took, why)
 	}
 	return b.String()
 }
