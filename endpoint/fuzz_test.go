@@ -74,6 +74,8 @@ func FuzzDecodeAnswer(f *testing.F) {
 		}
 		if b, err := DecodeBodyAnswer(typ, body); err == nil && (typ != RespOK || !bytes.Equal(b, body)) {
 			t.Fatalf("body answer %#x passed", typ)
+		} else if errors.As(err, &nle) && typ != RespNotLeader {
+			t.Fatalf("not-leader error from body answer type %#x", typ)
 		}
 		var re *RemoteError
 		if _, err := DecodeBodyAnswer(typ, body); errors.As(err, &re) && (typ != RespError || re.Code != body[0]) {

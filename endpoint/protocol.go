@@ -224,10 +224,19 @@ func DecodeProposeAnswer(t byte, b []byte) (consensus.Index, error) {
 }
 
 // DecodeBodyAnswer decodes an answer that carries a body (JSON for status,
-// log and terms; empty for rejoin) and returns the body.
+// log and terms; empty for rejoin and membership changes) and returns the
+// body; an operation only the leader carries out may be answered by a
+// *consensus.NotLeaderError.
 func DecodeBodyAnswer(t byte, b []byte) ([]byte, error) {
-	if t == RespOK {
+	switch t {
+	case RespOK:
 		return b, nil
+	case RespNotLeader:
+		nl, err := DecodeNotLeader(b)
+		if err != nil {
+			return nil, err
+		}
+		return nil, nl.Err()
 	}
 	return nil, decodeError(t, b)
 }
@@ -236,17 +245,8 @@ func DecodeBodyAnswer(t byte, b []byte) ([]byte, error) {
 // target leads, or *consensus.NotLeaderError (the node asked does not
 // lead), or *RemoteError.
 func DecodeTransferAnswer(t byte, b []byte) error {
-	switch t {
-	case RespOK:
-		return nil
-	case RespNotLeader:
-		nl, err := DecodeNotLeader(b)
-		if err != nil {
-			return err
-		}
-		return nl.Err()
-	}
-	return decodeError(t, b)
+	_, err := DecodeBodyAnswer(t, b)
+	return err
 }
 
 // EncodeRejoin is the body of ReqRejoin.

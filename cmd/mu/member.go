@@ -97,25 +97,42 @@ func newMemberCmd() *cobra.Command {
 	return c
 }
 
-// changeMember finds the leader among addrs and asks it for the change.
+// changeMember finds the leader among addrs and asks it for the change;
+// a node that no longer leads when asked names the leader, which is asked
+// in turn.
 func changeMember(ctx context.Context, w io.Writer, addrs []string, dial endpoint.DialFunc, add bool, id rdma.NodeID, timeout time.Duration) error {
 	leader := ""
+	byID := map[rdma.NodeID]string{}
 	for _, a := range queryStatus(ctx, addrs, dial, time.Second) {
-		if a.err == nil && a.st.IsLeader {
-			leader = a.addr
+		if a.err == nil {
+			byID[a.st.ID] = a.addr
+			if a.st.IsLeader {
+				leader = a.addr
+			}
 		}
 	}
 	if leader == "" {
 		return errNoLeader
 	}
-	cl := newNodeClientDial(leader, dial)
-	defer cl.close()
 	mctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
 	defer cancel()
 	start := time.Now()
-	t, b, err := cl.call(mctx, endpoint.ReqMember, endpoint.EncodeMember(add, id, uint64(timeout/time.Millisecond)))
-	if err == nil {
-		_, err = endpoint.DecodeBodyAnswer(t, b)
+	var err error
+	for hops := 0; ; hops++ {
+		cl := newNodeClientDial(leader, dial)
+		var t byte
+		var b []byte
+		t, b, err = cl.call(mctx, endpoint.ReqMember, endpoint.EncodeMember(add, id, uint64(timeout/time.Millisecond)))
+		cl.close()
+		if err == nil {
+			_, err = endpoint.DecodeBodyAnswer(t, b)
+		}
+		var nl *consensus.NotLeaderError
+		if errors.As(err, &nl) && nl.Known && byID[nl.Leader] != "" && hops < 2 {
+			leader = byID[nl.Leader]
+			continue
+		}
+		break
 	}
 	verb := "remove"
 	if add {
