@@ -46,6 +46,7 @@ const (
 // permission, then prepare and recover (electionStep).
 func (r *Replica) startElection(now int64, fresh bool) {
 	r.role = roleCandidate
+	r.advertiseLeading(true)
 	r.stats.Elections++
 	r.flushStaleWrites()
 	r.resetPeers()

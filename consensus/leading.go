@@ -14,6 +14,7 @@ func (r *Replica) stepDown(why StepDownReason) {
 	}
 	r.role = roleFollower
 	r.isLeader.Store(false)
+	r.advertiseLeading(false)
 	r.dropLease()
 	r.wantSince = 0
 	r.resetPeers()
