@@ -46,7 +46,6 @@ const (
 // permission, then prepare and recover (electionStep).
 func (r *Replica) startElection(now int64, fresh bool) {
 	r.role = roleCandidate
-	r.advertiseLeading(true)
 	r.stats.Elections++
 	r.flushStaleWrites()
 	r.resetPeers()

@@ -14,7 +14,6 @@ func (r *Replica) stepDown(why StepDownReason) {
 	}
 	r.role = roleFollower
 	r.isLeader.Store(false)
-	r.advertiseLeading(false)
 	r.dropLease()
 	r.wantSince = 0
 	r.resetPeers()

@@ -17,15 +17,6 @@ func (r *Replica) stallNs() int64 {
 	return r.cfg.ElectionTimeoutNs
 }
 
-// advertiseLeading publishes in the heartbeat whether this replica leads
-// or is taking the lead (followers holding its grant read it to tell a
-// leader that stepped down from a slow one).
-func (r *Replica) advertiseLeading(on bool) {
-	if d, ok := r.det.(interface{ SetLeading(on bool) }); ok {
-		d.SetLeading(on)
-	}
-}
-
 // retryNs spaces retries to a failed peer so an errored connection is not
 // hammered in a tight loop while the permission manager repairs it.
 func (r *Replica) retryNs() int64 { return r.cfg.HeaderPollNs }
@@ -98,19 +89,14 @@ func (r *Replica) stepRole(now int64) (wake int64) {
 	silentNs := now - max(r.seenBeatAt, r.holderAt)
 	active := silentNs <= 10*r.cfg.LeaderBeatNs
 	if !active && held && holder != r.self {
-		// Its leader beats stopped. Whether it still leads (or is taking
-		// the lead) is in its heartbeat: if it says so, either only its
-		// writes are slow (a catch-up, a loaded host) or it is stalled or
-		// dead, which is the detector's to judge with its measured bound,
-		// not 10 beats'. If it says it stopped leading, take over now.
-		if d, ok := r.det.(interface{ PeerLeading(rdma.NodeID) bool }); ok {
-			active = d.PeerLeading(holder)
-		} else if s, ok := r.det.(interface {
+		// Its leader beats stopped. If its heartbeat stopped with them,
+		// the whole process is stalled (descheduled on a loaded host, or
+		// dead): that is the detector's to judge, with its measured bound,
+		// not 10 beats'. If its heartbeat still moves, it runs and no
+		// longer leads (it stepped down): take over now.
+		if s, ok := r.det.(interface {
 			StaleNs(rdma.NodeID, int64) int64
 		}); ok {
-			// Without that word: if its heartbeat stopped with the
-			// beats, it is stalled; if the heartbeat still moves, it
-			// stepped down.
 			active = 2*s.StaleNs(holder, now) >= silentNs
 		}
 	}

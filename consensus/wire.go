@@ -64,15 +64,13 @@ func (r *Replica) PermissionManager() *permissions.Manager { return r.pperm }
 
 type detectorAdapter struct{ d *pullscore.Detector }
 
-func (a *detectorAdapter) Step(now int64) int64            { return a.d.Step(now) }
-func (a *detectorAdapter) OnCompletion(c rdma.Completion)  { a.d.OnCompletion(c) }
-func (a *detectorAdapter) Leader() (rdma.NodeID, bool)     { return a.d.Leader() }
-func (a *detectorAdapter) Alive(id rdma.NodeID) bool       { return a.d.Alive(id) }
-func (a *detectorAdapter) FailBoundNs() int64              { return a.d.FailBoundNs() }
-func (a *detectorAdapter) SetVoters(ids uint64)            { a.d.SetVoters(ids) }
-func (a *detectorAdapter) SetStandby(on bool)              { a.d.SetStandby(on) }
-func (a *detectorAdapter) SetLeading(on bool)              { a.d.SetLeading(on) }
-func (a *detectorAdapter) PeerLeading(id rdma.NodeID) bool { return a.d.PeerLeading(id) }
+func (a *detectorAdapter) Step(now int64) int64           { return a.d.Step(now) }
+func (a *detectorAdapter) OnCompletion(c rdma.Completion) { a.d.OnCompletion(c) }
+func (a *detectorAdapter) Leader() (rdma.NodeID, bool)    { return a.d.Leader() }
+func (a *detectorAdapter) Alive(id rdma.NodeID) bool      { return a.d.Alive(id) }
+func (a *detectorAdapter) FailBoundNs() int64             { return a.d.FailBoundNs() }
+func (a *detectorAdapter) SetVoters(ids uint64)           { a.d.SetVoters(ids) }
+func (a *detectorAdapter) SetStandby(on bool)             { a.d.SetStandby(on) }
 func (a *detectorAdapter) StaleNs(id rdma.NodeID, now int64) int64 {
 	return a.d.StaleNs(id, now)
 }

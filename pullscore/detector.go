@@ -77,7 +77,6 @@ type peer struct {
 	lastCounter uint64
 	health      Health
 	standby     bool // advertised: does not stand for leader
-	leading     bool // advertised: leads now
 	// view is the peer's last read alive bitmap.
 	view uint64
 	// inflight: a read is outstanding; missed: it has already been
@@ -163,7 +162,6 @@ type Detector struct {
 	states  []NodeState // ChooseLeader's input, reused
 	voters  uint64      // bit id set when id may lead and vote for a leader; 0 all
 	standby bool        // this node does not stand for leader (SetStandby)
-	leading bool        // this node leads now (SetLeading)
 	wr      [1]rdma.WorkRequest
 	stats   Stats
 }
@@ -326,24 +324,17 @@ func (d *Detector) heartbeat() uint64 {
 	if d.standby {
 		h |= standbyBit
 	}
-	if d.leading {
-		h |= leadingBit
-	}
 	return h<<counterBits | d.counter&counterMask
 }
 
 // standbyBit, in the heartbeat's health byte, says the node does not
-// stand for leader (a learner, or a voter whose removal it applied);
-// leadingBit says it leads now.
-const (
-	standbyBit = 0x80
-	leadingBit = 0x40
-)
+// stand for leader (a learner, or a voter whose removal it applied).
+const standbyBit = 0x80
 
 // takeHealth reads the health byte of a heartbeat word into p.
 func takeHealth(p *peer, w0 uint64) {
 	b := w0 >> counterBits
-	p.health, p.standby, p.leading = Health(b&^(standbyBit|leadingBit)), b&standbyBit != 0, b&leadingBit != 0
+	p.health, p.standby = Health(b&^standbyBit), b&standbyBit != 0
 }
 
 func (d *Detector) sample(now int64) {
@@ -686,29 +677,6 @@ func (d *Detector) SetStandby(on bool) {
 		}
 		d.update()
 	}
-}
-
-// SetLeading makes this node advertise whether it leads, so a follower
-// that granted it its log tells a leader that stepped down (take over now)
-// from one whose writes are merely slow (the detector judges it).
-func (d *Detector) SetLeading(on bool) {
-	if on != d.leading {
-		d.leading = on
-		if d.health != Fenced {
-			atomic.StoreUint64(d.word, d.heartbeat())
-		}
-	}
-}
-
-// PeerLeading reports whether id said it led in its last heartbeat read.
-func (d *Detector) PeerLeading(id rdma.NodeID) bool {
-	if id == d.self {
-		return d.leading
-	}
-	if p := d.find(id); p != nil {
-		return p.leading
-	}
-	return false
 }
 
 // SetVoters restricts leader choice to the members whose bit (1<<id) is
